@@ -1,0 +1,117 @@
+"""The ``pytube`` backend (the default): pytube resolves the video's audio streams.
+
+Only metadata goes through pytube (watch page, player API, signature cipher);
+the chosen stream's URL goes to ffmpeg, which fetches just the window. The
+pytubefix backend reuses this class: the two libraries share this API.
+"""
+
+from __future__ import annotations
+
+import importlib
+import socket
+import urllib.error
+from types import ModuleType
+from typing import Any
+
+from ..errors import ClipFailure, FailureReason, reason_for_http_status
+from ..segments import Segment
+from ..settings import Settings
+from .base import DEFAULT_HEADERS, MediaSource
+
+# The default stream: AAC in mp4 (YouTube's itag 140, 128 kb/s) decodes everywhere
+# and is plenty for AudioSet's usual 16-48 kHz training audio.
+DEFAULT_MAX_BITRATE = 160_000
+
+# Phrases of YouTube's playability messages that say more than the exception class.
+_STATUS_PHRASES: tuple[tuple[str, FailureReason], ...] = (
+    ("not a bot", FailureReason.RATE_LIMITED),
+    ("confirm your age", FailureReason.AGE_RESTRICTED),
+    ("removed", FailureReason.REMOVED),
+    ("terminated", FailureReason.REMOVED),
+    ("copyright", FailureReason.REMOVED),
+)
+
+
+class PytubeBackend:
+    name = "pytube"
+    package = "pytube"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lib: ModuleType = importlib.import_module(self.package)
+        self._exceptions: ModuleType = importlib.import_module(f"{self.package}.exceptions")
+        self._extract: ModuleType = importlib.import_module(f"{self.package}.extract")
+
+    def resolve(self, segment: Segment) -> MediaSource:
+        video = None
+        try:
+            video = self._lib.YouTube(self._settings.url_for(segment.ytid))
+            streams = list(video.streams.filter(only_audio=True))
+        except Exception as exc:  # every library error becomes a reason here, at the seam
+            raise ClipFailure(self._reason(exc, video), f"{type(exc).__name__}: {exc}") from exc
+        stream = choose_audio_stream(streams, self._settings.down_highest_quality)
+        if stream is None:
+            raise ClipFailure(FailureReason.NO_AUDIO, "the video lists no audio-only stream")
+        return MediaSource(
+            url=stream.url,
+            headers=DEFAULT_HEADERS,
+            description=f"itag {stream.itag} {stream.mime_type} {stream.abr}",
+        )
+
+    def _reason(self, exc: Exception, video: Any) -> FailureReason:
+        errors = self._exceptions
+        by_class = (
+            (errors.VideoPrivate, FailureReason.PRIVATE),
+            (errors.MembersOnly, FailureReason.MEMBERS_ONLY),
+            (errors.AgeRestrictedError, FailureReason.AGE_RESTRICTED),
+            (errors.LiveStreamError, FailureReason.LIVE),
+            (errors.VideoRegionBlocked, FailureReason.REGION_BLOCKED),
+        )
+        for cls, reason in by_class:
+            if isinstance(exc, cls):
+                return reason
+        from_status = self._reason_from_status(video)
+        if isinstance(exc, errors.VideoUnavailable):
+            return from_status or FailureReason.UNAVAILABLE
+        return from_status or reason_for_exception(exc)
+
+    def _reason_from_status(self, video: Any) -> FailureReason | None:
+        """Read YouTube's own message from the watch page already fetched, if any."""
+        html = getattr(video, "_watch_html", None)
+        if not html:
+            return None
+        try:
+            messages = self._extract.playability_status(html)[1]
+        except Exception:  # the message only refines the reason; never fail on it
+            return None
+        text = " ".join(str(m) for m in messages if m).lower()
+        for phrase, reason in _STATUS_PHRASES:
+            if phrase in text:
+                return reason
+        return None
+
+
+def reason_for_exception(exc: BaseException) -> FailureReason:
+    """Network-level and unknown errors; anything unrecognised is the backend's fault."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return reason_for_http_status(exc.code)
+    if isinstance(exc, urllib.error.URLError):
+        exc = exc.reason if isinstance(exc.reason, BaseException) else exc
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return FailureReason.TIMEOUT
+    if isinstance(exc, (ConnectionError, OSError)):
+        return FailureReason.NETWORK
+    return FailureReason.BACKEND_ERROR
+
+
+def choose_audio_stream(streams: list[Any], highest: bool) -> Any | None:
+    """The stream to cut from: the highest bitrate, or a sensible AAC default."""
+    audio = [s for s in streams if s.includes_audio_track and not s.includes_video_track]
+    if not audio:
+        return None
+    if highest:
+        return max(audio, key=lambda s: s.bitrate or 0)
+    aac = [s for s in audio if s.subtype == "mp4" and (s.bitrate or 0) <= DEFAULT_MAX_BITRATE]
+    if aac:
+        return max(aac, key=lambda s: s.bitrate or 0)
+    return min(audio, key=lambda s: s.bitrate or 0)

@@ -1,0 +1,173 @@
+"""The command line: read settings, check them, run every CSV, print the summary.
+
+``python AudioDownloader.py`` reads download_configs.py; ``--config PATH`` reads
+another file of the same constants; flags override single values. Exit status:
+0 when the run completed (failed clips are listed in failed.csv), 2 for a
+configuration or usage error, 130 on Ctrl-C, 1 when a run could not go on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .backends import BACKENDS, load_backend
+from .cutter import find_ffmpeg
+from .errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, ConfigError, DownloaderError
+from .layout import CsvOutputs
+from .runner import CsvSummary, run_csv
+from .settings import AUDIO_FORMATS, Settings, load_settings
+
+CONFIG_FILE_NAME = "download_configs.py"
+
+# flag destination -> config constant it overrides
+_OVERRIDES = {
+    "csv": "CSV_FILE_NAMES",
+    "output_dir": "OUTPUT_DIR",
+    "backend": "BACKEND",
+    "timer": "TIMER",
+    "workers": "WORKERS",
+    "audio_format": "AUDIO_FORMAT",
+    "sample_rate": "SAMPLE_RATE",
+    "channels": "CHANNELS",
+    "url_format": "YTB_URL_FORMAT",
+    "highest_quality": "DOWN_HIGHEST_QUALITY",
+    "remove_existing": "REMOVE_EXIST_DOWNLOADS",
+    "clip_timeout": "CLIP_TIMEOUT",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="AudioDownloader.py",
+        description="Download the audio of AudioSet segments, cut to their windows.",
+        epilog="Settings come from download_configs.py; each flag overrides one of them.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--config", type=Path, metavar="PATH",
+                        help=f"file of settings constants (default: {CONFIG_FILE_NAME})")
+    what = parser.add_argument_group("what to download")
+    what.add_argument("--csv", action="append", metavar="PATH", help="a segments CSV; repeat for several (CSV_FILE_NAMES)")
+    what.add_argument("--timer", type=int, metavar="N", help="attempt at most N+1 clips per CSV; 0: all (TIMER)")
+    what.add_argument("--remove-existing", action="store_true", default=None,
+                      help="delete each CSV's earlier outputs first (REMOVE_EXIST_DOWNLOADS)")
+    how = parser.add_argument_group("how to fetch")
+    how.add_argument("--backend", choices=sorted(BACKENDS), help="what resolves a YTID to media (BACKEND)")
+    how.add_argument("--url-format", metavar="URL", help="URL with {YTID} (YTB_URL_FORMAT)")
+    how.add_argument("--highest-quality", action=argparse.BooleanOptionalAction, default=None,
+                     help="pick the highest-bitrate audio stream (DOWN_HIGHEST_QUALITY)")
+    how.add_argument("--workers", type=int, metavar="N", help="clips fetched at once per CSV (WORKERS)")
+    how.add_argument("--clip-timeout", type=float, metavar="S", help="give up on one clip after S seconds (CLIP_TIMEOUT)")
+    out = parser.add_argument_group("what to write")
+    out.add_argument("--output-dir", metavar="DIR", help="where clips and manifests go (OUTPUT_DIR)")
+    out.add_argument("--format", dest="audio_format", choices=AUDIO_FORMATS, help="audio format (AUDIO_FORMAT)")
+    out.add_argument("--sample-rate", type=int, metavar="HZ", help="resample to HZ (SAMPLE_RATE)")
+    out.add_argument("--channels", type=int, metavar="N", help="mix to N channels (CHANNELS)")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace, default_config: Path | None) -> Settings:
+    overrides: dict[str, Any] = {}
+    for dest, constant in _OVERRIDES.items():
+        value = getattr(args, dest)
+        if value is not None:
+            overrides[constant] = value
+    config = args.config or _default_config(default_config)
+    return load_settings(config, overrides)
+
+
+def _default_config(beside_script: Path | None) -> Path | None:
+    for candidate in (Path.cwd() / CONFIG_FILE_NAME, beside_script):
+        if candidate is not None and candidate.is_file():
+            return candidate
+    return None
+
+
+def preflight(settings: Settings) -> None:
+    """Everything that can be checked before any work, so a mistake costs nothing."""
+    for index, path in enumerate(settings.csv_file_names):
+        if not path.is_file():
+            raise ConfigError(
+                f"CSV_FILE_NAMES[{index}]: {path} does not exist (relative paths start at {Path.cwd()}); "
+                "fix the path or download the CSV from research.google.com/audioset"
+            )
+    find_ffmpeg(settings.ffmpeg_binary)
+    load_backend(settings)
+    try:
+        settings.output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"OUTPUT_DIR {settings.output_dir}: cannot create it ({exc.strerror})") from None
+    if not os.access(settings.output_dir, os.W_OK):
+        raise ConfigError(f"OUTPUT_DIR {settings.output_dir}: not writable; choose another folder")
+
+
+def _run_in_child(csv_path: Path, settings: Settings) -> None:
+    """A CSV's own process (one per CSV, as the original script did)."""
+    try:
+        run_csv(csv_path, settings)
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)
+    except DownloaderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+
+
+def run_all(settings: Settings) -> int:
+    """Run each CSV, in this process when there is one, else one process each."""
+    if len(settings.csv_file_names) == 1:
+        summary = run_csv(settings.csv_file_names[0], settings)
+        print(summary.line())
+        return EXIT_INTERRUPTED if summary.interrupted else EXIT_OK
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_run_in_child, args=(path, settings), name=path.stem)
+        for path in settings.csv_file_names
+    ]
+    for process in processes:
+        process.start()
+    interrupted = False
+    for process in processes:
+        while process.is_alive():
+            try:
+                process.join()
+            except KeyboardInterrupt:
+                interrupted = True  # the children got it too and are stopping cleanly
+    codes = [process.exitcode for process in processes]
+    for path, code in zip(settings.csv_file_names, codes):
+        print(_final_line(settings, path, code))
+    if interrupted or EXIT_INTERRUPTED in codes:
+        return EXIT_INTERRUPTED
+    return max((code for code in codes if code), default=EXIT_OK)
+
+
+def _final_line(settings: Settings, csv_path: Path, code: int | None) -> str:
+    summary_file = CsvOutputs.for_csv(settings.output_dir, csv_path).summary
+    if code in (EXIT_OK, EXIT_INTERRUPTED) and summary_file.is_file():
+        import json
+
+        return CsvSummary(**json.loads(summary_file.read_text())).line()
+    return f"{csv_path}: did not finish (exit code {code}); see its log in {settings.output_dir}"
+
+
+def main(argv: list[str] | None = None, default_config: Path | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from_args(args, default_config)
+        preflight(settings)
+        return run_all(settings)
+    except DownloaderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: manifests are consistent; run again to continue", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as exc:
+        logging.getLogger(__name__).debug("fatal", exc_info=True)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FATAL

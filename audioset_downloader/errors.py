@@ -1,0 +1,116 @@
+"""Every error class and every failure reason of the project, in one place.
+
+Two kinds of trouble exist:
+
+* a *run* cannot go on (bad configuration, unreadable CSV, broken backend): a
+  ``DownloaderError`` subclass, shown to the user as one line, with an exit code;
+* one *clip* failed (video gone, network hiccup, ffmpeg refused): a ``ClipFailure``
+  carrying a ``FailureReason``, recorded in ``failed.csv`` while the run goes on.
+
+Reasons are enum values, never strings matched by prefix.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+EXIT_OK = 0
+EXIT_FATAL = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class DownloaderError(Exception):
+    """A problem that stops the whole run; its message is shown as one line."""
+
+    exit_code = EXIT_FATAL
+
+
+class ConfigError(DownloaderError):
+    """Bad configuration or command line: nothing was downloaded."""
+
+    exit_code = EXIT_USAGE
+
+
+class OutputLockedError(DownloaderError):
+    """Another run is writing the same CSV's outputs."""
+
+    exit_code = EXIT_USAGE
+
+
+class BackendUnavailableError(ConfigError):
+    """The chosen backend's package is not installed."""
+
+
+class FfmpegNotFoundError(ConfigError):
+    """No usable ffmpeg binary."""
+
+
+class Kind(Enum):
+    PERMANENT = "permanent"  # the video itself is gone: a rerun skips it
+    TRANSIENT = "transient"  # may work later: a rerun retries it
+    LOCAL = "local"  # our side: bad row, ffmpeg failure
+
+
+class FailureReason(Enum):
+    """Why one clip was not written (the ``reason`` column of failed.csv)."""
+
+    UNAVAILABLE = ("unavailable", Kind.PERMANENT)
+    PRIVATE = ("private", Kind.PERMANENT)
+    REMOVED = ("removed", Kind.PERMANENT)
+    AGE_RESTRICTED = ("age_restricted", Kind.PERMANENT)
+    MEMBERS_ONLY = ("members_only", Kind.PERMANENT)
+    LIVE = ("live", Kind.PERMANENT)
+    REGION_BLOCKED = ("region_blocked", Kind.PERMANENT)
+    NO_AUDIO = ("no_audio", Kind.PERMANENT)
+    WINDOW_OUT_OF_RANGE = ("window_out_of_range", Kind.PERMANENT)
+    RATE_LIMITED = ("rate_limited", Kind.TRANSIENT)
+    NETWORK = ("network", Kind.TRANSIENT)
+    TIMEOUT = ("timeout", Kind.TRANSIENT)
+    SERVER_ERROR = ("server_error", Kind.TRANSIENT)
+    # The backend itself failed (YouTube changed, cipher broken), not the video.
+    # Never permanent: a rerun with a working backend must try these again.
+    BACKEND_ERROR = ("backend_error", Kind.TRANSIENT)
+    FFMPEG_ERROR = ("ffmpeg_error", Kind.LOCAL)
+    INVALID_ROW = ("invalid_row", Kind.LOCAL)
+
+    def __init__(self, label: str, kind: Kind) -> None:
+        self.label = label
+        self.kind = kind
+
+    @property
+    def permanent(self) -> bool:
+        return self.kind is Kind.PERMANENT
+
+    @classmethod
+    def from_label(cls, label: str) -> FailureReason | None:
+        return _BY_LABEL.get(label)
+
+    def __str__(self) -> str:
+        return self.label
+
+
+_BY_LABEL = {reason.label: reason for reason in FailureReason}
+
+
+def reason_for_http_status(status: int) -> FailureReason:
+    """Map an HTTP status from a media or metadata server onto a reason."""
+    if status in (404, 410):
+        return FailureReason.UNAVAILABLE
+    if status == 429:
+        return FailureReason.RATE_LIMITED
+    if status >= 500:
+        return FailureReason.SERVER_ERROR
+    # 400 (bad request from the metadata API), 403 (expired or unsigned media URL,
+    # or a blocked address) and the rest say more about the backend or our address
+    # than about the video: transient, so a rerun tries again.
+    return FailureReason.BACKEND_ERROR
+
+
+class ClipFailure(Exception):
+    """One clip could not be written; the run records it and goes on."""
+
+    def __init__(self, reason: FailureReason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail

@@ -1,0 +1,112 @@
+"""Where one CSV's outputs live under OUTPUT_DIR, and how files are written safely.
+
+For ``X.csv``: clips in ``X/``, manifests ``X.split-pos.csv`` and ``X.failed.csv``,
+the log ``X_dl.log``, the summary ``X.summary.json``. Every file is written under a
+temporary name and renamed when complete, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+PARTIAL_SUFFIX = ".part"
+
+
+@dataclass(frozen=True)
+class CsvOutputs:
+    root: Path
+    name: str
+
+    @classmethod
+    def for_csv(cls, output_dir: Path, csv_path: Path) -> CsvOutputs:
+        return cls(output_dir, csv_path.stem)
+
+    @property
+    def clip_dir(self) -> Path:
+        return self.root / self.name
+
+    @property
+    def split_pos(self) -> Path:
+        return self.root / f"{self.name}.split-pos.csv"
+
+    @property
+    def failed(self) -> Path:
+        return self.root / f"{self.name}.failed.csv"
+
+    @property
+    def log(self) -> Path:
+        return self.root / f"{self.name}_dl.log"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / f"{self.name}.summary.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / f".{self.name}.lock"
+
+    def relative_clip(self, stem: str, extension: str) -> str:
+        """The clip's path relative to OUTPUT_DIR, as split-pos.csv records it."""
+        return f"{self.name}/{stem}.{extension}"
+
+    def clip_path(self, stem: str, extension: str) -> Path:
+        path = self.root / self.relative_clip(stem, extension)
+        # Stems come from validated YTIDs; this guards the invariant all the same.
+        if path.parent != self.clip_dir or path.name.startswith("."):
+            raise ValueError(f"refusing a clip path outside {self.clip_dir}: {path}")
+        return path
+
+    def prepare(self) -> None:
+        self.clip_dir.mkdir(parents=True, exist_ok=True)
+
+    def remove_outputs(self) -> None:
+        """REMOVE_EXIST_DOWNLOADS: forget everything this CSV produced before."""
+        if self.clip_dir.is_dir():
+            shutil.rmtree(self.clip_dir)
+        for path in (self.split_pos, self.failed, self.log, self.summary):
+            path.unlink(missing_ok=True)
+
+    def remove_partials(self) -> int:
+        """Delete temporary files a killed run left behind; returns how many."""
+        removed = 0
+        manifests = tuple(f"{path.name}." for path in (self.split_pos, self.failed, self.summary))
+        # Clips' temporaries sit in the clip folder, manifests' beside the manifests.
+        for folder, prefixes in ((self.clip_dir, ("",)), (self.root, manifests)):
+            if not folder.is_dir():
+                continue
+            for entry in os.scandir(folder):
+                if entry.name.endswith(PARTIAL_SUFFIX) and entry.name.startswith(prefixes):
+                    os.unlink(entry.path)
+                    removed += 1
+        return removed
+
+    def existing_clips(self) -> set[str]:
+        """File names in the clip folder: one directory scan instead of a stat per row."""
+        if not self.clip_dir.is_dir():
+            return set()
+        return {entry.name for entry in os.scandir(self.clip_dir)}
+
+
+def partial_path(final: Path) -> Path:
+    """A unique temporary name beside ``final``, removed by the next run if left over."""
+    handle, name = tempfile.mkstemp(prefix=f"{final.name}.", suffix=PARTIAL_SUFFIX, dir=final.parent)
+    os.close(handle)
+    return Path(name)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so that a crash leaves the old or the new file, never half."""
+    temp = partial_path(path)
+    try:
+        with open(temp, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,212 @@
+"""Running one CSV: plan the segments, run the pool, record each result.
+
+This module only orchestrates; reading, resolving, cutting and recording belong
+to their own modules. Data flows one way: segments -> worker -> ledger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import OutputLockedError
+from .layout import CsvOutputs, write_atomically
+from .ledger import FailedRow, Ledger
+from .pool import run_bounded
+from .segments import InvalidRow, Segment, read_segments
+from .settings import Settings
+from .worker import ClipResult, ClipWorker
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY_S = 30.0
+
+
+@dataclass
+class CsvSummary:
+    """What happened to one CSV; saved as X.summary.json and printed at the end."""
+
+    csv: str
+    rows: int = 0
+    invalid_rows: int = 0
+    already_done: int = 0
+    not_attempted: int = 0  # beyond TIMER's limit
+    attempted: int = 0
+    written: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+    bytes_written: int = 0
+    wall_seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def failed_total(self) -> int:
+        return sum(self.failed.values())
+
+    def line(self) -> str:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(self.failed.items()))
+        text = (
+            f"{self.csv}: {self.written} written, {self.already_done} skipped (already done), "
+            f"{self.failed_total} failed{f' ({reasons})' if reasons else ''}, "
+            f"{self.invalid_rows} invalid rows"
+        )
+        if self.not_attempted:
+            text += f", {self.not_attempted} left for later (TIMER)"
+        if self.interrupted:
+            text += " - interrupted"
+        return text
+
+
+class CsvRun:
+    """The state of one CSV's run: its ledger, its counters, its progress."""
+
+    def __init__(self, csv_path: Path, settings: Settings, stop: threading.Event) -> None:
+        self.csv_path = csv_path
+        self.settings = settings
+        self.stop = stop
+        self.outputs = CsvOutputs.for_csv(settings.output_dir, csv_path)
+        self.ledger = Ledger(self.outputs)
+        self.summary = CsvSummary(csv=str(csv_path))
+        self._failed = Counter[str]()
+        self._last_progress = time.monotonic()
+
+    def plan(self) -> Iterator[Segment]:
+        """Segments to attempt, in CSV order: not done, up to TIMER's limit."""
+        limit = self.settings.clip_limit
+        for row in read_segments(self.csv_path):
+            self.summary.rows += 1
+            if isinstance(row, InvalidRow):
+                self._record_invalid(row)
+            elif self.ledger.is_done(row):
+                self.summary.already_done += 1
+            elif limit is not None and self.summary.attempted >= limit:
+                self.summary.not_attempted += 1
+            else:
+                self.summary.attempted += 1
+                yield row
+
+    def _record_invalid(self, row: InvalidRow) -> None:
+        self.summary.invalid_rows += 1
+        log.warning("%s:%d: skipped invalid row: %s", self.csv_path, row.line, row.problem)
+        self.ledger.record_failed(
+            row.key, FailedRow(row.field(0), row.field(1), row.field(2), "invalid_row", f"line {row.line}: {row.problem}")
+        )
+
+    def record(self, result: ClipResult) -> None:
+        segment = result.segment
+        if result.interrupted:
+            self.summary.attempted -= 1  # abandoned, not done: the next run takes it
+        elif result.file is not None:
+            self.ledger.record_written(segment, result.file)
+            self.summary.written += 1
+            self.summary.bytes_written += result.size
+            log.info("%s [%s-%s] written (%.1f s)", segment.ytid, segment.start_text, segment.end_text, result.seconds)
+        else:
+            assert result.reason is not None
+            self.ledger.record_failed(
+                segment.key,
+                FailedRow(segment.ytid, segment.start_text, segment.end_text, result.reason.label, result.detail),
+            )
+            self._failed[result.reason.label] += 1
+            log.warning("%s [%s-%s] failed: %s: %s", segment.ytid, segment.start_text, segment.end_text,
+                        result.reason, result.detail)
+        self._maybe_report_progress()
+
+    def _maybe_report_progress(self) -> None:
+        now = time.monotonic()
+        if now - self._last_progress < PROGRESS_EVERY_S:
+            return
+        self._last_progress = now
+        finished = self.summary.written + sum(self._failed.values())
+        log.info("progress: %d clips finished (%d written, %d failed) of %d started so far",
+                 finished, self.summary.written, sum(self._failed.values()), self.summary.attempted)
+
+    def execute(self) -> CsvSummary:
+        started = time.monotonic()
+        worker = ClipWorker(self.settings, self.outputs)
+        self.ledger.open()
+        try:
+            run_bounded(worker, self.plan(), self.settings.workers, self.record, self.stop)
+        except KeyboardInterrupt:
+            self.summary.interrupted = True
+            raise
+        finally:
+            self.summary.failed = dict(self._failed)
+            self.summary.wall_seconds = round(time.monotonic() - started, 3)
+            self.ledger.close()
+            write_atomically(self.outputs.summary, _to_json(self.summary))
+        return self.summary
+
+
+def _to_json(summary: CsvSummary) -> str:
+    import json
+
+    return json.dumps(asdict(summary), indent=2) + "\n"
+
+
+@contextlib.contextmanager
+def exclusive(outputs: CsvOutputs) -> Iterator[None]:
+    """Hold a lock on this CSV's outputs: two runs writing one manifest would corrupt it."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, as before
+        yield
+        return
+    outputs.root.mkdir(parents=True, exist_ok=True)
+    with open(outputs.lock, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputLockedError(
+                f"{outputs.root / outputs.name}: another run is writing this CSV's outputs; "
+                "wait for it to finish or choose another OUTPUT_DIR"
+            ) from None
+        yield
+
+
+@contextlib.contextmanager
+def csv_log(outputs: CsvOutputs, console: bool) -> Iterator[None]:
+    """Log to X_dl.log, and to the console with the same lines."""
+    root = logging.getLogger("audioset_downloader")
+    formatter = logging.Formatter(f"%(asctime)s %(levelname)s [{outputs.name}] %(message)s")
+    handlers: list[logging.Handler] = [logging.FileHandler(outputs.log, encoding="utf-8")]
+    if console:
+        handlers.append(logging.StreamHandler())
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            root.removeHandler(handler)
+            handler.close()
+
+
+def run_csv(csv_path: Path, settings: Settings, stop: threading.Event | None = None, console: bool = True) -> CsvSummary:
+    """Download every segment of one CSV into OUTPUT_DIR; the run's whole life."""
+    stop = stop or threading.Event()
+    outputs = CsvOutputs.for_csv(settings.output_dir, csv_path)
+    # pytube's metadata requests carry no timeout of their own: bound them here.
+    socket.setdefaulttimeout(settings.clip_timeout)
+    with exclusive(outputs):
+        if settings.remove_exist_downloads:
+            outputs.remove_outputs()
+        outputs.prepare()
+        with csv_log(outputs, console):
+            removed = outputs.remove_partials()
+            if removed:
+                log.info("removed %d temporary files left by an interrupted run", removed)
+            run = CsvRun(csv_path, settings, stop)
+            log.info("%s: downloading with backend %s into %s (%d workers)",
+                     csv_path, settings.backend, outputs.clip_dir, settings.workers)
+            summary = run.execute()
+            log.info("%s", summary.line())
+            return summary

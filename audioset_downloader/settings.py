@@ -1,0 +1,230 @@
+"""The user's settings: one frozen dataclass, read from download_configs.py.
+
+The config file is plain constants (``TIMER = 9``). It is parsed, not executed:
+each value must be a literal, so a config copied from elsewhere cannot run code,
+and every mistake is reported with its file, line and setting. Command-line flags
+override single values afterwards and go through the same checks.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .backends import BACKENDS
+from .errors import ConfigError
+
+AUDIO_FORMATS = ("wav", "flac", "opus", "m4a")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, with the default used when download_configs.py omits it."""
+
+    csv_file_names: tuple[Path, ...] = (Path("data/eval_segments.csv"),)
+    ytb_url_format: str = "https://www.youtube.com/watch?v={YTID}"
+    timer: int = 9
+    down_highest_quality: bool = False
+    remove_exist_downloads: bool = False
+    output_dir: Path = Path("downloads")
+    backend: str = "pytube"
+    audio_format: str = "wav"
+    sample_rate: int | None = None
+    channels: int | None = None
+    workers: int = 8
+    clip_timeout: float = 120.0
+    ffmpeg_binary: str | None = None
+
+    def url_for(self, ytid: str) -> str:
+        return self.ytb_url_format.replace("{YTID}", ytid)
+
+    @property
+    def clip_limit(self) -> int | None:
+        """Clips attempted per CSV: the seed's TIMER=3 attempts 4; TIMER <= 0 is no limit."""
+        return self.timer + 1 if self.timer > 0 else None
+
+
+# ---------------------------------------------------------------- checks
+# Each check takes the raw value and returns the converted one, or raises
+# ValueError with what is expected (the caller adds where it came from).
+
+
+def _whole(low: int, high: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"must be a whole number from {low} to {high}")
+        if not low <= value <= high:
+            raise ValueError(f"must be from {low} to {high}")
+        return value
+
+    return check
+
+
+def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def optional(value: Any) -> Any:
+        return None if value is None else check(value)
+
+    return optional
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be True or False")
+    return value
+
+
+def _timer(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be a whole number (TIMER=3 attempts 4 clips; 0 or less: no limit)")
+    return value
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError("must be a number of seconds above 0")
+    return float(value)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    return value
+
+
+def _path(value: Any) -> Path:
+    return Path(_text(value))
+
+
+def _csv_paths(value: Any) -> tuple[Path, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ValueError('must be a list of CSV paths, e.g. ["data/eval_segments.csv"]')
+    paths = tuple(_path(item) for item in value)
+    stems = [path.stem for path in paths]
+    repeated = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if repeated:
+        raise ValueError(f"names {repeated[0]!r} twice; each CSV's outputs are named after its file name")
+    return paths
+
+
+def _url_format(value: Any) -> str:
+    text = _text(value)
+    if text.count("{YTID}") != 1:
+        raise ValueError('must contain {YTID} once, e.g. "https://www.youtube.com/watch?v={YTID}"')
+    rest = text.replace("{YTID}", "")
+    if "{" in rest or "}" in rest:
+        raise ValueError("may hold no braces other than {YTID}")
+    if urlsplit(text).scheme not in ("http", "https"):
+        raise ValueError("must be an http:// or https:// URL")
+    return text
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if isinstance(value, str) and value.lower() in options:
+            return value.lower()
+        hint = difflib.get_close_matches(str(value), options, n=1)
+        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+        raise ValueError(f"must be one of {', '.join(repr(o) for o in options)}{suggestion}")
+
+    return check
+
+
+# Config constant -> (Settings field, check). The order is the README's order.
+CONSTANTS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "CSV_FILE_NAMES": ("csv_file_names", _csv_paths),
+    "YTB_URL_FORMAT": ("ytb_url_format", _url_format),
+    "TIMER": ("timer", _timer),
+    "DOWN_HIGHEST_QUALITY": ("down_highest_quality", _flag),
+    "REMOVE_EXIST_DOWNLOADS": ("remove_exist_downloads", _flag),
+    "OUTPUT_DIR": ("output_dir", _path),
+    "BACKEND": ("backend", _choice(tuple(BACKENDS))),
+    "AUDIO_FORMAT": ("audio_format", _choice(AUDIO_FORMATS)),
+    "SAMPLE_RATE": ("sample_rate", _optional(_whole(1000, 384000))),
+    "CHANNELS": ("channels", _optional(_whole(1, 8))),
+    "WORKERS": ("workers", _whole(1, 256)),
+    "CLIP_TIMEOUT": ("clip_timeout", _seconds),
+    "FFMPEG_BINARY": ("ffmpeg_binary", _optional(_text)),
+}
+_FIELD_TO_CONSTANT = {field: name for name, (field, _) in CONSTANTS.items()}
+assert set(_FIELD_TO_CONSTANT) == {f.name for f in fields(Settings)}, "every setting needs a constant"
+
+
+def read_config_file(path: Path) -> dict[str, tuple[Any, int]]:
+    """The constants of a config file: name -> (literal value, line number)."""
+    try:
+        source = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror}); pass --config with an existing file") from exc
+    try:
+        tree = ast.parse(source, filename=str(path))
+    except SyntaxError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}: not valid Python ({exc.msg}); fix the line") from exc
+    found: dict[str, tuple[Any, int]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # a docstring or a bare string: harmless
+        target, value_node = _assignment(node)
+        if target is None:
+            raise ConfigError(
+                f"{path}:{node.lineno}: only constants are allowed (NAME = value); remove this statement"
+            )
+        try:
+            value = ast.literal_eval(value_node)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{path}:{node.lineno}: {target} must be a literal (number, string, list, True/False/None)"
+            ) from exc
+        found[target] = (value, node.lineno)
+    return found
+
+
+def _assignment(node: ast.stmt) -> tuple[str | None, ast.expr | None]:
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        return node.targets[0].id, node.value
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+        return node.target.id, node.value
+    return None, None
+
+
+def unknown_name_message(name: str) -> str:
+    hint = difflib.get_close_matches(name, CONSTANTS, n=1)
+    return f"did you mean {hint[0]}?" if hint else f"known settings: {', '.join(CONSTANTS)}"
+
+
+def build_settings(
+    config: Mapping[str, tuple[Any, int]],
+    overrides: Mapping[str, Any],
+    config_path: Path | None = None,
+) -> Settings:
+    """Check every constant of the config, then every command-line override."""
+    values: dict[str, Any] = {}
+    where = str(config_path) if config_path else "config"
+    for name, (raw, line) in config.items():
+        if name not in CONSTANTS:
+            raise ConfigError(f"{where}:{line}: unknown setting {name}; {unknown_name_message(name)}")
+        field, check = CONSTANTS[name]
+        values[field] = _checked(name, check, raw, f"{where}:{line}")
+    for name, raw in overrides.items():
+        field, check = CONSTANTS[name]
+        values[field] = _checked(name, check, raw, "command line")
+    return replace(Settings(), **values)
+
+
+def _checked(name: str, check: Callable[[Any], Any], raw: Any, where: str) -> Any:
+    try:
+        return check(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {name} {exc} (got {raw!r})") from None
+
+
+def load_settings(config_path: Path | None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    config = read_config_file(config_path) if config_path is not None else {}
+    return build_settings(config, overrides or {}, config_path)

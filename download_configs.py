@@ -1,0 +1,43 @@
+"""Settings for AudioDownloader.py: plain constants, edit them to taste.
+
+Values must be literals (numbers, strings, lists, True/False/None): this file is
+read, not executed. Relative paths start at the folder you run the command from.
+Any constant can be overridden for one run by a flag (python AudioDownloader.py --help).
+"""
+
+# The segment CSVs to download, Google's files as published (comment lines are fine).
+CSV_FILE_NAMES = ["data/eval_segments.csv"]
+
+# The video page (or, with BACKEND = "direct", the media file) of a YTID.
+YTB_URL_FORMAT = "https://www.youtube.com/watch?v={YTID}"
+
+# Clips attempted per CSV: TIMER = 3 attempts 4; 0 or less attempts them all.
+# Clips already downloaded are skipped and do not count.
+TIMER = 9
+
+# True: the highest-bitrate audio stream; False: AAC at up to 160 kb/s (YouTube's usual 128k).
+DOWN_HIGHEST_QUALITY = False
+
+# True: delete each CSV's earlier clips, manifests and log before downloading.
+REMOVE_EXIST_DOWNLOADS = False
+
+# Where clips (OUTPUT_DIR/<csv name>/<YTID>.<format>) and manifests go.
+OUTPUT_DIR = "downloads"
+
+# What turns a YTID into media: "pytube" (YouTube), or "direct" (YTB_URL_FORMAT is the media URL, e.g. a lab mirror).
+BACKEND = "pytube"
+
+# Audio format of the clips: "wav" (16-bit PCM), "flac", "opus" or "m4a".
+AUDIO_FORMAT = "wav"
+
+# Resample to this many Hz (e.g. 16000); None keeps the source's rate.
+SAMPLE_RATE = None
+
+# Mix to this many channels (1 = mono); None keeps the source's.
+CHANNELS = None
+
+# Clips fetched at the same time per CSV.
+WORKERS = 8
+
+# Give up on one clip after this many seconds (a stalled connection or ffmpeg).
+CLIP_TIMEOUT = 120
