@@ -47,6 +47,7 @@ PRE_ROLL_MS = 1000
 POLL_S = 0.2
 
 _HTTP_STATUS = re.compile(r"HTTP error (\d{3})")
+_CONTEXT = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")  # ffmpeg's "[http @ 0x55aa...] " prefix
 _STDERR_REASONS: tuple[tuple[str, FailureReason], ...] = (
     ("matches no streams", FailureReason.NO_AUDIO),
     ("does not contain any stream", FailureReason.NO_AUDIO),
@@ -196,7 +197,9 @@ def _check(returncode: int, stderr: str, seconds: float, segment: Segment) -> No
     problem = _reason_in(stderr)
     if returncode != 0:
         reason = problem or FailureReason.FFMPEG_ERROR
-        raise ClipFailure(reason, _last_line(stderr) or f"ffmpeg exited with {returncode}")
+        status = _HTTP_STATUS.search(stderr)
+        detail = _line_at(stderr, status.start()) if status else _last_line(stderr)
+        raise ClipFailure(reason, detail or f"ffmpeg exited with {returncode}")
     if seconds < segment.duration - SHORT_TOLERANCE_S:
         if problem is not None:  # cut short by the connection, not by the video's end
             raise ClipFailure(problem, f"source broke off after {seconds:.2f} s: {_last_line(stderr)}")
@@ -216,6 +219,12 @@ def _reason_in(stderr: str) -> FailureReason | None:
     return None
 
 
+def _line_at(text: str, index: int) -> str:
+    start = text.rfind("\n", 0, index) + 1
+    end = text.find("\n", index)
+    return _CONTEXT.sub("", text[start : end if end >= 0 else len(text)].strip())
+
+
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+    return _CONTEXT.sub("", lines[-1]) if lines else ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import threading
 import time
@@ -205,8 +206,8 @@ def run_csv(csv_path: Path, settings: Settings, stop: threading.Event | None = N
             if removed:
                 log.info("removed %d temporary files left by an interrupted run", removed)
             run = CsvRun(csv_path, settings, stop)
-            log.info("%s: downloading with backend %s into %s (%d workers)",
-                     csv_path, settings.backend, outputs.clip_dir, settings.workers)
+            log.info("%s: downloading with backend %s into %s (%d workers, pid %d)",
+                     csv_path, settings.backend, outputs.clip_dir, settings.workers, os.getpid())
             summary = run.execute()
             log.info("%s", summary.line())
             return summary

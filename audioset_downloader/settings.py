@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import difflib
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -21,6 +22,7 @@ from .backends import BACKENDS
 from .errors import ConfigError
 
 AUDIO_FORMATS = ("wav", "flac", "opus", "m4a")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,10 @@ def _csv_paths(value: Any) -> tuple[Path, ...]:
     if not isinstance(value, (list, tuple)) or not value:
         raise ValueError('must be a list of CSV paths, e.g. ["data/eval_segments.csv"]')
     paths = tuple(_path(item) for item in value)
+    for path in paths:
+        # The file name names the outputs (OUTPUT_DIR/<name>/...): keep it a plain name.
+        if not _PLAIN_NAME.fullmatch(path.stem):
+            raise ValueError(f"entry {str(path)!r}: rename the file to letters, digits, '.', '_' or '-'")
     stems = [path.stem for path in paths]
     repeated = sorted({stem for stem in stems if stems.count(stem) > 1})
     if repeated:

@@ -26,6 +26,7 @@ DEFAULT_MAX_BITRATE = 160_000
 _STATUS_PHRASES: tuple[tuple[str, FailureReason], ...] = (
     ("not a bot", FailureReason.RATE_LIMITED),
     ("confirm your age", FailureReason.AGE_RESTRICTED),
+    ("in your country", FailureReason.REGION_BLOCKED),
     ("removed", FailureReason.REMOVED),
     ("terminated", FailureReason.REMOVED),
     ("copyright", FailureReason.REMOVED),

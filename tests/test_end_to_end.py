@@ -1,0 +1,208 @@
+"""``python AudioDownloader.py`` as a user runs it, against a local mirror of AudioSet."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, Mirror, run_script, write_config, write_csv
+from tests.support.audio import decode, window_offset
+from tests.support.server import MediaServer
+
+# A CSV in Google's exact format: a YTID starting with "-", a fractional start, a
+# window at a video's end, a video missing from the mirror, and a malformed row.
+ROWS = [
+    '--4gqARaEJE, 0.000, 10.000, "/m/068hy,/m/07q6cd_,/m/0bt9lr,/m/0jbk"',
+    '-0DLPzsiXXE, 137.300, 147.300, "/m/04rlf"',
+    'aaaaaaaaaaa, 12.000, 20.000, "/m/09x0r"',
+    'missingvid0, 30.000, 40.000, "/m/09x0r"',
+    '../../etc/x, 0.000, 10.000, "/m/09x0r"',
+    'bbbbbbbbbbb, 290.000, 300.000, "/m/0jbk,/m/068hy"',
+]
+
+
+def read_rows(path: Path) -> list[list[str]]:
+    with open(path, newline="") as handle:
+        return list(csv.reader(handle))
+
+
+@pytest.fixture
+def project(tmp_path: Path, mirror: Mirror) -> Path:
+    for ytid in ("--4gqARaEJE", "-0DLPzsiXXE", "bbbbbbbbbbb"):
+        mirror.add(ytid)
+    mirror.add("aaaaaaaaaaa", "tone20.m4a")
+    csv_path = write_csv(tmp_path / "eval_segments.csv", ROWS)
+    write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=[str(csv_path)], YTB_URL_FORMAT=mirror.url_format,
+                 BACKEND="direct", OUTPUT_DIR=str(tmp_path / "out"), TIMER=0, WORKERS=3)
+    return tmp_path
+
+
+def test_a_full_run_writes_clips_manifests_and_log(project: Path) -> None:
+    result = run_script("--config", "cfg.py", cwd=project)
+    assert result.returncode == 0, result.stderr
+    out = project / "out"
+
+    rows = read_rows(out / "eval_segments.split-pos.csv")
+    assert rows[0] == ["file", "YTID", "start_seconds", "end_seconds", "positive_labels"]
+    assert sorted(rows[1:]) == sorted([
+        ["eval_segments/--4gqARaEJE.wav", "--4gqARaEJE", "0.000", "10.000", "/m/068hy,/m/07q6cd_,/m/0bt9lr,/m/0jbk"],
+        ["eval_segments/-0DLPzsiXXE.wav", "-0DLPzsiXXE", "137.300", "147.300", "/m/04rlf"],
+        ["eval_segments/aaaaaaaaaaa.wav", "aaaaaaaaaaa", "12.000", "20.000", "/m/09x0r"],
+        ["eval_segments/bbbbbbbbbbb.wav", "bbbbbbbbbbb", "290.000", "300.000", "/m/0jbk,/m/068hy"],
+    ])
+    # The labels are one quoted field in the file itself, as in Google's CSVs.
+    assert '"/m/0jbk,/m/068hy"' in (out / "eval_segments.split-pos.csv").read_text()
+
+    failed = read_rows(out / "eval_segments.failed.csv")
+    assert failed[0] == ["YTID", "start_seconds", "end_seconds", "reason", "detail"]
+    by_id = {row[0]: row for row in failed[1:]}
+    assert set(by_id) == {"missingvid0", "../../etc/x"}
+    assert by_id["missingvid0"][1:4] == ["30.000", "40.000", "unavailable"]
+    assert "404" in by_id["missingvid0"][4]
+    assert by_id["../../etc/x"][3] == "invalid_row" and "line 8" in by_id["../../etc/x"][4]
+
+    for row in rows[1:]:
+        clip = decode(out / row[0])
+        start, end = float(row[2]), float(row[3])
+        assert abs(clip.duration - (end - start)) < 0.02
+        assert abs(window_offset(clip, start)) < 0.02
+    assert sorted(p.name for p in (out / "eval_segments").iterdir()) == sorted(
+        ["--4gqARaEJE.wav", "-0DLPzsiXXE.wav", "aaaaaaaaaaa.wav", "bbbbbbbbbbb.wav"])
+    assert not (REPO / "etc").exists() and not (project / "etc").exists()
+
+    log = (out / "eval_segments_dl.log").read_text()
+    assert "missingvid0 [30.000-40.000] failed: unavailable" in log
+    assert "eval_segments.csv:8: skipped invalid row" in log
+    # The console shows the same lines as the log file.
+    assert [line for line in result.stderr.splitlines() if "[eval_segments]" in line] == log.splitlines()
+    assert result.stdout.strip().splitlines()[-1].endswith(
+        "4 written, 0 skipped (already done), 1 failed (unavailable 1), 1 invalid rows")
+    summary = json.loads((out / "eval_segments.summary.json").read_text())
+    assert (summary["written"], summary["failed"], summary["invalid_rows"]) == (4, {"unavailable": 1}, 1)
+
+
+def test_rerun_skips_finished_clips_and_writes_no_duplicates(project: Path, mirror: Mirror) -> None:
+    assert run_script("--config", "cfg.py", cwd=project).returncode == 0
+    out = project / "out"
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "eval_segments").iterdir()}
+    mirror.server.reset_counts()
+
+    second = run_script("--config", "cfg.py", cwd=project)
+    assert second.returncode == 0
+    assert "0 written, 4 skipped (already done), 1 failed" in second.stdout
+    assert mirror.requests_for("--4gqARaEJE") == 0  # not fetched again
+    assert mirror.requests_for("missingvid0") >= 1  # a failure is tried again
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "eval_segments").iterdir()} == before
+    assert len(read_rows(out / "eval_segments.split-pos.csv")) == 1 + 4
+    assert len(read_rows(out / "eval_segments.failed.csv")) == 1 + 2
+
+
+def test_a_deleted_clip_is_fetched_again_with_one_row(project: Path, mirror: Mirror) -> None:
+    assert run_script("--config", "cfg.py", cwd=project).returncode == 0
+    out = project / "out"
+    (out / "eval_segments" / "bbbbbbbbbbb.wav").unlink()
+    mirror.server.reset_counts()
+    assert run_script("--config", "cfg.py", cwd=project).returncode == 0
+    assert mirror.requests_for("bbbbbbbbbbb") >= 1
+    assert (out / "eval_segments" / "bbbbbbbbbbb.wav").is_file()
+    ids = [row[1] for row in read_rows(out / "eval_segments.split-pos.csv")[1:]]
+    assert sorted(ids) == sorted(["--4gqARaEJE", "-0DLPzsiXXE", "aaaaaaaaaaa", "bbbbbbbbbbb"])
+
+
+def test_timer_limits_attempts_and_finished_clips_do_not_count(project: Path) -> None:
+    out = project / "out"
+    first = run_script("--config", "cfg.py", "--timer", "1", "--workers", "1", cwd=project)
+    assert first.returncode == 0
+    # TIMER=1 attempts 2 clips: the first two valid rows, in CSV order.
+    assert sorted(row[1] for row in read_rows(out / "eval_segments.split-pos.csv")[1:]) == ["--4gqARaEJE", "-0DLPzsiXXE"]
+    assert "left for later (TIMER)" in first.stdout
+
+    second = run_script("--config", "cfg.py", "--timer", "1", "--workers", "1", cwd=project)
+    assert "2 skipped (already done)" in second.stdout
+    written = sorted(row[1] for row in read_rows(out / "eval_segments.split-pos.csv")[1:])
+    assert written == ["--4gqARaEJE", "-0DLPzsiXXE", "aaaaaaaaaaa"]  # then the next two: aaaa... and missingvid0
+    failed = [row[0] for row in read_rows(out / "eval_segments.failed.csv")[1:]]
+    assert "missingvid0" in failed and "bbbbbbbbbbb" not in failed
+
+
+def test_remove_exist_downloads_starts_over(project: Path, mirror: Mirror) -> None:
+    assert run_script("--config", "cfg.py", cwd=project).returncode == 0
+    out = project / "out"
+    stray = out / "eval_segments" / "stray.wav"
+    stray.write_bytes(b"old")
+    mirror.server.reset_counts()
+    again = run_script("--config", "cfg.py", "--remove-existing", cwd=project)
+    assert again.returncode == 0
+    assert "4 written, 0 skipped" in again.stdout
+    assert mirror.requests_for("--4gqARaEJE") >= 1
+    assert not stray.exists()
+    assert len(read_rows(out / "eval_segments.split-pos.csv")) == 1 + 4
+    assert len(read_rows(out / "eval_segments.failed.csv")) == 1 + 2
+
+
+def test_each_csv_runs_in_its_own_process_with_its_own_log(tmp_path: Path, mirror: Mirror) -> None:
+    for ytid in ("aaaaaaaaaaa", "bbbbbbbbbbb"):
+        mirror.add(ytid)
+    first = write_csv(tmp_path / "eval_segments.csv", ['aaaaaaaaaaa, 1.000, 11.000, "/m/a"'])
+    second = write_csv(tmp_path / "balanced_train_segments.csv", ['bbbbbbbbbbb, 2.000, 12.000, "/m/b"'])
+    write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=[str(first), str(second)], YTB_URL_FORMAT=mirror.url_format,
+                 BACKEND="direct", OUTPUT_DIR=str(tmp_path / "out"))
+    result = run_script("--config", "cfg.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "out"
+    pids = set()
+    for name, ytid in (("eval_segments", "aaaaaaaaaaa"), ("balanced_train_segments", "bbbbbbbbbbb")):
+        log = (out / f"{name}_dl.log").read_text()
+        pids.add(re.search(r"pid (\d+)", log).group(1))
+        assert f"{ytid} [" in log and ("bbbbbbbbbbb" if name == "eval_segments" else "aaaaaaaaaaa") not in log
+        assert [row[1] for row in read_rows(out / f"{name}.split-pos.csv")[1:]] == [ytid]
+    assert len(pids) == 2
+    lines = result.stdout.strip().splitlines()
+    assert any(line.startswith(str(first)) and "1 written" in line for line in lines)
+    assert any(line.startswith(str(second)) and "1 written" in line for line in lines)
+
+
+def test_usage_error_exits_2_and_downloads_nothing(tmp_path: Path) -> None:
+    write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=["nowhere.csv"], OUTPUT_DIR=str(tmp_path / "out"))
+    result = run_script("--config", "cfg.py", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: CSV_FILE_NAMES[0]: nowhere.csv does not exist")
+    assert not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_stops_cleanly_with_130_and_a_rerun_finishes(tmp_path: Path, sources: Path) -> None:
+    ids = [f"slowvideo{i:02d}" for i in range(12)]
+    with MediaServer(tmp_path / "mirror", latency_s=0.4) as slow:
+        (tmp_path / "mirror").mkdir(exist_ok=True)
+        for ytid in ids:
+            (tmp_path / "mirror" / f"{ytid}.m4a").hardlink_to(sources / "tone300.m4a")
+        csv_path = write_csv(tmp_path / "eval_segments.csv", [f'{y}, 10.000, 20.000, "/m/a"' for y in ids])
+        write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=[str(csv_path)], BACKEND="direct", TIMER=0, WORKERS=2,
+                     YTB_URL_FORMAT=slow.base_url + "/{YTID}.m4a", OUTPUT_DIR=str(tmp_path / "out"))
+        process = subprocess.Popen([sys.executable, str(REPO / "AudioDownloader.py"), "--config", "cfg.py"],
+                                   cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        split_pos = tmp_path / "out" / "eval_segments.split-pos.csv"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not split_pos.exists() or len(read_rows(split_pos)) < 2):
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 130, err
+        rows = read_rows(split_pos)[1:]
+        assert 1 <= len(rows) < len(ids)
+        clips = sorted(p.name for p in (tmp_path / "out" / "eval_segments").iterdir())
+        assert clips == sorted(Path(row[0]).name for row in rows)  # no partial file, no file without its row
+        assert len(read_rows(tmp_path / "out" / "eval_segments.failed.csv")) == 1  # interrupted is not failed
+
+        rerun = run_script("--config", "cfg.py", cwd=tmp_path)
+        assert rerun.returncode == 0
+        assert f"{len(ids) - len(rows)} written, {len(rows)} skipped" in rerun.stdout
+        assert sorted(row[1] for row in read_rows(split_pos)[1:]) == ids

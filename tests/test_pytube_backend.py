@@ -1,0 +1,107 @@
+"""The pytube backend: pytube's own classes and exceptions, fed by a fake YouTube on 127.0.0.1.
+
+Only the host of YouTube's metadata requests is replaced (tests/support/fake_youtube.py):
+pytube really parses the watch page, calls the player API, deciphers signatures
+with base.js and builds its Stream objects; ffmpeg then really cuts from them.
+"""
+
+from __future__ import annotations
+
+import csv
+import urllib.request
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from audioset_downloader import cli
+from audioset_downloader.backends.pytube import PytubeBackend
+from audioset_downloader.errors import ClipFailure, FailureReason
+from audioset_downloader.segments import Segment
+from audioset_downloader.settings import Settings
+from tests.conftest import write_config, write_csv
+from tests.support.audio import decode, window_offset
+from tests.support.fake_youtube import FakeVideo, FakeYouTube
+
+
+def seg(ytid: str) -> Segment:
+    return Segment(ytid, 30000, 40000, ("/m/a",), 1, ytid)
+
+
+def fetch_status(url: str) -> int:
+    request = urllib.request.Request(url, headers={"Range": "bytes=0-99"})
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.mark.parametrize(("highest", "itag", "mime"), [(False, 140, "audio/mp4"), (True, 251, "audio/webm")])
+@pytest.mark.parametrize("ciphered", [False, True])
+def test_stream_choice_and_signatures(youtube: FakeYouTube, highest: bool, itag: int, mime: str, ciphered: bool) -> None:
+    youtube.videos["abcdefghijk"] = FakeVideo(ciphered=ciphered)
+    source = PytubeBackend(Settings(down_highest_quality=highest)).resolve(seg("abcdefghijk"))
+    assert source.description.startswith(f"itag {itag} {mime}")
+    query = parse_qs(urlsplit(source.url).query)
+    assert query["itag"] == [str(itag)]
+    assert ("sig" in query) is ciphered  # deciphered by pytube, or pre-signed as served
+    # The media server accepts the URL only if pytube deciphered s and n correctly.
+    assert fetch_status(source.url) == 206
+
+
+def test_a_wrongly_deciphered_url_is_refused_by_the_fake(youtube: FakeYouTube, server) -> None:
+    # Guards the guard: the signature check in the fake YouTube really refuses.
+    assert fetch_status(server.url("tone300.m4a?itag=140&n=x&sig=wrong")) == 403
+
+
+@pytest.mark.parametrize(
+    ("video", "reason"),
+    [
+        (FakeVideo(status="private"), FailureReason.PRIVATE),
+        (FakeVideo(status="unavailable"), FailureReason.UNAVAILABLE),
+        (FakeVideo(status="removed"), FailureReason.REMOVED),
+        (FakeVideo(status="members_only"), FailureReason.MEMBERS_ONLY),
+        (FakeVideo(status="live"), FailureReason.LIVE),
+        (FakeVideo(status="region_blocked"), FailureReason.REGION_BLOCKED),
+        (FakeVideo(status="bot_check"), FailureReason.RATE_LIMITED),
+        (FakeVideo(audio=False), FailureReason.NO_AUDIO),
+        (FakeVideo(player_status=400), FailureReason.BACKEND_ERROR),
+        (FakeVideo(player_status=429), FailureReason.RATE_LIMITED),
+        (None, FailureReason.UNAVAILABLE),
+    ],
+)
+def test_youtube_answers_become_reasons(youtube: FakeYouTube, video: FakeVideo | None, reason: FailureReason) -> None:
+    if video is not None:
+        youtube.videos["abcdefghijk"] = video
+    with pytest.raises(ClipFailure) as failure:
+        PytubeBackend(Settings()).resolve(seg("abcdefghijk"))
+    assert failure.value.reason is reason
+
+
+def test_default_backend_end_to_end(youtube: FakeYouTube, tmp_path: Path) -> None:
+    youtube.videos.update({
+        "-okVideo001": FakeVideo(),
+        "cipherVideo": FakeVideo(ciphered=True),
+        "privateVid1": FakeVideo(status="private"),
+        "brokenApi01": FakeVideo(player_status=400),
+    })
+    csv_path = write_csv(tmp_path / "eval_segments.csv", [
+        '-okVideo001, 100.000, 110.000, "/m/a"', 'cipherVideo, 7.500, 17.500, "/m/b"',
+        'privateVid1, 0.000, 10.000, "/m/c"', 'brokenApi01, 0.000, 10.000, "/m/d"', 'goneVideo01, 0.000, 10.000, "/m/e"',
+    ])
+    config = write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=[str(csv_path)], OUTPUT_DIR=str(tmp_path / "out"),
+                          TIMER=0, WORKERS=2)
+    assert cli.main(["--config", str(config)]) == 0  # BACKEND is pytube by default
+
+    out = tmp_path / "out"
+    with open(out / "eval_segments.split-pos.csv", newline="") as handle:
+        written = {row["YTID"]: row for row in csv.DictReader(handle)}
+    assert set(written) == {"-okVideo001", "cipherVideo"}
+    for ytid, start in (("-okVideo001", 100.0), ("cipherVideo", 7.5)):
+        clip = decode(out / written[ytid]["file"])
+        assert (clip.rate, clip.channels) == (44100, 2)  # itag 140: the AAC source
+        assert abs(clip.duration - 10) < 0.02 and abs(window_offset(clip, start)) < 0.02
+    with open(out / "eval_segments.failed.csv", newline="") as handle:
+        failed = {row["YTID"]: row["reason"] for row in csv.DictReader(handle)}
+    assert failed == {"privateVid1": "private", "brokenApi01": "backend_error", "goneVideo01": "unavailable"}
