@@ -41,3 +41,20 @@ WORKERS = 8
 
 # Give up on one clip after this many seconds (a stalled connection or ffmpeg).
 CLIP_TIMEOUT = 120
+
+# --- When things go wrong (see README.md) ---
+
+# Retries within a run after passing trouble (network, timeout, server error).
+RETRIES = 3
+
+# Seconds before the first retry, doubling with each further one (also the first pause when rate-limited).
+RETRY_BACKOFF = 2
+
+# True: a rerun also retries clips that failed for good (video unavailable, private, ...).
+RETRY_FAILED = False
+
+# Stop after this many minutes of uninterrupted rate limiting.
+MAX_BACKOFF_MINUTES = 30
+
+# Start at most this many clip attempts per minute; None: no cap.
+REQUESTS_PER_MINUTE = None

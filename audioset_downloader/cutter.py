@@ -23,7 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .backends.base import MediaSource
-from .errors import ClipFailure, FailureReason, FfmpegNotFoundError, reason_for_http_status
+from .errors import ClipFailure, FailureReason, FfmpegNotFoundError, OutputUnwritableError, reason_for_http_status
 from .layout import partial_path
 from .segments import Segment, format_seconds
 from .settings import Settings
@@ -48,6 +48,7 @@ POLL_S = 0.2
 
 _HTTP_STATUS = re.compile(r"HTTP error (\d{3})")
 _CONTEXT = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")  # ffmpeg's "[http @ 0x55aa...] " prefix
+_DISK_FULL = ("No space left on device", "Disk quota exceeded", "Read-only file system")
 _STDERR_REASONS: tuple[tuple[str, FailureReason], ...] = (
     ("matches no streams", FailureReason.NO_AUDIO),
     ("does not contain any stream", FailureReason.NO_AUDIO),
@@ -128,7 +129,8 @@ def ffmpeg_command(ffmpeg: str, source: MediaSource, segment: Segment, settings:
         command += ["-ar", str(settings.sample_rate)]
     if settings.channels:
         command += ["-ac", str(settings.channels)]
-    command += ["-f", muxer, "-y", str(out)]
+    # Bit-exact: the same window gives the same bytes whichever run wrote it.
+    command += ["-fflags", "+bitexact", "-flags:a", "+bitexact", "-f", muxer, "-y", str(out)]
     return command
 
 
@@ -142,12 +144,15 @@ def cut_clip(
     """Write ``segment`` of ``source`` to ``final`` atomically, or raise ClipFailure."""
     if urlsplit(source.url).scheme not in ALLOWED_SCHEMES:
         raise ClipFailure(FailureReason.BACKEND_ERROR, f"refused a non-HTTP media URL: {source.url[:80]}")
-    temp = partial_path(final)
+    try:
+        temp = partial_path(final)
+    except OSError as exc:
+        raise OutputUnwritableError(f"{final.parent}: cannot write ({exc.strerror}); fix it, then rerun") from exc
     try:
         command = ffmpeg_command(find_ffmpeg(settings.ffmpeg_binary), source, segment, settings, temp)
         returncode, progress, stderr = _run(command, settings.clip_timeout, stop)
         seconds = _written_seconds(progress)
-        _check(returncode, stderr, seconds, segment)
+        _check(returncode, stderr, seconds, segment, final)
         size = temp.stat().st_size
         os.replace(temp, final)
         return CutResult(final, seconds, size)
@@ -193,30 +198,33 @@ def _written_seconds(progress: str) -> float:
     return micros / 1_000_000
 
 
-def _check(returncode: int, stderr: str, seconds: float, segment: Segment) -> None:
-    problem = _reason_in(stderr)
+def _check(returncode: int, stderr: str, seconds: float, segment: Segment, out: Path) -> None:
+    for phrase in _DISK_FULL:
+        if phrase in stderr:
+            raise OutputUnwritableError(f"{out.parent}: {phrase.lower()}; free space, then rerun: finished clips are kept")
+    problem, evidence = _diagnose(stderr)
     if returncode != 0:
-        reason = problem or FailureReason.FFMPEG_ERROR
-        status = _HTTP_STATUS.search(stderr)
-        detail = _line_at(stderr, status.start()) if status else _last_line(stderr)
-        raise ClipFailure(reason, detail or f"ffmpeg exited with {returncode}")
+        raise ClipFailure(problem or FailureReason.FFMPEG_ERROR,
+                          evidence or _last_line(stderr) or f"ffmpeg exited with {returncode}")
     if seconds < segment.duration - SHORT_TOLERANCE_S:
         if problem is not None:  # cut short by the connection, not by the video's end
-            raise ClipFailure(problem, f"source broke off after {seconds:.2f} s: {_last_line(stderr)}")
+            raise ClipFailure(problem, f"source broke off after {seconds:.2f} s: {evidence}")
         raise ClipFailure(
             FailureReason.WINDOW_OUT_OF_RANGE,
             f"only {seconds:.2f} s of the {segment.duration:g} s window exist in the source",
         )
 
 
-def _reason_in(stderr: str) -> FailureReason | None:
+def _diagnose(stderr: str) -> tuple[FailureReason | None, str]:
+    """The reason ffmpeg's messages point to, and the line that says so."""
     status = _HTTP_STATUS.search(stderr)
     if status:
-        return reason_for_http_status(int(status.group(1)))
+        return reason_for_http_status(int(status.group(1))), _line_at(stderr, status.start())
     for phrase, reason in _STDERR_REASONS:
-        if phrase in stderr:
-            return reason
-    return None
+        index = stderr.find(phrase)
+        if index >= 0:
+            return reason, _line_at(stderr, index)
+    return None, ""
 
 
 def _line_at(text: str, index: int) -> str:

@@ -46,6 +46,18 @@ class FfmpegNotFoundError(ConfigError):
     """No usable ffmpeg binary."""
 
 
+class OutputUnwritableError(DownloaderError):
+    """OUTPUT_DIR is full or not writable: every further clip would fail the same way."""
+
+
+class BackendBrokenError(DownloaderError):
+    """The backend fails on every clip: it no longer understands the source."""
+
+
+class ThrottledError(DownloaderError):
+    """The source has rate-limited us for longer than MAX_BACKOFF_MINUTES."""
+
+
 class Kind(Enum):
     PERMANENT = "permanent"  # the video itself is gone: a rerun skips it
     TRANSIENT = "transient"  # may work later: a rerun retries it

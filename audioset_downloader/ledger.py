@@ -173,6 +173,11 @@ class Ledger:
     def is_done(self, segment: Segment) -> bool:
         return segment.key in self.done
 
+    def failed_for_good(self, segment: Segment) -> bool:
+        """Failed before for a permanent reason (the video is gone): not worth a retry."""
+        row = self.failed.get(segment.key)
+        return row is not None and row.failure_reason is not None and row.failure_reason.permanent
+
     def record_written(self, segment: Segment, relative_file: str) -> None:
         self._split_pos.append(
             (relative_file, segment.ytid, segment.start_text, segment.end_text, segment.labels_text)

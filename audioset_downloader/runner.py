@@ -7,6 +7,7 @@ to their own modules. Data flows one way: segments -> worker -> ledger.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import socket
@@ -17,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import OutputLockedError
+from .errors import BackendBrokenError, FailureReason, OutputLockedError, OutputUnwritableError
 from .layout import CsvOutputs, write_atomically
 from .ledger import FailedRow, Ledger
 from .pool import run_bounded
@@ -28,6 +29,8 @@ from .worker import ClipResult, ClipWorker
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 30.0
+BACKEND_ERRORS_TO_STOP = 20
+OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 @dataclass
@@ -38,6 +41,7 @@ class CsvSummary:
     rows: int = 0
     invalid_rows: int = 0
     already_done: int = 0
+    skipped_failed: int = 0  # failed before for good (private, removed...): not tried again
     not_attempted: int = 0  # beyond TIMER's limit
     attempted: int = 0
     written: int = 0
@@ -57,6 +61,8 @@ class CsvSummary:
             f"{self.failed_total} failed{f' ({reasons})' if reasons else ''}, "
             f"{self.invalid_rows} invalid rows"
         )
+        if self.skipped_failed:
+            text += f", {self.skipped_failed} skipped (failed for good before; RETRY_FAILED = True retries them)"
         if self.not_attempted:
             text += f", {self.not_attempted} left for later (TIMER)"
         if self.interrupted:
@@ -73,8 +79,11 @@ class CsvRun:
         self.stop = stop
         self.outputs = CsvOutputs.for_csv(settings.output_dir, csv_path)
         self.ledger = Ledger(self.outputs)
+        self.fix_hint = ""
         self.summary = CsvSummary(csv=str(csv_path))
         self._failed = Counter[str]()
+        self._backend_errors_in_a_row = 0
+        self._finished = 0
         self._last_progress = time.monotonic()
 
     def plan(self) -> Iterator[Segment]:
@@ -86,6 +95,8 @@ class CsvRun:
                 self._record_invalid(row)
             elif self.ledger.is_done(row):
                 self.summary.already_done += 1
+            elif not self.settings.retry_failed and self.ledger.failed_for_good(row):
+                self.summary.skipped_failed += 1
             elif limit is not None and self.summary.attempted >= limit:
                 self.summary.not_attempted += 1
             else:
@@ -117,7 +128,23 @@ class CsvRun:
             self._failed[result.reason.label] += 1
             log.warning("%s [%s-%s] failed: %s: %s", segment.ytid, segment.start_text, segment.end_text,
                         result.reason, result.detail)
+        self._watch_backend(result)
         self._maybe_report_progress()
+
+    def _watch_backend(self, result: ClipResult) -> None:
+        """Stop when the backend fails clip after clip: it no longer understands the source."""
+        if result.interrupted:
+            return
+        self._finished += 1
+        if result.reason is FailureReason.BACKEND_ERROR:
+            self._backend_errors_in_a_row += 1
+        else:
+            self._backend_errors_in_a_row = 0
+        count = self._backend_errors_in_a_row
+        if count >= BACKEND_ERRORS_TO_STOP:
+            scope = f"{count} of {count} clips" if self._finished == count else f"{count} clips in a row"
+            raise BackendBrokenError(f"{self.settings.backend} failed on {scope} ({result.detail}); "
+                                     f"{self.fix_hint}")
 
     def _maybe_report_progress(self) -> None:
         now = time.monotonic()
@@ -131,11 +158,18 @@ class CsvRun:
     def execute(self) -> CsvSummary:
         started = time.monotonic()
         worker = ClipWorker(self.settings, self.outputs)
+        self.fix_hint = worker.backend.fix_hint
         self.ledger.open()
         try:
             run_bounded(worker, self.plan(), self.settings.workers, self.record, self.stop)
         except KeyboardInterrupt:
             self.summary.interrupted = True
+            raise
+        except OSError as exc:
+            if exc.errno in OUTPUT_ERRNOS:
+                raise OutputUnwritableError(
+                    f"{exc.filename or self.outputs.root}: {exc.strerror}; free space or fix permissions, "
+                    "then rerun: finished clips are kept") from exc
             raise
         finally:
             self.summary.failed = dict(self._failed)
@@ -208,6 +242,11 @@ def run_csv(csv_path: Path, settings: Settings, stop: threading.Event | None = N
             run = CsvRun(csv_path, settings, stop)
             log.info("%s: downloading with backend %s into %s (%d workers, pid %d)",
                      csv_path, settings.backend, outputs.clip_dir, settings.workers, os.getpid())
-            summary = run.execute()
+            try:
+                summary = run.execute()
+            finally:
+                # No worker is left now, so any temporary file is an orphan's: an ffmpeg
+                # whose run was killed (kill -9) may outlive it and write one late.
+                outputs.remove_partials()
             log.info("%s", summary.line())
             return summary

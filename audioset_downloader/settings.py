@@ -42,6 +42,11 @@ class Settings:
     workers: int = 8
     clip_timeout: float = 120.0
     ffmpeg_binary: str | None = None
+    retries: int = 3
+    retry_backoff: float = 2.0
+    retry_failed: bool = False
+    max_backoff_minutes: float = 30.0
+    requests_per_minute: float | None = None
 
     def url_for(self, ytid: str) -> str:
         return self.ytb_url_format.replace("{YTID}", ytid)
@@ -87,9 +92,10 @@ def _timer(value: Any) -> int:
     return value
 
 
-def _seconds(value: Any) -> float:
+def _positive(value: Any) -> float:
+    """A positive finite number (seconds, minutes or a rate: the constant's name says which)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError("must be a number of seconds above 0")
+        raise ValueError("must be a number above 0")
     return float(value)
 
 
@@ -156,8 +162,13 @@ CONSTANTS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "SAMPLE_RATE": ("sample_rate", _optional(_whole(1000, 384000))),
     "CHANNELS": ("channels", _optional(_whole(1, 8))),
     "WORKERS": ("workers", _whole(1, 256)),
-    "CLIP_TIMEOUT": ("clip_timeout", _seconds),
+    "CLIP_TIMEOUT": ("clip_timeout", _positive),
     "FFMPEG_BINARY": ("ffmpeg_binary", _optional(_text)),
+    "RETRIES": ("retries", _whole(0, 20)),
+    "RETRY_BACKOFF": ("retry_backoff", _positive),
+    "RETRY_FAILED": ("retry_failed", _flag),
+    "MAX_BACKOFF_MINUTES": ("max_backoff_minutes", _positive),
+    "REQUESTS_PER_MINUTE": ("requests_per_minute", _optional(_positive)),
 }
 _FIELD_TO_CONSTANT = {field: name for name, (field, _) in CONSTANTS.items()}
 assert set(_FIELD_TO_CONSTANT) == {f.name for f in fields(Settings)}, "every setting needs a constant"

@@ -9,6 +9,7 @@ and the caller records it.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from dataclasses import dataclass
@@ -20,8 +21,13 @@ from .errors import ClipFailure, FailureReason
 from .layout import CsvOutputs
 from .segments import Segment
 from .settings import Settings
+from .throttle import Throttle
 
 log = logging.getLogger(__name__)
+
+# Retried within the run, with backoff. Rate limiting is waited out instead (see
+# throttle.py); a backend or ffmpeg error will not mend in seconds: a rerun retries those.
+RETRIED_NOW = frozenset({FailureReason.NETWORK, FailureReason.TIMEOUT, FailureReason.SERVER_ERROR})
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,7 @@ class ClipResult:
     detail: str = ""
     size: int = 0
     seconds: float = 0.0  # wall time spent on the clip
+    attempts: int = 0
     interrupted: bool = False
 
     @property
@@ -45,10 +52,12 @@ class ClipWorker:
         self.outputs = outputs
         self._extension = extension_for(settings.audio_format)
         self._backend: Backend | None = None
+        self._throttle = Throttle(settings.retry_backoff, settings.max_backoff_minutes * 60,
+                                  settings.requests_per_minute)
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict:
-        # The backend and lock stay behind; each process builds its own.
+        # The backend, throttle and lock stay behind; each process builds its own.
         return {"settings": self.settings, "outputs": self.outputs}
 
     def __setstate__(self, state: dict) -> None:
@@ -62,17 +71,41 @@ class ClipWorker:
             return self._backend
 
     def __call__(self, segment: Segment, stop: threading.Event) -> ClipResult:
+        """Fetch one clip, retrying passing trouble; never raises for the clip's own failure."""
         started = time.monotonic()
-        relative = self.outputs.relative_clip(segment.stem, self._extension)
-        try:
-            source = self.backend.resolve(segment)
-            log.debug("%s: %s", segment.ytid, source.description)
-            cut = cut_clip(source, segment, self.settings, self.outputs.clip_path(segment.stem, self._extension), stop)
-        except Interrupted:
-            return ClipResult(segment, interrupted=True)
-        except ClipFailure as failure:
-            if stop.is_set():
-                return ClipResult(segment, interrupted=True)
-            return ClipResult(segment, reason=failure.reason, detail=failure.detail,
-                              seconds=time.monotonic() - started)
-        return ClipResult(segment, file=relative, size=cut.size, seconds=time.monotonic() - started)
+        attempts = retries = 0
+        while self._throttle.wait_turn(stop):
+            attempts += 1
+            try:
+                result = self._attempt(segment, stop)
+            except Interrupted:
+                break
+            except ClipFailure as failure:
+                if stop.is_set():
+                    break
+                if failure.reason is FailureReason.RATE_LIMITED:
+                    self._throttle.limited()  # every worker pauses; this clip tries again after
+                    continue
+                if failure.reason in RETRIED_NOW and retries < self.settings.retries:
+                    retries += 1
+                    log.info("%s: %s (%s); retry %d of %d", segment.ytid, failure.reason, failure.detail,
+                             retries, self.settings.retries)
+                    stop.wait(self._backoff(retries))
+                    continue
+                return ClipResult(segment, reason=failure.reason, detail=failure.detail,
+                                  seconds=time.monotonic() - started, attempts=attempts)
+            self._throttle.succeeded()
+            return ClipResult(segment, file=result[0], size=result[1], seconds=time.monotonic() - started,
+                              attempts=attempts)
+        return ClipResult(segment, interrupted=True, attempts=attempts)
+
+    def _attempt(self, segment: Segment, stop: threading.Event) -> tuple[str, int]:
+        source = self.backend.resolve(segment)
+        log.debug("%s: %s", segment.ytid, source.description)
+        final = self.outputs.clip_path(segment.stem, self._extension)
+        cut = cut_clip(source, segment, self.settings, final, stop)
+        return self.outputs.relative_clip(segment.stem, self._extension), cut.size
+
+    def _backoff(self, retry: int) -> float:
+        """Exponential, with jitter so that workers failing together do not retry together."""
+        return self.settings.retry_backoff * 2 ** (retry - 1) * random.uniform(0.5, 1.5)

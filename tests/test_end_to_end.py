@@ -97,12 +97,20 @@ def test_rerun_skips_finished_clips_and_writes_no_duplicates(project: Path, mirr
 
     second = run_script("--config", "cfg.py", cwd=project)
     assert second.returncode == 0
-    assert "0 written, 4 skipped (already done), 1 failed" in second.stdout
+    assert "0 written, 4 skipped (already done), 0 failed" in second.stdout
+    assert "1 skipped (failed for good before" in second.stdout
     assert mirror.requests_for("--4gqARaEJE") == 0  # not fetched again
-    assert mirror.requests_for("missingvid0") >= 1  # a failure is tried again
+    assert mirror.requests_for("missingvid0") == 0  # a 404 is permanent: not tried again
     assert {p.name: p.stat().st_mtime_ns for p in (out / "eval_segments").iterdir()} == before
     assert len(read_rows(out / "eval_segments.split-pos.csv")) == 1 + 4
     assert len(read_rows(out / "eval_segments.failed.csv")) == 1 + 2
+
+    with open(project / "cfg.py", "a") as config:
+        config.write("RETRY_FAILED = True\n")
+    third = run_script("--config", "cfg.py", cwd=project)
+    assert "1 failed (unavailable 1)" in third.stdout
+    assert mirror.requests_for("missingvid0") == 1
+    assert len(read_rows(out / "eval_segments.failed.csv")) == 1 + 2  # still one row per segment
 
 
 def test_a_deleted_clip_is_fetched_again_with_one_row(project: Path, mirror: Mirror) -> None:

@@ -27,5 +27,6 @@ class Backend(Protocol):
     """Resolves a segment to a media source; raises ClipFailure with a reason when it cannot."""
 
     name: str
+    fix_hint: str  # what to do when it fails on every clip
 
     def resolve(self, segment: Segment) -> MediaSource: ...

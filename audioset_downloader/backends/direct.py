@@ -13,6 +13,7 @@ from .base import MediaSource
 
 class DirectBackend:
     name = "direct"
+    fix_hint = "check that YTB_URL_FORMAT points at your mirror and that it accepts these requests"
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings

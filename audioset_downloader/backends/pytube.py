@@ -36,6 +36,7 @@ _STATUS_PHRASES: tuple[tuple[str, FailureReason], ...] = (
 class PytubeBackend:
     name = "pytube"
     package = "pytube"
+    fix_hint = "YouTube has likely changed; set BACKEND = 'yt-dlp' or update pytube (pip install -U pytube)"
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings

@@ -73,6 +73,7 @@ class FakeVideo:
     ciphered: bool = False  # serve signatureCipher streams that pytube must decipher
     audio: bool = True
     player_status: int = 200  # HTTP status of the player API (400: YouTube changed)
+    media_url: str | None = None  # a hostile manifest: every stream's URL is this
 
 
 @dataclass
@@ -145,6 +146,9 @@ class FakeYouTube:
             entry["signatureCipher"] = urlencode({"s": scrambled, "sp": "sig", "url": url})
         else:  # pre-signed, as YouTube serves many videos: no deciphering needed
             entry["url"] = f"{media}?" + urlencode({"itag": itag, "signature": "presigned"})
+        if video.media_url is not None:
+            entry.pop("signatureCipher", None)
+            entry["url"] = video.media_url
         return entry
 
     def _check_signed(self, query: dict[str, list[str]]) -> Reply | None:

@@ -30,6 +30,8 @@ class Reply:
     headers: tuple[tuple[str, str], ...] = (("Content-Type", "text/plain"),)
 
 
+HANDLED = Reply(0)  # a route returns this when it has answered the request itself
+
 # A route gets the handler (method, path, query, body) and returns a Reply,
 # or None to fall through to the files.
 Route = Callable[["Handler"], "Reply | None"]
@@ -112,6 +114,8 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(self.media.latency_s)
         for route in self.media.routes:
             reply = route(self)
+            if reply is HANDLED:
+                return
             if reply is not None:
                 self.send_reply(reply, send_body)
                 return

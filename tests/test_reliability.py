@@ -1,0 +1,275 @@
+"""Reliability: faults from the server, throttling, a broken backend, a full disk, kill -9, hostile input."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from audioset_downloader import cli
+from tests.conftest import REPO, Mirror, run_script, write_config, write_csv
+from tests.support.fake_youtube import FakeVideo, FakeYouTube
+from tests.support.faults import Fault, Faults
+
+
+def rows_by_id(path: Path) -> dict[str, dict[str, str]]:
+    with open(path, newline="") as handle:
+        return {row["YTID"]: row for row in csv.DictReader(handle)}
+
+
+def configure(tmp_path: Path, mirror: Mirror, ids: list[str], **constants: object) -> Path:
+    csv_path = write_csv(tmp_path / "eval_segments.csv", [f'{ytid}, 30.000, 40.000, "/m/a"' for ytid in ids])
+    settings = {"CSV_FILE_NAMES": [str(csv_path)], "YTB_URL_FORMAT": mirror.url_format, "BACKEND": "direct",
+                "OUTPUT_DIR": str(tmp_path / "out"), "TIMER": 0, "RETRY_BACKOFF": 0.05}
+    settings.update(constants)
+    return write_config(tmp_path / "cfg.py", **settings)
+
+
+def test_each_fault_gets_its_reason_and_only_passing_trouble_is_retried(tmp_path: Path, mirror: Mirror) -> None:
+    faults = Faults(mirror.server)
+    expected = {  # id: (fault, reason recorded or None when written, attempts refused by the fault)
+        "status404xx": (404, "unavailable", 1),
+        "status410xx": (410, "unavailable", 1),
+        "status403xx": (403, "backend_error", 1),
+        "status500xx": (500, "server_error", 3),
+        "resetmidbod": ("reset", "network", 3),
+        "truncatedbo": ("truncate", "network", 3),
+        "stalledconn": ("stall", "timeout", 3),
+        "recovers500": (Fault(500, times=1), None, 1),
+        "throttled42": (Fault(429, times=2), None, 2),
+    }
+    for ytid, (fault, _, _) in expected.items():
+        mirror.add(ytid)
+        faults.set(f"/{ytid}.m4a", fault)
+    mirror.add("notmediaxxx", "not_media.m4a")
+    config = configure(tmp_path, mirror, [*expected, "notmediaxxx"], RETRIES=2, CLIP_TIMEOUT=1.5, WORKERS=4)
+    try:
+        result = run_script("--config", str(config), cwd=tmp_path)
+    finally:
+        faults.release.set()
+    assert result.returncode == 0, result.stderr
+
+    failed = rows_by_id(tmp_path / "out" / "eval_segments.failed.csv")
+    written = rows_by_id(tmp_path / "out" / "eval_segments.split-pos.csv")
+    assert failed.pop("notmediaxxx")["reason"] == "ffmpeg_error"
+    for ytid, (fault, reason, refused) in expected.items():
+        if reason is None:
+            assert ytid in written and ytid not in failed
+            assert mirror.requests_for(ytid) > refused  # then it was fetched
+        else:
+            assert failed[ytid]["reason"] == reason, (ytid, failed[ytid])
+            assert mirror.requests_for(ytid) == refused  # nothing beyond the attempts
+        # 1 attempt for what will not mend, 1 + RETRIES for passing trouble.
+        assert faults.struck[f"/{ytid}.m4a"] == refused, ytid
+    assert "retry 1 of 2" in (tmp_path / "out" / "eval_segments_dl.log").read_text()
+
+
+def test_a_429_storm_pauses_every_worker_and_ends_with_no_failure(tmp_path: Path, mirror: Mirror) -> None:
+    ids = [f"stormvideo{i}" for i in range(8)]
+    for ytid in ids:
+        mirror.add(ytid)
+    faults = Faults(mirror.server)
+    faults.everywhere = Fault(429, times=6)
+    config = configure(tmp_path, mirror, ids, WORKERS=4, RETRY_BACKOFF=0.3)
+    result = run_script("--config", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert set(rows_by_id(tmp_path / "out" / "eval_segments.split-pos.csv")) == set(ids)
+    assert rows_by_id(tmp_path / "out" / "eval_segments.failed.csv") == {}
+    assert "all workers pause" in result.stderr
+    # The pause holds every worker: after the first refusal no request comes for 0.3 s,
+    # except those already under way when it came.
+    first = faults.seen[0][0]
+    early = [t for t, _ in faults.seen if 0.05 < t - first < 0.29]
+    assert early == [], early
+
+
+def test_endless_throttling_stops_the_run_cleanly(tmp_path: Path, mirror: Mirror) -> None:
+    ids = [f"blockedvid{i}" for i in range(4)]
+    for ytid in ids:
+        mirror.add(ytid)
+    Faults(mirror.server).everywhere = Fault(429)
+    config = configure(tmp_path, mirror, ids, WORKERS=2, RETRY_BACKOFF=0.05, MAX_BACKOFF_MINUTES=0.01)
+    started = time.monotonic()
+    result = run_script("--config", str(config), cwd=tmp_path)
+    assert time.monotonic() - started < 30
+    assert result.returncode == 1
+    assert "rate-limited for over 0.01 minutes" in result.stderr
+    assert result.stderr.count("error:") == 1
+    # Throttled clips are never recorded as permanent failures.
+    assert rows_by_id(tmp_path / "out" / "eval_segments.failed.csv") == {}
+
+
+def test_a_backend_failing_every_clip_stops_the_run_and_a_rerun_retries(tmp_path: Path, mirror: Mirror) -> None:
+    ids = [f"forbidden{i:02d}" for i in range(30)]
+    faults = Faults(mirror.server)
+    for ytid in ids:
+        mirror.add(ytid)
+        faults.set(f"/{ytid}.m4a", 403)
+    config = configure(tmp_path, mirror, ids, WORKERS=2)
+    result = run_script("--config", str(config), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "error: direct failed on 20 of 20 clips" in result.stderr
+    failed = rows_by_id(tmp_path / "out" / "eval_segments.failed.csv")
+    assert 20 <= len(failed) < 30 and {row["reason"] for row in failed.values()} == {"backend_error"}
+
+    faults.plan.clear()  # the mirror works again: backend errors were not permanent
+    again = run_script("--config", str(config), cwd=tmp_path)
+    assert again.returncode == 0
+    assert set(rows_by_id(tmp_path / "out" / "eval_segments.split-pos.csv")) == set(ids)
+    assert rows_by_id(tmp_path / "out" / "eval_segments.failed.csv") == {}
+
+
+def test_pytube_failing_every_clip_names_the_fix(youtube: FakeYouTube, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    ids = [f"apichanged{i}" for i in range(10)] + [f"apichange{i:02d}" for i in range(10, 25)]
+    for ytid in ids:
+        youtube.videos[ytid] = FakeVideo(player_status=400)
+    csv_path = write_csv(tmp_path / "eval_segments.csv", [f'{ytid}, 0.000, 10.000, "/m/a"' for ytid in ids])
+    config = write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=[str(csv_path)], OUTPUT_DIR=str(tmp_path / "out"),
+                          TIMER=0, WORKERS=2)
+    assert cli.main(["--config", str(config)]) == 1
+    assert ("pytube failed on 20 of 20 clips (HTTPError: HTTP Error 400: Bad Request); YouTube has likely "
+            "changed; set BACKEND = 'yt-dlp' or update pytube") in capsys.readouterr().err
+
+
+def test_requests_per_minute_spaces_clip_starts(tmp_path: Path, mirror: Mirror) -> None:
+    ids = [f"pacedvideo{i}" for i in range(5)]
+    for ytid in ids:
+        mirror.add(ytid)
+    faults = Faults(mirror.server)
+    config = configure(tmp_path, mirror, ids, WORKERS=4, REQUESTS_PER_MINUTE=300)  # one start per 0.2 s
+    assert run_script("--config", str(config), cwd=tmp_path).returncode == 0
+    firsts = sorted(min(t for t, path in faults.seen if path == f"/{ytid}.m4a") for ytid in ids)
+    gaps = [b - a for a, b in zip(firsts, firsts[1:])]
+    assert min(gaps) > 0.18, gaps
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux) for a private tmpfs")
+def test_a_full_disk_stops_the_run_with_one_message(tmp_path: Path, mirror: Mirror) -> None:
+    ids = [f"diskfullvi{i}" for i in range(6)]
+    for ytid in ids:
+        mirror.add(ytid)
+    out = tmp_path / "out"
+    out.mkdir()
+    config = configure(tmp_path, mirror, ids, WORKERS=2)
+    # A 300 kB file system of our own (a private mount namespace): a 10 s wav is 1.7 MB.
+    script = (f'mount -t tmpfs -o size=300k tmpfs "{out}" || exit 99; '
+              f'"{sys.executable}" "{REPO / "AudioDownloader.py"}" --config "{config}"; echo "exit=$?"; '
+              f'echo "--- files"; find "{out}" -type f | sort; echo "--- failed"; cat "{out}/eval_segments.failed.csv"')
+    result = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=120)
+    if result.returncode == 99:
+        pytest.skip("this machine refuses a tmpfs mount in a user namespace")
+    stdout = result.stdout
+    assert "exit=1" in stdout, result.stderr
+    assert result.stderr.count("error:") == 1
+    assert "no space left on device; free space, then rerun" in result.stderr
+    files = stdout.split("--- files")[1].split("--- failed")[0].split()
+    assert not any(name.endswith(".part") for name in files), files
+    assert not any(name.endswith(".wav") for name in files)
+    assert stdout.split("--- failed")[1].strip().splitlines() == ["YTID,start_seconds,end_seconds,reason,detail"]
+
+
+def test_hostile_rows_never_reach_a_path_or_a_command_line(tmp_path: Path, mirror: Mirror) -> None:
+    mirror.add("goodvideo01")
+    hostile = ["../../etc/x", "-i /etc/pwd", "..%2F..%2Fxx", "$(touch pw)", "a;rm -rf /x"]
+    csv_path = write_csv(tmp_path / "eval_segments.csv",
+                         [f'{ytid}, 0.000, 10.000, "/m/a"' for ytid in [*hostile, "goodvideo01"]])
+    config = write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=[str(csv_path)], YTB_URL_FORMAT=mirror.url_format,
+                          BACKEND="direct", OUTPUT_DIR=str(tmp_path / "out"), TIMER=0)
+    before = {p for p in tmp_path.rglob("*") if "out" not in p.relative_to(tmp_path).parts}
+    result = run_script("--config", str(config), cwd=tmp_path)
+    assert result.returncode == 0
+    failed = rows_by_id(tmp_path / "out" / "eval_segments.failed.csv")
+    assert set(failed) == set(hostile) and {row["reason"] for row in failed.values()} == {"invalid_row"}
+    assert set(rows_by_id(tmp_path / "out" / "eval_segments.split-pos.csv")) == {"goodvideo01"}
+    after = {p for p in tmp_path.rglob("*") if "out" not in p.relative_to(tmp_path).parts}
+    assert after == before  # nothing written outside OUTPUT_DIR
+    assert sorted(p.name for p in (tmp_path / "out" / "eval_segments").iterdir()) == ["goodvideo01.wav"]
+    assert set(mirror.server.requests) == {"/goodvideo01.m4a"}  # no other id reached the network
+
+
+# Pre-signed in form, so pytube passes them through untouched: our own check must refuse them.
+@pytest.mark.parametrize("url", ["file:///etc/passwd?signature=1", "concat:/etc/passwd|/etc/hosts?signature=1"])
+def test_a_manifest_pointing_at_local_files_is_refused(youtube: FakeYouTube, tmp_path: Path, url: str) -> None:
+    youtube.videos["evilmanifst"] = FakeVideo(media_url=url)
+    csv_path = write_csv(tmp_path / "eval_segments.csv", ['evilmanifst, 0.000, 10.000, "/m/a"'])
+    config = write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=[str(csv_path)], OUTPUT_DIR=str(tmp_path / "out"))
+    assert cli.main(["--config", str(config)]) == 0
+    failed = rows_by_id(tmp_path / "out" / "eval_segments.failed.csv")
+    assert failed["evilmanifst"]["reason"] == "backend_error"
+    assert "refused a non-HTTP media URL" in failed["evilmanifst"]["detail"]
+    assert list((tmp_path / "out" / "eval_segments").iterdir()) == []
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _manifest(path: Path, columns: tuple[str, ...]) -> set[tuple[str, ...]]:
+    with open(path, newline="") as handle:
+        return {tuple(row[c] for c in columns) for row in csv.DictReader(handle)}
+
+
+def test_kill_9_at_random_moments_then_rerun_equals_an_uninterrupted_run(tmp_path: Path, sources: Path) -> None:
+    seed = int.from_bytes(os.urandom(4), "little")
+    rng = random.Random(seed)
+    ids = [f"crashtest{i:02d}" for i in range(14)]
+    rows = [f'{ytid}, {10 + 7 * i}.500, {20 + 7 * i}.500, "/m/a,/m/b"' for i, ytid in enumerate(ids)]
+    rows += ['missingvid1, 0.000, 10.000, "/m/c"', 'shortvideo1, 25.000, 35.000, "/m/c"', 'bad row, 1, 2, "/m/c"']
+    csv_path = write_csv(tmp_path / "eval_segments.csv", rows)
+    mirror_root = tmp_path / "mirror"
+    mirror_root.mkdir()
+    for ytid in ids:
+        (mirror_root / f"{ytid}.m4a").hardlink_to(sources / "tone300.m4a")
+    (mirror_root / "shortvideo1.m4a").hardlink_to(sources / "tone20.m4a")
+
+    from tests.support.server import MediaServer
+
+    with MediaServer(mirror_root, latency_s=0.05) as server:
+        def config(name: str) -> Path:
+            return write_config(tmp_path / f"{name}.py", CSV_FILE_NAMES=[str(csv_path)], BACKEND="direct",
+                                YTB_URL_FORMAT=server.base_url + "/{YTID}.m4a", OUTPUT_DIR=str(tmp_path / name),
+                                TIMER=0, WORKERS=3)
+
+        started = time.monotonic()
+        reference = run_script("--config", str(config("reference")), cwd=tmp_path)
+        assert reference.returncode == 0
+        duration = time.monotonic() - started
+        crashed = config("crashed")
+        split_pos = tmp_path / "crashed" / "eval_segments.split-pos.csv"
+        kills = []
+        for _ in range(4):
+            process = subprocess.Popen([sys.executable, str(REPO / "AudioDownloader.py"), "--config", str(crashed)],
+                                       cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            delay = rng.uniform(0.2, duration)  # somewhere within a run's life
+            time.sleep(delay)
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            rows_so_far = len(split_pos.read_text().splitlines()) - 1 if split_pos.exists() else 0
+            kills.append(f"{delay:.2f}s:{rows_so_far} rows")
+        final = run_script("--config", str(crashed), cwd=tmp_path)
+        assert final.returncode == 0, final.stderr
+
+    context = f"seed {seed}, reference run {duration:.2f} s, kills {kills}"
+    ref, got = tmp_path / "reference", tmp_path / "crashed"
+    split_columns = ("file", "YTID", "start_seconds", "end_seconds", "positive_labels")
+    failed_columns = ("YTID", "start_seconds", "end_seconds", "reason")
+    assert _manifest(got / "eval_segments.split-pos.csv", split_columns) == \
+        _manifest(ref / "eval_segments.split-pos.csv", split_columns), context
+    for name in ("eval_segments.split-pos.csv", "eval_segments.failed.csv"):
+        lines = (got / name).read_text().splitlines()
+        assert len(lines) == len(set(lines)), f"duplicate rows in {name}; {context}"
+    assert _manifest(got / "eval_segments.failed.csv", failed_columns) == \
+        _manifest(ref / "eval_segments.failed.csv", failed_columns), context
+    clips_ref, clips_got = _tree(ref / "eval_segments"), _tree(got / "eval_segments")
+    assert sorted(clips_got) == sorted(clips_ref), context  # no partial or temporary file remains
+    assert all(clips_got[name] == clips_ref[name] for name in clips_ref), f"clip bytes differ; {context}"
+    assert not [p for p in got.rglob("*.part")], context
