@@ -21,7 +21,7 @@ from .backends import BACKENDS, load_backend
 from .cutter import find_ffmpeg
 from .errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, ConfigError, DownloaderError
 from .layout import CsvOutputs
-from .runner import CsvSummary, run_csv
+from .runner import CsvSummary, plan_csv, run_csv
 from .settings import AUDIO_FORMATS, Settings, load_settings
 
 CONFIG_FILE_NAME = "download_configs.py"
@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--config", type=Path, metavar="PATH",
                         help=f"file of settings constants (default: {CONFIG_FILE_NAME})")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="plan only: count valid, invalid, done and to-be-attempted rows per CSV; download nothing")
     what = parser.add_argument_group("what to download")
     what.add_argument("--csv", action="append", metavar="PATH", help="a segments CSV; repeat for several (CSV_FILE_NAMES)")
     what.add_argument("--timer", type=int, metavar="N", help="attempt at most N+1 clips per CSV; 0: all (TIMER)")
@@ -89,7 +91,7 @@ def _default_config(beside_script: Path | None) -> Path | None:
     return None
 
 
-def preflight(settings: Settings) -> None:
+def preflight(settings: Settings, dry_run: bool = False) -> None:
     """Everything that can be checked before any work, so a mistake costs nothing."""
     for index, path in enumerate(settings.csv_file_names):
         if not path.is_file():
@@ -99,6 +101,8 @@ def preflight(settings: Settings) -> None:
             )
     find_ffmpeg(settings.ffmpeg_binary)
     load_backend(settings)
+    if dry_run:
+        return
     try:
         settings.output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -159,7 +163,11 @@ def main(argv: list[str] | None = None, default_config: Path | None = None) -> i
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from_args(args, default_config)
-        preflight(settings)
+        preflight(settings, args.dry_run)
+        if args.dry_run:
+            for csv_path in settings.csv_file_names:
+                print(plan_csv(csv_path, settings).plan_line())
+            return EXIT_OK
         return run_all(settings)
     except DownloaderError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -7,11 +7,14 @@ temporary name and renamed when complete, so a reader never sees half a file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 PARTIAL_SUFFIX = ".part"
 
@@ -98,15 +101,21 @@ def partial_path(final: Path) -> Path:
     return Path(name)
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so that a crash leaves the old or the new file, never half."""
+@contextlib.contextmanager
+def atomic_writer(path: Path) -> Iterator[TextIO]:
+    """A text handle whose content replaces ``path`` only once complete: a crash leaves the old file."""
     temp = partial_path(path)
     try:
         with open(temp, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def write_atomically(path: Path, text: str) -> None:
+    with atomic_writer(path) as handle:
+        handle.write(text)

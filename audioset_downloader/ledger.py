@@ -17,12 +17,12 @@ import csv
 import io
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import FailureReason
-from .layout import CsvOutputs, write_atomically
+from .layout import CsvOutputs, atomic_writer
 from .segments import Segment, row_key
 
 log = logging.getLogger(__name__)
@@ -58,16 +58,17 @@ class AppendOnlyCsv:
         self._handle: io.TextIOWrapper | None = None
         self._writer = None
 
-    def read_rows(self) -> list[list[str]]:
-        """Existing data rows, after cutting off a last line torn by a kill."""
+    def rows(self, repair: bool) -> Iterator[list[str]]:
+        """Stream the data rows, without a last line torn by a kill (cut off the file when repairing)."""
         if not self.path.exists():
-            return []
-        _cut_torn_tail(self.path)
+            return
+        if repair:
+            _cut_torn_tail(self.path)
         with open(self.path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))
-        if rows and tuple(rows[0]) == self.header:
-            rows = rows[1:]
-        return [row for row in rows if row]
+            # A torn line is the only one without its newline: leave it out.
+            for row in csv.reader(line for line in handle if line.endswith("\n")):
+                if row and tuple(row) != self.header:
+                    yield row
 
     def open(self) -> None:
         fresh = not self.path.exists() or self.path.stat().st_size == 0
@@ -82,14 +83,13 @@ class AppendOnlyCsv:
         self._handle.flush()  # in the OS's hands: survives a kill of this process
 
     def rewrite(self, rows: Iterable[Iterable[str]]) -> None:
-        """Replace the file atomically with exactly these rows."""
+        """Replace the file atomically with exactly these rows (streamed, never all in memory)."""
         reopen = self._handle is not None
         self.close()
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(self.header)
-        writer.writerows(rows)
-        write_atomically(self.path, buffer.getvalue())
+        with atomic_writer(self.path) as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(self.header)
+            writer.writerows(rows)
         if reopen:
             self.open()
 
@@ -131,44 +131,52 @@ class Ledger:
         self.failed: dict[tuple, FailedRow] = {}
         self._pending_changes = 0
 
+    def load(self) -> None:
+        """Read what is done and what failed, changing nothing on disk (a dry run stops here)."""
+        self._load(repair=False)
+
     def open(self) -> None:
-        self._load_done()
-        self._load_failed()
+        """Load, repair what a kill left behind, and get ready to record."""
+        split_pos_stale, failed_stale = self._load(repair=True)
+        if split_pos_stale:
+            self._split_pos.rewrite(self._live_split_pos_rows(self.outputs.existing_clips()))
+        if failed_stale:
+            self._failed_csv.rewrite(row.fields() for row in self.failed.values())
         self._split_pos.open()
         self._failed_csv.open()
 
-    def _load_done(self) -> None:
-        """Rows whose clip exists count as done; rows without their file are dropped."""
+    def _load(self, repair: bool) -> tuple[bool, bool]:
+        """Fill ``done`` and ``failed``; say which file holds rows to drop."""
         present = self.outputs.existing_clips()
-        rows = self._split_pos.read_rows()
-        kept = []
-        for row in rows:
-            if len(row) != len(SPLIT_POS_HEADER):
-                continue
-            key = row_key(row[1], row[2], row[3])
-            if key in self.done or Path(row[0]).name not in present:
-                continue
-            self.done.add(key)
-            kept.append(row)
-        if len(kept) != len(rows):
-            log.info(
-                "%s: dropped %d rows whose clip is missing or repeated; they will be fetched again",
-                self.outputs.split_pos.name,
-                len(rows) - len(kept),
-            )
-            self._split_pos.rewrite(kept)
+        dropped = 0
+        for row in self._split_pos.rows(repair):
+            key = _live_key(row, present, self.done)
+            if key is None:
+                dropped += 1
+            else:
+                self.done.add(key)
+        if dropped:
+            log.info("%s: %d rows whose clip is missing or repeated are dropped; those clips are fetched again",
+                     self.outputs.split_pos.name, dropped)
 
-    def _load_failed(self) -> None:
-        rows = self._failed_csv.read_rows()
-        for row in rows:
+        rows = 0
+        for row in self._failed_csv.rows(repair):
+            rows += 1
             if len(row) != len(FAILED_HEADER):
                 continue
             key = row_key(row[0], row[1], row[2])
             self.failed.pop(key, None)  # the last row of a segment wins
             if key not in self.done:
                 self.failed[key] = FailedRow(*row)
-        if len(self.failed) != len(rows):
-            self._failed_csv.rewrite(row.fields() for row in self.failed.values())
+        return dropped > 0, len(self.failed) != rows
+
+    def _live_split_pos_rows(self, present: set[str]) -> Iterator[list[str]]:
+        kept: set[tuple] = set()
+        for row in self._split_pos.rows(repair=False):
+            key = _live_key(row, present, kept)
+            if key is not None:
+                kept.add(key)
+                yield row
 
     def is_done(self, segment: Segment) -> bool:
         return segment.key in self.done
@@ -209,6 +217,16 @@ class Ledger:
         self.flush_changes()
         self._split_pos.close()
         self._failed_csv.close()
+
+
+def _live_key(row: list[str], present: set[str], seen: set[tuple]) -> tuple | None:
+    """The key of a split-pos row that still counts: well-formed, its clip present, not repeated."""
+    if len(row) != len(SPLIT_POS_HEADER):
+        return None
+    key = row_key(row[1], row[2], row[3])
+    if key in seen or row[0].rpartition("/")[2] not in present:
+        return None
+    return key
 
 
 def _one_line(text: str) -> str:

@@ -69,12 +69,21 @@ class CsvSummary:
             text += " - interrupted"
         return text
 
+    def plan_line(self) -> str:
+        """What --dry-run prints: what a run would do now."""
+        return (
+            f"{self.csv}: {self.rows} rows ({self.rows - self.invalid_rows} valid, {self.invalid_rows} invalid); "
+            f"{self.already_done} already done, {self.skipped_failed} failed for good (skipped), "
+            f"{self.attempted} to attempt, {self.not_attempted} left for later (TIMER)"
+        )
+
 
 class CsvRun:
     """The state of one CSV's run: its ledger, its counters, its progress."""
 
-    def __init__(self, csv_path: Path, settings: Settings, stop: threading.Event) -> None:
+    def __init__(self, csv_path: Path, settings: Settings, stop: threading.Event, dry_run: bool = False) -> None:
         self.csv_path = csv_path
+        self.dry_run = dry_run
         self.settings = settings
         self.stop = stop
         self.outputs = CsvOutputs.for_csv(settings.output_dir, csv_path)
@@ -106,6 +115,8 @@ class CsvRun:
     def _record_invalid(self, row: InvalidRow) -> None:
         self.summary.invalid_rows += 1
         log.warning("%s:%d: skipped invalid row: %s", self.csv_path, row.line, row.problem)
+        if self.dry_run:
+            return
         self.ledger.record_failed(
             row.key, FailedRow(row.field(0), row.field(1), row.field(2), "invalid_row", f"line {row.line}: {row.problem}")
         )
@@ -206,11 +217,13 @@ def exclusive(outputs: CsvOutputs) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def csv_log(outputs: CsvOutputs, console: bool) -> Iterator[None]:
+def csv_log(outputs: CsvOutputs, console: bool, to_file: bool = True) -> Iterator[None]:
     """Log to X_dl.log, and to the console with the same lines."""
     root = logging.getLogger("audioset_downloader")
     formatter = logging.Formatter(f"%(asctime)s %(levelname)s [{outputs.name}] %(message)s")
-    handlers: list[logging.Handler] = [logging.FileHandler(outputs.log, encoding="utf-8")]
+    handlers: list[logging.Handler] = []
+    if to_file:
+        handlers.append(logging.FileHandler(outputs.log, encoding="utf-8"))
     if console:
         handlers.append(logging.StreamHandler())
     for handler in handlers:
@@ -250,3 +263,14 @@ def run_csv(csv_path: Path, settings: Settings, stop: threading.Event | None = N
                 outputs.remove_partials()
             log.info("%s", summary.line())
             return summary
+
+
+def plan_csv(csv_path: Path, settings: Settings) -> CsvSummary:
+    """--dry-run: what a run would do now (the same plan), downloading and changing nothing."""
+    outputs = CsvOutputs.for_csv(settings.output_dir, csv_path)
+    with csv_log(outputs, console=True, to_file=False):
+        run = CsvRun(csv_path, settings, threading.Event(), dry_run=True)
+        run.ledger.load()
+        for _ in run.plan():
+            pass
+        return run.summary

@@ -20,7 +20,7 @@ TOLERANCE_S = 0.020
 
 
 def segment(start: float, end: float, ytid: str = "abcdefghijk") -> Segment:
-    return Segment(ytid, round(start * 1000), round(end * 1000), ("/m/a",), 1, ytid)
+    return Segment(ytid, round(start * 1000), round(end * 1000), "/m/a", 1, ytid)
 
 
 def cut(server: MediaServer, path: str, seg: Segment, out: Path, **settings: object) -> Path:

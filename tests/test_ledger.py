@@ -11,7 +11,7 @@ from audioset_downloader.segments import Segment
 
 
 def seg(ytid: str, start: int = 0) -> Segment:
-    return Segment(ytid, start * 1000, start * 1000 + 10000, ("/m/a", "/m/b"), 4, ytid)
+    return Segment(ytid, start * 1000, start * 1000 + 10000, "/m/a,/m/b", 4, ytid)
 
 
 def rows(path: Path) -> list[list[str]]:

@@ -25,7 +25,7 @@ from tests.support.fake_youtube import FakeVideo, FakeYouTube
 
 
 def seg(ytid: str) -> Segment:
-    return Segment(ytid, 30000, 40000, ("/m/a",), 1, ytid)
+    return Segment(ytid, 30000, 40000, "/m/a", 1, ytid)
 
 
 def fetch_status(url: str) -> int:

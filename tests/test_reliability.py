@@ -273,3 +273,19 @@ def test_kill_9_at_random_moments_then_rerun_equals_an_uninterrupted_run(tmp_pat
     assert sorted(clips_got) == sorted(clips_ref), context  # no partial or temporary file remains
     assert all(clips_got[name] == clips_ref[name] for name in clips_ref), f"clip bytes differ; {context}"
     assert not [p for p in got.rglob("*.part")], context
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux) for a private mount")
+def test_a_read_only_output_dir_is_refused_before_any_work(tmp_path: Path, mirror: Mirror) -> None:
+    mirror.add("readonlyvid")
+    out = tmp_path / "out"
+    out.mkdir()
+    config = configure(tmp_path, mirror, ["readonlyvid"])
+    script = (f'mount -t tmpfs -o ro,size=100k tmpfs "{out}" || exit 99; '
+              f'"{sys.executable}" "{REPO / "AudioDownloader.py"}" --config "{config}"; echo "exit=$?"')
+    result = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=60)
+    if result.returncode == 99:
+        pytest.skip("this machine refuses a tmpfs mount in a user namespace")
+    assert "exit=2" in result.stdout
+    assert result.stderr.startswith(f"error: OUTPUT_DIR {out}: not writable")
+    assert mirror.server.requests == {}  # nothing was fetched
