@@ -65,8 +65,10 @@ class AppendOnlyCsv:
         if repair:
             _cut_torn_tail(self.path)
         with open(self.path, newline="", encoding="utf-8") as handle:
-            # A torn line is the only one without its newline: leave it out.
-            for row in csv.reader(line for line in handle if line.endswith("\n")):
+            lines: Iterable[str] = handle
+            if not _ends_with_newline(self.path):  # a torn last line: leave it out
+                lines = (line for line in handle if line.endswith("\n"))
+            for row in csv.reader(lines):
                 if row and tuple(row) != self.header:
                     yield row
 
@@ -100,6 +102,14 @@ class AppendOnlyCsv:
             self._handle.close()
             self._handle = None
             self._writer = None
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        if handle.seek(0, os.SEEK_END) == 0:
+            return True
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
 
 
 def _cut_torn_tail(path: Path) -> None:
@@ -223,7 +233,10 @@ def _live_key(row: list[str], present: set[str], seen: set[tuple]) -> tuple | No
     """The key of a split-pos row that still counts: well-formed, its clip present, not repeated."""
     if len(row) != len(SPLIT_POS_HEADER):
         return None
-    key = row_key(row[1], row[2], row[3])
+    try:  # times as this module writes them ("417.300"); a row without numbers is dropped
+        key = (row[1], round(float(row[2]) * 1000), round(float(row[3]) * 1000))
+    except (ValueError, OverflowError):
+        return None
     if key in seen or row[0].rpartition("/")[2] not in present:
         return None
     return key

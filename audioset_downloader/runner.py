@@ -96,20 +96,26 @@ class CsvRun:
         self._last_progress = time.monotonic()
 
     def plan(self) -> Iterator[Segment]:
-        """Segments to attempt, in CSV order: not done, up to TIMER's limit."""
+        """Segments to attempt, in CSV order: not done, up to TIMER's limit.
+
+        This loop runs once per row (two million for the unbalanced list), so it
+        looks names up once, outside the loop.
+        """
         limit = self.settings.clip_limit
+        summary, done, failed_for_good = self.summary, self.ledger.done, self.ledger.failed_for_good
+        skip_failed = not self.settings.retry_failed and bool(self.ledger.failed)
         for row in read_segments(self.csv_path):
-            self.summary.rows += 1
-            if isinstance(row, InvalidRow):
+            summary.rows += 1
+            if type(row) is InvalidRow:
                 self._record_invalid(row)
-            elif self.ledger.is_done(row):
-                self.summary.already_done += 1
-            elif not self.settings.retry_failed and self.ledger.failed_for_good(row):
-                self.summary.skipped_failed += 1
-            elif limit is not None and self.summary.attempted >= limit:
-                self.summary.not_attempted += 1
+            elif row.key in done:
+                summary.already_done += 1
+            elif skip_failed and failed_for_good(row):
+                summary.skipped_failed += 1
+            elif limit is not None and summary.attempted >= limit:
+                summary.not_attempted += 1
             else:
-                self.summary.attempted += 1
+                summary.attempted += 1
                 yield row
 
     def _record_invalid(self, row: InvalidRow) -> None:

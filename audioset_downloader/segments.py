@@ -10,6 +10,7 @@ YTIDs seen, needed to name repeated videos).
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import re
 from collections.abc import Iterator
@@ -60,7 +61,7 @@ class Segment(NamedTuple):
 
     @property
     def key(self) -> tuple[str, int, int]:
-        return (self.ytid, self.start_ms, self.end_ms)
+        return self[:3]  # (ytid, start_ms, end_ms)
 
     @property
     def start_text(self) -> str:
@@ -70,6 +71,10 @@ class Segment(NamedTuple):
     def end_text(self) -> str:
         return format_seconds(self.end_ms)
 
+
+
+# Builds a Segment from a tuple in C, skipping NamedTuple's Python-level __new__.
+new_segment = functools.partial(tuple.__new__, Segment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +169,7 @@ def read_segments(path: Path) -> Iterator[Segment | InvalidRow]:
             else:
                 seen.add(ytid)
                 stem = ytid
-            yield Segment(ytid, start_ms, end_ms, labels, line_no, stem)
+            yield new_segment((ytid, start_ms, end_ms, labels, line_no, stem))
 
 
 def _skipped(line: str) -> bool:
