@@ -12,10 +12,11 @@ import logging
 import random
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from .backends import load_backend
-from .backends.base import Backend
+from .backends.base import Backend, MediaSource
 from .cutter import Interrupted, cut_clip, extension_for
 from .errors import ClipFailure, FailureReason
 from .layout import CsvOutputs
@@ -24,6 +25,11 @@ from .settings import Settings
 from .throttle import Throttle
 
 log = logging.getLogger(__name__)
+
+# Resolved sources are reused when a video appears again (another window of it):
+# a few thousand entries, and younger than YouTube's signed URLs, which expire after hours.
+SOURCE_CACHE_SIZE = 4096
+SOURCE_CACHE_TTL_S = 1800.0
 
 # Retried within the run, with backoff. Rate limiting is waited out instead (see
 # throttle.py); a backend or ffmpeg error will not mend in seconds: a rerun retries those.
@@ -54,6 +60,7 @@ class ClipWorker:
         self._backend: Backend | None = None
         self._throttle = Throttle(settings.retry_backoff, settings.max_backoff_minutes * 60,
                                   settings.requests_per_minute)
+        self._sources: OrderedDict[str, tuple[float, MediaSource]] = OrderedDict()
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict:
@@ -100,11 +107,33 @@ class ClipWorker:
         return ClipResult(segment, interrupted=True, attempts=attempts)
 
     def _attempt(self, segment: Segment, stop: threading.Event) -> tuple[str, int]:
+        source = self._resolve(segment)
+        final = self.outputs.clip_path(segment.stem, self._extension)
+        try:
+            cut = cut_clip(source, segment, self.settings, final, stop)
+        except ClipFailure:
+            self._forget(segment.ytid)  # the URL may have expired: resolve afresh next time
+            raise
+        return self.outputs.relative_clip(segment.stem, self._extension), cut.size
+
+    def _resolve(self, segment: Segment) -> MediaSource:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._sources.get(segment.ytid)
+            if cached is not None and now - cached[0] < SOURCE_CACHE_TTL_S:
+                self._sources.move_to_end(segment.ytid)
+                return cached[1]
         source = self.backend.resolve(segment)
         log.debug("%s: %s", segment.ytid, source.description)
-        final = self.outputs.clip_path(segment.stem, self._extension)
-        cut = cut_clip(source, segment, self.settings, final, stop)
-        return self.outputs.relative_clip(segment.stem, self._extension), cut.size
+        with self._lock:
+            self._sources[segment.ytid] = (now, source)
+            if len(self._sources) > SOURCE_CACHE_SIZE:
+                self._sources.popitem(last=False)
+        return source
+
+    def _forget(self, ytid: str) -> None:
+        with self._lock:
+            self._sources.pop(ytid, None)
 
     def _backoff(self, retry: int) -> float:
         """Exponential, with jitter so that workers failing together do not retry together."""

@@ -214,3 +214,44 @@ def test_ctrl_c_stops_cleanly_with_130_and_a_rerun_finishes(tmp_path: Path, sour
         assert rerun.returncode == 0
         assert f"{len(ids) - len(rows)} written, {len(rows)} skipped" in rerun.stdout
         assert sorted(row[1] for row in read_rows(split_pos)[1:]) == ids
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+def test_dry_run_plans_and_changes_nothing(project: Path, mirror: Mirror) -> None:
+    out = project / "out"
+    fresh = run_script("--config", "cfg.py", "--dry-run", "--timer", "1", cwd=project)
+    assert fresh.returncode == 0, fresh.stderr
+    assert fresh.stdout.strip().endswith(
+        "6 rows (5 valid, 1 invalid); 0 already done, 0 failed for good (skipped), 2 to attempt, "
+        "3 left for later (TIMER)")
+    assert "eval_segments.csv:8: skipped invalid row" in fresh.stderr
+    assert not out.exists() and mirror.server.requests == {}
+
+    assert run_script("--config", "cfg.py", cwd=project).returncode == 0
+    (out / "eval_segments" / "bbbbbbbbbbb.wav").unlink()
+    before = _snapshot(out)
+    mirror.server.reset_counts()
+    planned = run_script("--config", "cfg.py", "--dry-run", cwd=project)
+    assert planned.stdout.strip().endswith(
+        "6 rows (5 valid, 1 invalid); 3 already done, 1 failed for good (skipped), 1 to attempt, "
+        "0 left for later (TIMER)")
+    assert _snapshot(out) == before  # not a byte written, not even the log
+    assert mirror.server.requests == {}
+
+
+def test_many_workers_lose_and_interleave_no_rows(tmp_path: Path, mirror: Mirror) -> None:
+    ids = [f"concurren{i:02x}" for i in range(48)]
+    for ytid in ids:
+        mirror.add(ytid)
+    csv_path = write_csv(tmp_path / "eval_segments.csv", [f'{y}, 5.000, 7.000, "/m/a,/m/b"' for y in ids])
+    write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=[str(csv_path)], YTB_URL_FORMAT=mirror.url_format,
+                 BACKEND="direct", OUTPUT_DIR=str(tmp_path / "out"), TIMER=0, WORKERS=16)
+    assert run_script("--config", "cfg.py", cwd=tmp_path).returncode == 0
+    rows = read_rows(tmp_path / "out" / "eval_segments.split-pos.csv")
+    assert rows[0] == ["file", "YTID", "start_seconds", "end_seconds", "positive_labels"]
+    assert sorted(row[1] for row in rows[1:]) == sorted(ids)
+    assert all(row == [f"eval_segments/{row[1]}.wav", row[1], "5.000", "7.000", "/m/a,/m/b"] for row in rows[1:])
+    assert all((tmp_path / "out" / row[0]).stat().st_size > 300_000 for row in rows[1:])

@@ -105,3 +105,19 @@ def test_default_backend_end_to_end(youtube: FakeYouTube, tmp_path: Path) -> Non
     with open(out / "eval_segments.failed.csv", newline="") as handle:
         failed = {row["YTID"]: row["reason"] for row in csv.DictReader(handle)}
     assert failed == {"privateVid1": "private", "brokenApi01": "backend_error", "goneVideo01": "unavailable"}
+
+
+def test_a_video_listed_twice_is_resolved_once(youtube: FakeYouTube, tmp_path: Path) -> None:
+    youtube.videos.update({"twoWindows1": FakeVideo(), "oneWindow01": FakeVideo()})
+    csv_path = write_csv(tmp_path / "eval_segments.csv", [
+        'twoWindows1, 10.000, 20.000, "/m/a"', 'oneWindow01, 0.000, 10.000, "/m/b"',
+        'twoWindows1, 200.500, 210.500, "/m/c"'])
+    config = write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=[str(csv_path)], OUTPUT_DIR=str(tmp_path / "out"),
+                          TIMER=0, WORKERS=1)
+    assert cli.main(["--config", str(config)]) == 0
+    assert youtube.player_calls == {"twoWindows1": 1, "oneWindow01": 1}
+    with open(tmp_path / "out" / "eval_segments.split-pos.csv", newline="") as handle:
+        files = {row["start_seconds"]: row["file"] for row in csv.DictReader(handle) if row["YTID"] == "twoWindows1"}
+    assert files == {"10.000": "eval_segments/twoWindows1.wav", "200.500": "eval_segments/twoWindows1_200500.wav"}
+    second = decode(tmp_path / "out" / files["200.500"])
+    assert abs(window_offset(second, 200.5)) < 0.02

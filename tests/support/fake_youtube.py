@@ -17,6 +17,7 @@ signature or n was not deciphered correctly, as YouTube does.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -80,6 +81,7 @@ class FakeVideo:
 class FakeYouTube:
     server: MediaServer
     videos: dict[str, FakeVideo] = field(default_factory=dict)
+    player_calls: Counter[str] = field(default_factory=Counter)  # per video id
 
     def __post_init__(self) -> None:
         self.server.routes.append(self.route)
@@ -90,6 +92,7 @@ class FakeYouTube:
         if path == "/watch":
             return self._watch_page(query["v"][0])
         if path == "/youtubei/v1/player":
+            self.player_calls[query["videoId"][0]] += 1
             return self._player(query["videoId"][0])
         if path == PLAYER_JS_PATH:
             return Reply(200, BASE_JS.encode(), (("Content-Type", "text/javascript"),))
