@@ -166,9 +166,11 @@ class FakeYouTube:
 
 
 @contextmanager
-def reroute_pytube(server: MediaServer, module: str = "pytube") -> Iterator[None]:
+def reroute_pytube(server: MediaServer | str, module: str = "pytube") -> Iterator[None]:
     """Send pytube's requests for youtube.com to the local server: the one replaced seam."""
     import importlib
+
+    base_url = server if isinstance(server, str) else server.base_url
 
     request = importlib.import_module(f"{module}.request")
     original = request._execute_request
@@ -176,7 +178,7 @@ def reroute_pytube(server: MediaServer, module: str = "pytube") -> Iterator[None
     def execute(url: str, *args, **kwargs):
         parts = urlsplit(url)
         if parts.hostname and parts.hostname.endswith("youtube.com"):
-            url = f"{server.base_url}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+            url = f"{base_url}{parts.path}" + (f"?{parts.query}" if parts.query else "")
         return original(url, *args, **kwargs)
 
     request._execute_request = execute
