@@ -98,6 +98,11 @@ class ServerProcess:
     def reset(self) -> None:
         self._get("/_reset")
 
+    def cpu_seconds(self) -> float:
+        """The server's own CPU time (Linux /proc), to see how busy the two cores are."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.join()
@@ -122,6 +127,9 @@ class Result:
     clips_per_s: float
     bytes_per_clip: float
     cpu_ms_per_clip: float
+    cores_busy: float  # client + server CPU seconds per wall second, out of os.cpu_count()
+    server_cores_busy: float  # the server alone: one Python process, so at most ~1 (its GIL)
+    failed: dict  # reason -> count
 
 
 def cpu_seconds() -> float:
@@ -130,7 +138,7 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def seed_approach(clips: list[Clip], workdir: Path) -> int:
+def seed_approach(clips: list[Clip], workdir: Path) -> tuple[int, dict]:
     """The original script per clip: whole download, whole conversion, then the cut."""
     import pytube
 
@@ -148,28 +156,35 @@ def seed_approach(clips: list[Clip], workdir: Path) -> int:
             out.writeframes(source.readframes(WINDOW_S * source.getframerate()))
         shutil.rmtree(folder)
         written += 1
-    return written
+    return written, {}
 
 
-def project_approach(clips: list[Clip], workdir: Path, workers: int) -> int:
+def project_approach(clips: list[Clip], workdir: Path, workers: int) -> tuple[int, dict]:
     csv_path = workdir / "bench_segments.csv"
     csv_path.write_text("".join(f'{c.ytid}, {c.start:.3f}, {c.start + WINDOW_S:.3f}, "/m/09x0r"\n' for c in clips))
     settings = Settings(csv_file_names=(csv_path,), output_dir=workdir / "out", timer=0, workers=workers,
                         retries=0)
-    return run_csv(csv_path, settings, console=False).written
+    summary = run_csv(csv_path, settings, console=False)
+    failed = settings.output_dir / "bench_segments.failed.csv"
+    details = failed.read_text().splitlines()[1:4] if failed.exists() else []
+    if details:
+        print("failures:", *details, sep="\n  ", flush=True)
+    return summary.written, summary.failed
 
 
 def measure(name: str, workers: int, clips: list[Clip], run, server: ServerProcess) -> Result:
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
     server.reset()
-    cpu_before, started = cpu_seconds(), time.perf_counter()
-    written = run(clips, workdir)
+    cpu_before, server_before, started = cpu_seconds(), server.cpu_seconds(), time.perf_counter()
+    written, failed = run(clips, workdir)
     wall = time.perf_counter() - started
     cpu = cpu_seconds() - cpu_before
+    server_cpu = server.cpu_seconds() - server_before
     fetched = server.stats()["bytes"]
     shutil.rmtree(workdir)
     result = Result(name, workers, len(clips), written, round(wall, 3), round(len(clips) / wall, 3),
-                    round(fetched / len(clips)), round(1000 * cpu / len(clips), 1))
+                    round(fetched / len(clips)), round(1000 * cpu / len(clips), 1), round((cpu + server_cpu) / wall, 2),
+                    round(server_cpu / wall, 2), failed)
     print(json.dumps(asdict(result)), flush=True)
     return result
 
@@ -191,12 +206,18 @@ def planning(rows: int, done: int, workdir: Path) -> dict:
                     "--done", str(done), "--output-dir", str(out)], check=True)
     command = [sys.executable, str(REPO / "AudioDownloader.py"), "--dry-run", "--csv", str(csv_path),
                "--output-dir", str(out), "--backend", "direct", "--url-format", "http://127.0.0.1:9/{YTID}"]
-    started = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
-    wall = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child: this dry run
+    # A wrapper process whose only child is the dry run: RUSAGE_CHILDREN's peak is then its own.
+    measure_child = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+                     "r = subprocess.run(sys.argv[1:], capture_output=True, text=True, check=True); "
+                     "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+                     "print(r.stdout.strip())")
+    result = subprocess.run([sys.executable, "-c", measure_child, *command], capture_output=True, text=True,
+                            check=True)
+    timing, plan_line = result.stdout.split("\n", 1)
+    wall, peak_kb = float(timing.split()[0]), int(timing.split()[1])
+    peak_mb = peak_kb / 1024
     summary = {"rows": rows, "done": done, "wall_s": round(wall, 2), "peak_rss_mb": round(peak_mb),
-               "plan": result.stdout.strip()}
+               "plan": plan_line.strip()}
     print(json.dumps(summary), flush=True)
     return summary
 
@@ -246,6 +267,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=100)
     parser.add_argument("--bandwidth-mbps", type=float, default=2, help="per connection, MB/s")
     parser.add_argument("--seed-clips", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=8, help="clips per scenario = rounds x WORKERS (ramp-up and tail weigh less)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     parser.add_argument("--planning-rows", type=int, default=2_041_789)
     parser.add_argument("--planning-done", type=int, default=1_000_000)
@@ -272,7 +294,7 @@ def main() -> None:
             results.append(measure("seed", 1, make_clips(args.seed_clips, ids, durations, rng),
                                    seed_approach, server))
             for workers in args.workers:
-                clips = make_clips(max(16, 4 * workers), ids, durations, rng)
+                clips = make_clips(max(16, args.rounds * workers), ids, durations, rng)
                 results.append(measure("project", workers, clips,
                                        lambda c, d, w=workers: project_approach(c, d, w), server))
     finally:
