@@ -18,10 +18,12 @@ from typing import Any
 
 from . import __version__
 from .backends import BACKENDS, load_backend
+from .cookies import check_cookies_file
 from .cutter import find_ffmpeg
 from .errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, ConfigError, DownloaderError
 from .layout import CsvOutputs
-from .runner import CsvSummary, plan_csv, run_csv
+from .labels import LabelFilter
+from .runner import CsvSummary, load_ontology, plan_csv, run_csv
 from .settings import AUDIO_FORMATS, Settings, load_settings
 
 CONFIG_FILE_NAME = "download_configs.py"
@@ -99,8 +101,15 @@ def preflight(settings: Settings, dry_run: bool = False) -> None:
                 f"CSV_FILE_NAMES[{index}]: {path} does not exist (relative paths start at {Path.cwd()}); "
                 "fix the path or download the CSV from research.google.com/audioset"
             )
+    if settings.cookies_file is not None:
+        if not settings.cookies_file.is_file():
+            raise ConfigError(f"COOKIES_FILE {settings.cookies_file} does not exist; fix the path or set it to None")
+        check_cookies_file(settings.cookies_file)
     find_ffmpeg(settings.ffmpeg_binary)
     load_backend(settings)
+    ontology = load_ontology(settings)
+    if ontology is not None:
+        LabelFilter.from_settings(settings, ontology)  # an unknown label name fails here, before any work
     if dry_run:
         return
     try:

@@ -131,6 +131,8 @@ def ffmpeg_command(ffmpeg: str, source: MediaSource, segment: Segment, settings:
         command += ["-headers", headers]
     if _supports_request_sizes(ffmpeg):
         command += HTTP_REQUEST_OPTIONS
+    if settings.proxy:
+        command += ["-http_proxy", settings.proxy]
     pre_roll_ms = min(PRE_ROLL_MS, segment.start_ms)
     if segment.start_ms > pre_roll_ms:
         command += ["-ss", format_seconds(segment.start_ms - pre_roll_ms)]

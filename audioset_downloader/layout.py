@@ -49,6 +49,11 @@ class CsvOutputs:
         return self.root / f"{self.name}.summary.json"
 
     @property
+    def metadata(self) -> Path:
+        """Hugging Face's audiofolder metadata, beside the clips it describes."""
+        return self.clip_dir / "metadata.csv"
+
+    @property
     def lock(self) -> Path:
         return self.root / f".{self.name}.lock"
 

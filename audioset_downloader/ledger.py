@@ -17,7 +17,7 @@ import csv
 import io
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +27,9 @@ from .segments import Segment, row_key
 
 log = logging.getLogger(__name__)
 
-SPLIT_POS_HEADER = ("file", "YTID", "start_seconds", "end_seconds", "positive_labels")
+SPLIT_POS_HEADER = ("file", "YTID", "start_seconds", "end_seconds", "positive_labels", "label_names")
+# Hugging Face's audiofolder layout: datasets.load_dataset("audiofolder", data_dir=OUTPUT_DIR/X)
+METADATA_HEADER = ("file_name", "YTID", "start_seconds", "end_seconds", "labels", "label_names")
 FAILED_HEADER = ("YTID", "start_seconds", "end_seconds", "reason", "detail")
 REWRITE_EVERY = 1000  # pending changes to failed.csv before it is rewritten mid-run
 DETAIL_LIMIT = 300
@@ -69,8 +71,20 @@ class AppendOnlyCsv:
             if not _ends_with_newline(self.path):  # a torn last line: leave it out
                 lines = (line for line in handle if line.endswith("\n"))
             for row in csv.reader(lines):
-                if row and tuple(row) != self.header:
+                if row and row[0] != self.header[0]:
                     yield row
+
+    def has_current_header(self) -> bool:
+        if not self.path.exists():
+            return True
+        with open(self.path, newline="", encoding="utf-8") as handle:
+            return next(csv.reader(handle), list(self.header)) == list(self.header)
+
+    def count_rows(self) -> int:
+        if not self.path.exists():
+            return -1
+        with open(self.path, encoding="utf-8") as handle:
+            return sum(1 for _ in handle) - 1
 
     def open(self) -> None:
         fresh = not self.path.exists() or self.path.stat().st_size == 0
@@ -133,9 +147,11 @@ def _cut_torn_tail(path: Path) -> None:
 class Ledger:
     """What is done and what failed, for one CSV; the only writer of its manifests."""
 
-    def __init__(self, outputs: CsvOutputs) -> None:
+    def __init__(self, outputs: CsvOutputs, label_names: Callable[[str], str] = lambda labels: "") -> None:
         self.outputs = outputs
+        self._label_names = label_names  # "/m/0bt9lr,/m/05tny_" -> "Dog;Bark"
         self._split_pos = AppendOnlyCsv(outputs.split_pos, SPLIT_POS_HEADER)
+        self._metadata = AppendOnlyCsv(outputs.metadata, METADATA_HEADER)
         self._failed_csv = AppendOnlyCsv(outputs.failed, FAILED_HEADER)
         self.done: set[tuple] = set()
         self.failed: dict[tuple, FailedRow] = {}
@@ -148,12 +164,16 @@ class Ledger:
     def open(self) -> None:
         """Load, repair what a kill left behind, and get ready to record."""
         split_pos_stale, failed_stale = self._load(repair=True)
-        if split_pos_stale:
+        if split_pos_stale or not self._split_pos.has_current_header():
             self._split_pos.rewrite(self._live_split_pos_rows(self.outputs.existing_clips()))
         if failed_stale:
             self._failed_csv.rewrite(row.fields() for row in self.failed.values())
+        # metadata.csv follows split-pos.csv row for row; rebuilt from it when they differ.
+        if self._metadata.count_rows() != len(self.done) or not self._metadata.has_current_header():
+            self._metadata.rewrite(_metadata_row(row) for row in self._split_pos.rows(repair=False))
         self._split_pos.open()
         self._failed_csv.open()
+        self._metadata.open()
 
     def _load(self, repair: bool) -> tuple[bool, bool]:
         """Fill ``done`` and ``failed``; say which file holds rows to drop."""
@@ -186,6 +206,8 @@ class Ledger:
             key = _live_key(row, present, kept)
             if key is not None:
                 kept.add(key)
+                if len(row) < len(SPLIT_POS_HEADER):  # written before label_names existed
+                    row = [*row, self._label_names(row[4])]
                 yield row
 
     def is_done(self, segment: Segment) -> bool:
@@ -197,9 +219,10 @@ class Ledger:
         return row is not None and row.failure_reason is not None and row.failure_reason.permanent
 
     def record_written(self, segment: Segment, relative_file: str) -> None:
-        self._split_pos.append(
-            (relative_file, segment.ytid, segment.start_text, segment.end_text, segment.labels_text)
-        )
+        row = (relative_file, segment.ytid, segment.start_text, segment.end_text, segment.labels_text,
+               self._label_names(segment.labels_text))
+        self._split_pos.append(row)
+        self._metadata.append(_metadata_row(row))
         self.done.add(segment.key)
         if self.failed.pop(segment.key, None) is not None:
             self._changed()
@@ -227,11 +250,17 @@ class Ledger:
         self.flush_changes()
         self._split_pos.close()
         self._failed_csv.close()
+        self._metadata.close()
+
+
+def _metadata_row(split_pos_row: Iterable[str]) -> list[str]:
+    file, *rest = split_pos_row
+    return [file.rpartition("/")[2], *rest]
 
 
 def _live_key(row: list[str], present: set[str], seen: set[tuple]) -> tuple | None:
     """The key of a split-pos row that still counts: well-formed, its clip present, not repeated."""
-    if len(row) != len(SPLIT_POS_HEADER):
+    if len(row) not in (len(SPLIT_POS_HEADER), len(SPLIT_POS_HEADER) - 1):  # also rows from before label_names
         return None
     try:  # times as this module writes them ("417.300"); a row without numbers is dropped
         key = (row[1], round(float(row[2]) * 1000), round(float(row[3]) * 1000))

@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import BackendBrokenError, FailureReason, OutputLockedError, OutputUnwritableError
+from .errors import BackendBrokenError, ConfigError, FailureReason, OutputLockedError, OutputUnwritableError
+from .labels import LabelFilter, Ontology, ontology_path
 from .layout import CsvOutputs, write_atomically
 from .ledger import FailedRow, Ledger
 from .pool import run_bounded
@@ -40,6 +41,7 @@ class CsvSummary:
     csv: str
     rows: int = 0
     invalid_rows: int = 0
+    filtered_out: int = 0  # not carrying LABELS, or carrying EXCLUDE_LABELS
     already_done: int = 0
     skipped_failed: int = 0  # failed before for good (private, removed...): not tried again
     not_attempted: int = 0  # beyond TIMER's limit
@@ -61,6 +63,8 @@ class CsvSummary:
             f"{self.failed_total} failed{f' ({reasons})' if reasons else ''}, "
             f"{self.invalid_rows} invalid rows"
         )
+        if self.filtered_out:
+            text += f", {self.filtered_out} left out by the label filters"
         if self.skipped_failed:
             text += f", {self.skipped_failed} skipped (failed for good before; RETRY_FAILED = True retries them)"
         if self.not_attempted:
@@ -73,7 +77,7 @@ class CsvSummary:
         """What --dry-run prints: what a run would do now."""
         return (
             f"{self.csv}: {self.rows} rows ({self.rows - self.invalid_rows} valid, {self.invalid_rows} invalid); "
-            f"{self.already_done} already done, {self.skipped_failed} failed for good (skipped), "
+            f"{self.filtered_out} left out by the label filters, {self.already_done} already done, {self.skipped_failed} failed for good (skipped), "
             f"{self.attempted} to attempt, {self.not_attempted} left for later (TIMER)"
         )
 
@@ -87,7 +91,9 @@ class CsvRun:
         self.settings = settings
         self.stop = stop
         self.outputs = CsvOutputs.for_csv(settings.output_dir, csv_path)
-        self.ledger = Ledger(self.outputs)
+        ontology = load_ontology(settings)
+        self.label_filter = LabelFilter.from_settings(settings, ontology) if ontology else None
+        self.ledger = Ledger(self.outputs, ontology.names if ontology else lambda labels: "")
         self.fix_hint = ""
         self.summary = CsvSummary(csv=str(csv_path))
         self._failed = Counter[str]()
@@ -104,10 +110,13 @@ class CsvRun:
         limit = self.settings.clip_limit
         summary, done, failed_for_good = self.summary, self.ledger.done, self.ledger.failed_for_good
         skip_failed = not self.settings.retry_failed and bool(self.ledger.failed)
+        label_filter = self.label_filter
         for row in read_segments(self.csv_path):
             summary.rows += 1
             if type(row) is InvalidRow:
                 self._record_invalid(row)
+            elif label_filter is not None and not label_filter.keeps(row.labels_text):
+                summary.filtered_out += 1
             elif row.key in done:
                 summary.already_done += 1
             elif skip_failed and failed_for_good(row):
@@ -194,6 +203,17 @@ class CsvRun:
             self.ledger.close()
             write_atomically(self.outputs.summary, _to_json(self.summary))
         return self.summary
+
+
+def load_ontology(settings: Settings) -> Ontology | None:
+    """The ontology for label names and filters; without one, filters are an error, names left empty."""
+    path = ontology_path(settings)
+    if path.is_file():
+        return Ontology.load(path)
+    if settings.labels or settings.exclude_labels or settings.ontology_file:
+        raise ConfigError(f"ONTOLOGY_FILE {path} does not exist; the label filters need AudioSet's ontology.json")
+    log.warning("no ontology.json at %s: the label_names column stays empty (set ONTOLOGY_FILE)", path)
+    return None
 
 
 def _to_json(summary: CsvSummary) -> str:

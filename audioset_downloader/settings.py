@@ -47,6 +47,13 @@ class Settings:
     retry_failed: bool = False
     max_backoff_minutes: float = 30.0
     requests_per_minute: float | None = None
+    cookies_file: Path | None = None
+    proxy: str | None = None
+    labels: tuple[str, ...] = ()
+    include_child_labels: bool = False
+    exclude_labels: tuple[str, ...] = ()
+    ontology_file: Path | None = None
+    video: bool = False
 
     def url_for(self, ytid: str) -> str:
         return self.ytb_url_format.replace("{YTID}", ytid)
@@ -126,6 +133,21 @@ def _csv_paths(value: Any) -> tuple[Path, ...]:
     return paths
 
 
+def _names(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValueError('must be a list of label names or MIDs, e.g. ["Dog", "/m/0bt9lr"]')
+    return tuple(v.strip() for v in value)
+
+
+def _proxy(value: Any) -> str:
+    text = _text(value)
+    if urlsplit(text).scheme not in ("http", "https") or not urlsplit(text).hostname:
+        raise ValueError('must be an http:// proxy URL, e.g. "http://proxy.lab:3128" (ffmpeg speaks no other kind)')
+    return text
+
+
 def _url_format(value: Any) -> str:
     text = _text(value)
     if text.count("{YTID}") != 1:
@@ -169,6 +191,13 @@ CONSTANTS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "RETRY_FAILED": ("retry_failed", _flag),
     "MAX_BACKOFF_MINUTES": ("max_backoff_minutes", _positive),
     "REQUESTS_PER_MINUTE": ("requests_per_minute", _optional(_positive)),
+    "COOKIES_FILE": ("cookies_file", _optional(_path)),
+    "PROXY": ("proxy", _optional(_proxy)),
+    "LABELS": ("labels", _names),
+    "INCLUDE_CHILD_LABELS": ("include_child_labels", _flag),
+    "EXCLUDE_LABELS": ("exclude_labels", _names),
+    "ONTOLOGY_FILE": ("ontology_file", _optional(_path)),
+    "VIDEO": ("video", _flag),
 }
 _FIELD_TO_CONSTANT = {field: name for name, (field, _) in CONSTANTS.items()}
 assert set(_FIELD_TO_CONSTANT) == {f.name for f in fields(Settings)}, "every setting needs a constant"

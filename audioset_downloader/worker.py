@@ -13,10 +13,11 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .backends import load_backend
 from .backends.base import Backend, MediaSource
+from .cookies import cookie_header
 from .cutter import Interrupted, cut_clip, extension_for
 from .errors import ClipFailure, FailureReason
 from .layout import CsvOutputs
@@ -125,11 +126,19 @@ class ClipWorker:
                 return cached[1]
         source = self.backend.resolve(segment)
         log.debug("%s: %s", segment.ytid, source.description)
+        source = self._with_cookies(source)
         with self._lock:
             self._sources[segment.ytid] = (now, source)
             if len(self._sources) > SOURCE_CACHE_SIZE:
                 self._sources.popitem(last=False)
         return source
+
+    def _with_cookies(self, source: MediaSource) -> MediaSource:
+        """Add COOKIES_FILE's Cookie header for the media URL, unless the backend set one."""
+        if self.settings.cookies_file is None or any(name.lower() == "cookie" for name, _ in source.headers):
+            return source
+        value = cookie_header(self.settings.cookies_file, source.url)
+        return replace(source, headers=(*source.headers, ("Cookie", value))) if value else source
 
     def _forget(self, ytid: str) -> None:
         with self._lock:

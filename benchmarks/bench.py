@@ -193,7 +193,15 @@ def make_clips(count: int, ids: dict[str, str], durations: dict[str, int], rng: 
     names = sorted(ids)
     rng.shuffle(names)
     chosen = (names * (count // len(names) + 1))[:count]
-    return [Clip(ytid, float(rng.randrange(0, durations[ids[ytid]] - WINDOW_S))) for ytid in chosen]
+    clips: list[Clip] = []
+    taken: set[tuple[str, float]] = set()
+    for ytid in chosen:  # no window twice: a repeated segment is skipped as done, not fetched
+        start = float(rng.randrange(0, durations[ids[ytid]] - WINDOW_S))
+        while (ytid, start) in taken:
+            start = float(rng.randrange(0, durations[ids[ytid]] - WINDOW_S))
+        taken.add((ytid, start))
+        clips.append(Clip(ytid, start))
+    return clips
 
 
 # ------------------------------------------------------------------ the planning scenario

@@ -51,12 +51,14 @@ def test_a_full_run_writes_clips_manifests_and_log(project: Path) -> None:
     out = project / "out"
 
     rows = read_rows(out / "eval_segments.split-pos.csv")
-    assert rows[0] == ["file", "YTID", "start_seconds", "end_seconds", "positive_labels"]
+    assert rows[0] == ["file", "YTID", "start_seconds", "end_seconds", "positive_labels", "label_names"]
     assert sorted(rows[1:]) == sorted([
-        ["eval_segments/--4gqARaEJE.wav", "--4gqARaEJE", "0.000", "10.000", "/m/068hy,/m/07q6cd_,/m/0bt9lr,/m/0jbk"],
-        ["eval_segments/-0DLPzsiXXE.wav", "-0DLPzsiXXE", "137.300", "147.300", "/m/04rlf"],
-        ["eval_segments/aaaaaaaaaaa.wav", "aaaaaaaaaaa", "12.000", "20.000", "/m/09x0r"],
-        ["eval_segments/bbbbbbbbbbb.wav", "bbbbbbbbbbb", "290.000", "300.000", "/m/0jbk,/m/068hy"],
+        ["eval_segments/--4gqARaEJE.wav", "--4gqARaEJE", "0.000", "10.000", "/m/068hy,/m/07q6cd_,/m/0bt9lr,/m/0jbk",
+         "Domestic animals, pets;Squeak;Dog;Animal"],
+        ["eval_segments/-0DLPzsiXXE.wav", "-0DLPzsiXXE", "137.300", "147.300", "/m/04rlf", "Music"],
+        ["eval_segments/aaaaaaaaaaa.wav", "aaaaaaaaaaa", "12.000", "20.000", "/m/09x0r", "Speech"],
+        ["eval_segments/bbbbbbbbbbb.wav", "bbbbbbbbbbb", "290.000", "300.000", "/m/0jbk,/m/068hy",
+         "Animal;Domestic animals, pets"],
     ])
     # The labels are one quoted field in the file itself, as in Google's CSVs.
     assert '"/m/0jbk,/m/068hy"' in (out / "eval_segments.split-pos.csv").read_text()
@@ -75,7 +77,7 @@ def test_a_full_run_writes_clips_manifests_and_log(project: Path) -> None:
         assert abs(clip.duration - (end - start)) < 0.02
         assert abs(window_offset(clip, start)) < 0.02
     assert sorted(p.name for p in (out / "eval_segments").iterdir()) == sorted(
-        ["--4gqARaEJE.wav", "-0DLPzsiXXE.wav", "aaaaaaaaaaa.wav", "bbbbbbbbbbb.wav"])
+        ["--4gqARaEJE.wav", "-0DLPzsiXXE.wav", "aaaaaaaaaaa.wav", "bbbbbbbbbbb.wav", "metadata.csv"])
     assert not (REPO / "etc").exists() and not (project / "etc").exists()
 
     log = (out / "eval_segments_dl.log").read_text()
@@ -206,7 +208,7 @@ def test_ctrl_c_stops_cleanly_with_130_and_a_rerun_finishes(tmp_path: Path, sour
         assert process.returncode == 130, err
         rows = read_rows(split_pos)[1:]
         assert 1 <= len(rows) < len(ids)
-        clips = sorted(p.name for p in (tmp_path / "out" / "eval_segments").iterdir())
+        clips = sorted(p.name for p in (tmp_path / "out" / "eval_segments").iterdir() if p.name != "metadata.csv")
         assert clips == sorted(Path(row[0]).name for row in rows)  # no partial file, no file without its row
         assert len(read_rows(tmp_path / "out" / "eval_segments.failed.csv")) == 1  # interrupted is not failed
 
@@ -225,7 +227,7 @@ def test_dry_run_plans_and_changes_nothing(project: Path, mirror: Mirror) -> Non
     fresh = run_script("--config", "cfg.py", "--dry-run", "--timer", "1", cwd=project)
     assert fresh.returncode == 0, fresh.stderr
     assert fresh.stdout.strip().endswith(
-        "6 rows (5 valid, 1 invalid); 0 already done, 0 failed for good (skipped), 2 to attempt, "
+        "6 rows (5 valid, 1 invalid); 0 left out by the label filters, 0 already done, 0 failed for good (skipped), 2 to attempt, "
         "3 left for later (TIMER)")
     assert "eval_segments.csv:8: skipped invalid row" in fresh.stderr
     assert not out.exists() and mirror.server.requests == {}
@@ -236,7 +238,7 @@ def test_dry_run_plans_and_changes_nothing(project: Path, mirror: Mirror) -> Non
     mirror.server.reset_counts()
     planned = run_script("--config", "cfg.py", "--dry-run", cwd=project)
     assert planned.stdout.strip().endswith(
-        "6 rows (5 valid, 1 invalid); 3 already done, 1 failed for good (skipped), 1 to attempt, "
+        "6 rows (5 valid, 1 invalid); 0 left out by the label filters, 3 already done, 1 failed for good (skipped), 1 to attempt, "
         "0 left for later (TIMER)")
     assert _snapshot(out) == before  # not a byte written, not even the log
     assert mirror.server.requests == {}
@@ -251,7 +253,8 @@ def test_many_workers_lose_and_interleave_no_rows(tmp_path: Path, mirror: Mirror
                  BACKEND="direct", OUTPUT_DIR=str(tmp_path / "out"), TIMER=0, WORKERS=16)
     assert run_script("--config", "cfg.py", cwd=tmp_path).returncode == 0
     rows = read_rows(tmp_path / "out" / "eval_segments.split-pos.csv")
-    assert rows[0] == ["file", "YTID", "start_seconds", "end_seconds", "positive_labels"]
+    assert rows[0] == ["file", "YTID", "start_seconds", "end_seconds", "positive_labels", "label_names"]
     assert sorted(row[1] for row in rows[1:]) == sorted(ids)
-    assert all(row == [f"eval_segments/{row[1]}.wav", row[1], "5.000", "7.000", "/m/a,/m/b"] for row in rows[1:])
+    assert all(row == [f"eval_segments/{row[1]}.wav", row[1], "5.000", "7.000", "/m/a,/m/b", "/m/a;/m/b"]
+               for row in rows[1:])
     assert all((tmp_path / "out" / row[0]).stat().st_size > 300_000 for row in rows[1:])

@@ -36,7 +36,7 @@ def test_rows_are_on_disk_as_soon_as_recorded(tmp_path: Path) -> None:
     ledger.record_written(seg("aaaaaaaaaaa"), write_clip(outputs, "aaaaaaaaaaa"))
     # Not closed: a kill now must not lose the row.
     assert rows(outputs.split_pos) == [list(SPLIT_POS_HEADER),
-                                       ["eval_segments/aaaaaaaaaaa.wav", "aaaaaaaaaaa", "0.000", "10.000", "/m/a,/m/b"]]
+                                       ["eval_segments/aaaaaaaaaaa.wav", "aaaaaaaaaaa", "0.000", "10.000", "/m/a,/m/b", ""]]
     ledger.close()
 
 
@@ -51,7 +51,7 @@ def test_a_row_torn_by_a_kill_is_cut_off_and_appending_resumes(tmp_path: Path) -
     ledger.record_written(seg("bbbbbbbbbbb"), write_clip(outputs, "bbbbbbbbbbb"))
     ledger.close()
     assert [row[1] for row in rows(outputs.split_pos)[1:]] == ["aaaaaaaaaaa", "bbbbbbbbbbb"]
-    assert all(len(row) == 5 for row in rows(outputs.split_pos))
+    assert all(len(row) == 6 for row in rows(outputs.split_pos))
 
 
 def test_a_row_whose_clip_is_missing_is_dropped_so_the_clip_is_fetched_again(tmp_path: Path) -> None:

@@ -192,7 +192,7 @@ def test_hostile_rows_never_reach_a_path_or_a_command_line(tmp_path: Path, mirro
     assert set(rows_by_id(tmp_path / "out" / "eval_segments.split-pos.csv")) == {"goodvideo01"}
     after = {p for p in tmp_path.rglob("*") if "out" not in p.relative_to(tmp_path).parts}
     assert after == before  # nothing written outside OUTPUT_DIR
-    assert sorted(p.name for p in (tmp_path / "out" / "eval_segments").iterdir()) == ["goodvideo01.wav"]
+    assert sorted(p.name for p in (tmp_path / "out" / "eval_segments").iterdir()) == ["goodvideo01.wav", "metadata.csv"]
     assert set(mirror.server.requests) == {"/goodvideo01.m4a"}  # no other id reached the network
 
 
@@ -206,11 +206,13 @@ def test_a_manifest_pointing_at_local_files_is_refused(youtube: FakeYouTube, tmp
     failed = rows_by_id(tmp_path / "out" / "eval_segments.failed.csv")
     assert failed["evilmanifst"]["reason"] == "backend_error"
     assert "refused a non-HTTP media URL" in failed["evilmanifst"]["detail"]
-    assert list((tmp_path / "out" / "eval_segments").iterdir()) == []
+    assert [p.name for p in (tmp_path / "out" / "eval_segments").iterdir()] == ["metadata.csv"]
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """The clips, byte for byte (metadata.csv lists them in completion order: compared as rows)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != "metadata.csv"}
 
 
 def _manifest(path: Path, columns: tuple[str, ...]) -> set[tuple[str, ...]]:
@@ -273,6 +275,10 @@ def test_kill_9_at_random_moments_then_rerun_equals_an_uninterrupted_run(tmp_pat
     assert sorted(clips_got) == sorted(clips_ref), context  # no partial or temporary file remains
     assert all(clips_got[name] == clips_ref[name] for name in clips_ref), f"clip bytes differ; {context}"
     assert not [p for p in got.rglob("*.part")], context
+    metadata_columns = ("file_name", "YTID", "start_seconds", "end_seconds", "labels")
+    assert _manifest(got / "eval_segments" / "metadata.csv", metadata_columns) == \
+        _manifest(ref / "eval_segments" / "metadata.csv", metadata_columns), context
+    assert len((got / "eval_segments" / "metadata.csv").read_text().splitlines()) == len(clips_ref) + 1, context
 
 
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux) for a private mount")

@@ -16,21 +16,24 @@ if TYPE_CHECKING:
     from ..settings import Settings
     from .base import Backend
 
-# name -> (module, class, pip requirement that provides it)
+# name -> (module, class, the project's extra that installs its package)
 BACKENDS: dict[str, tuple[str, str, str]] = {
-    "pytube": (".pytube", "PytubeBackend", "pytube"),
+    "pytube": (".pytube", "PytubeBackend", ""),
     "direct": (".direct", "DirectBackend", ""),
+    "yt-dlp": (".ytdlp", "YtDlpBackend", "ytdlp"),
+    "pytubefix": (".pytubefix", "PytubefixBackend", "pytubefix"),
 }
 
 
 def load_backend(settings: Settings) -> Backend:
     """Build the configured backend, or say in one line how to install it."""
-    module_name, class_name, requirement = BACKENDS[settings.backend]
+    module_name, class_name, extra = BACKENDS[settings.backend]
     try:
         module = importlib.import_module(module_name, __name__)
     except ModuleNotFoundError as exc:
+        command = f'pip install -e ".[{extra}]"' if extra else f"pip install {exc.name}"
         raise BackendUnavailableError(
-            f"BACKEND = {settings.backend!r} needs the {requirement!r} package ({exc.name} is missing); "
-            f"install it with: pip install {requirement}"
+            f"BACKEND = {settings.backend!r} needs the {exc.name!r} package, which is not installed; "
+            f"install it with: {command}"
         ) from exc
     return getattr(module, class_name)(settings)

@@ -16,22 +16,11 @@ from typing import Any
 from ..errors import ClipFailure, FailureReason, reason_for_http_status
 from ..segments import Segment
 from ..settings import Settings
-from .base import DEFAULT_HEADERS, MediaSource
+from .base import DEFAULT_HEADERS, MediaSource, reason_from_message
 
 # The default stream: AAC in mp4 (YouTube's itag 140, 128 kb/s) decodes everywhere
 # and is plenty for AudioSet's usual 16-48 kHz training audio.
 DEFAULT_MAX_BITRATE = 160_000
-
-# Phrases of YouTube's playability messages that say more than the exception class.
-_STATUS_PHRASES: tuple[tuple[str, FailureReason], ...] = (
-    ("not a bot", FailureReason.RATE_LIMITED),
-    ("confirm your age", FailureReason.AGE_RESTRICTED),
-    ("in your country", FailureReason.REGION_BLOCKED),
-    ("removed", FailureReason.REMOVED),
-    ("terminated", FailureReason.REMOVED),
-    ("copyright", FailureReason.REMOVED),
-)
-
 
 class PytubeBackend:
     name = "pytube"
@@ -43,21 +32,25 @@ class PytubeBackend:
         self._lib: ModuleType = importlib.import_module(self.package)
         self._exceptions: ModuleType = importlib.import_module(f"{self.package}.exceptions")
         self._extract: ModuleType = importlib.import_module(f"{self.package}.extract")
+        # pytube has no cookie support; a proxy it takes for its metadata requests.
+        self._proxies = {"http": settings.proxy, "https": settings.proxy} if settings.proxy else None
 
     def resolve(self, segment: Segment) -> MediaSource:
         video = None
         try:
-            video = self._lib.YouTube(self._settings.url_for(segment.ytid))
+            video = self._lib.YouTube(self._settings.url_for(segment.ytid), proxies=self._proxies)
             streams = list(video.streams.filter(only_audio=True))
         except Exception as exc:  # every library error becomes a reason here, at the seam
             raise ClipFailure(self._reason(exc, video), f"{type(exc).__name__}: {exc}") from exc
         stream = choose_audio_stream(streams, self._settings.down_highest_quality)
         if stream is None:
             raise ClipFailure(FailureReason.NO_AUDIO, "the video lists no audio-only stream")
+        codec = str(stream.audio_codec or "")
         return MediaSource(
             url=stream.url,
             headers=DEFAULT_HEADERS,
             description=f"itag {stream.itag} {stream.mime_type} {stream.abr}",
+            codec="aac" if codec.startswith("mp4a") else codec,
         )
 
     def _reason(self, exc: Exception, video: Any) -> FailureReason:
@@ -86,11 +79,7 @@ class PytubeBackend:
             messages = self._extract.playability_status(html)[1]
         except Exception:  # the message only refines the reason; never fail on it
             return None
-        text = " ".join(str(m) for m in messages if m).lower()
-        for phrase, reason in _STATUS_PHRASES:
-            if phrase in text:
-                return reason
-        return None
+        return reason_from_message(" ".join(str(m) for m in messages if m))
 
 
 def reason_for_exception(exc: BaseException) -> FailureReason:

@@ -1,0 +1,37 @@
+"""COOKIES_FILE: a browser's cookies (Netscape format), sent with the media requests.
+
+yt-dlp reads the file itself for its metadata requests; for the media, every
+backend's URL gets the Cookie header the file holds for it, so ffmpeg's ranged
+requests carry the same session.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.cookiejar
+import urllib.request
+from pathlib import Path
+
+from .errors import ConfigError
+
+
+@functools.lru_cache(maxsize=4)
+def _jar(path: Path) -> http.cookiejar.MozillaCookieJar:
+    jar = http.cookiejar.MozillaCookieJar(str(path))
+    try:
+        jar.load(ignore_discard=True, ignore_expires=True)
+    except (OSError, http.cookiejar.LoadError) as exc:
+        raise ConfigError(f"COOKIES_FILE {path}: cannot read it as a Netscape cookies file ({exc}); "
+                          "export the cookies again (e.g. with a 'cookies.txt' browser extension)") from exc
+    return jar
+
+
+def check_cookies_file(path: Path) -> None:
+    _jar(path)
+
+
+def cookie_header(path: Path, url: str) -> str:
+    """The Cookie header value the file holds for ``url`` ("" when none)."""
+    request = urllib.request.Request(url)
+    _jar(path).add_cookie_header(request)
+    return request.get_header("Cookie", "")
