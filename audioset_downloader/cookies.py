@@ -23,6 +23,10 @@ def _jar(path: Path) -> http.cookiejar.MozillaCookieJar:
     except (OSError, http.cookiejar.LoadError) as exc:
         raise ConfigError(f"COOKIES_FILE {path}: cannot read it as a Netscape cookies file ({exc}); "
                           "export the cookies again (e.g. with a 'cookies.txt' browser extension)") from exc
+    for cookie in jar:
+        if cookie.expires == 0:  # Netscape's "0" is a session cookie; Python would take it as long expired
+            cookie.expires = None
+            cookie.discard = True
     return jar
 
 

@@ -22,6 +22,21 @@ from .base import DEFAULT_HEADERS, MediaSource, reason_from_message
 # and is plenty for AudioSet's usual 16-48 kHz training audio.
 DEFAULT_MAX_BITRATE = 160_000
 
+# Exception classes of pytube and pytubefix that name the reason themselves.
+_CLASS_REASONS: tuple[tuple[str, FailureReason], ...] = (
+    ("VideoPrivate", FailureReason.PRIVATE),
+    ("MembersOnly", FailureReason.MEMBERS_ONLY),
+    ("BotDetection", FailureReason.RATE_LIMITED),
+    ("AgeRestrictedError", FailureReason.AGE_RESTRICTED),
+    ("AgeCheckRequiredError", FailureReason.AGE_RESTRICTED),
+    ("AgeCheckRequiredAccountError", FailureReason.AGE_RESTRICTED),
+    ("LiveStreamError", FailureReason.LIVE),
+    ("LiveStreamOffline", FailureReason.LIVE),
+    ("VideoRegionBlocked", FailureReason.REGION_BLOCKED),
+    ("VideoBlockedByCopyright", FailureReason.REGION_BLOCKED),
+)
+
+
 class PytubeBackend:
     name = "pytube"
     package = "pytube"
@@ -54,32 +69,29 @@ class PytubeBackend:
         )
 
     def _reason(self, exc: Exception, video: Any) -> FailureReason:
-        errors = self._exceptions
-        by_class = (
-            (errors.VideoPrivate, FailureReason.PRIVATE),
-            (errors.MembersOnly, FailureReason.MEMBERS_ONLY),
-            (errors.AgeRestrictedError, FailureReason.AGE_RESTRICTED),
-            (errors.LiveStreamError, FailureReason.LIVE),
-            (errors.VideoRegionBlocked, FailureReason.REGION_BLOCKED),
-        )
-        for cls, reason in by_class:
-            if isinstance(exc, cls):
+        for class_name, reason in _CLASS_REASONS:
+            cls = getattr(self._exceptions, class_name, None)  # some exist in one library only
+            if cls is not None and isinstance(exc, cls):
                 return reason
-        from_status = self._reason_from_status(video)
-        if isinstance(exc, errors.VideoUnavailable):
-            return from_status or FailureReason.UNAVAILABLE
-        return from_status or reason_for_exception(exc)
+        from_text = reason_from_message(f"{exc} {self._status_text(video)}")
+        if isinstance(exc, self._exceptions.VideoUnavailable):
+            return from_text or FailureReason.UNAVAILABLE
+        return from_text or reason_for_exception(exc)
 
-    def _reason_from_status(self, video: Any) -> FailureReason | None:
-        """Read YouTube's own message from the watch page already fetched, if any."""
+    def _status_text(self, video: Any) -> str:
+        """YouTube's own message, from what was already fetched: the player response or the watch page."""
+        if video is None:
+            return ""
+        info = getattr(video, "_vid_info", None)
+        status = info.get("playabilityStatus", {}) if isinstance(info, dict) else {}
+        parts = [status.get("reason", ""), *status.get("messages", [])]
         html = getattr(video, "_watch_html", None)
-        if not html:
-            return None
-        try:
-            messages = self._extract.playability_status(html)[1]
-        except Exception:  # the message only refines the reason; never fail on it
-            return None
-        return reason_from_message(" ".join(str(m) for m in messages if m))
+        if html:
+            try:  # pytube reads the status from the watch page
+                parts += list(self._extract.playability_status(html)[1])
+            except Exception:  # the message only refines the reason; never fail on it
+                pass
+        return " ".join(str(part) for part in parts if part)
 
 
 def reason_for_exception(exc: BaseException) -> FailureReason:

@@ -48,6 +48,9 @@ def decipher_signature(scrambled: str) -> str:
     return "".join(chars)
 
 
+# Every player response carries one; pytubefix reads the visitor id from it.
+RESPONSE_CONTEXT = {"visitorData": "CgtGYWtlVmlzaXRvcg%3D%3D"}
+
 # YouTube's own playability messages, as pytube reads them from the watch page.
 STATUSES = {
     "ok": {"status": "OK"},
@@ -92,8 +95,10 @@ class FakeYouTube:
         if path == "/watch":
             return self._watch_page(query["v"][0])
         if path == "/youtubei/v1/player":
-            self.player_calls[query["videoId"][0]] += 1
-            return self._player(query["videoId"][0])
+            # pytube sends the id in the query, pytubefix in the JSON body.
+            video_id = query.get("videoId", [""])[0] or json.loads(getattr(handler, "body", b"") or b"{}")["videoId"]
+            self.player_calls[video_id] += 1
+            return self._player(video_id)
         if path == PLAYER_JS_PATH:
             return Reply(200, BASE_JS.encode(), (("Content-Type", "text/javascript"),))
         if "sig" in query or "signature" in query:
@@ -119,13 +124,19 @@ class FakeYouTube:
             return Reply(video.player_status, b'{"error": {"code": 400}}')
         if video is None or video.status != "ok":
             status = STATUSES[video.status] if video else STATUSES["unavailable"]
-            return Reply(200, json.dumps({"playabilityStatus": status}).encode())
+            body = {"responseContext": RESPONSE_CONTEXT, "playabilityStatus": status}
+            if video is not None and video.status == "live":  # today's sign of a live video
+                body["videoDetails"] = {"videoId": ytid, "isLive": True, "title": "live", "lengthSeconds": "0"}
+            return Reply(200, json.dumps(body).encode())
         formats = list(self._formats(ytid, video))
         body = {
+            "responseContext": RESPONSE_CONTEXT,
             "playabilityStatus": {"status": "OK"},
             "streamingData": {"formats": [], "adaptiveFormats": formats},
             "videoDetails": {"videoId": ytid, "title": f"synthetic {ytid}", "lengthSeconds": "300",
                              "viewCount": "1", "author": "tests"},
+            "playerConfig": {"mediaCommonConfig": {"mediaUstreamerRequestConfig": {
+                "videoPlaybackUstreamerConfig": "c3ludGhldGlj"}}},
         }
         return Reply(200, json.dumps(body).encode(), (("Content-Type", "application/json"),))
 
@@ -140,8 +151,15 @@ class FakeYouTube:
         yield self._format(251, 'audio/webm; codecs="opus"', 160_000, video.webm, video)
 
     def _format(self, itag: int, mime: str, bitrate: int, file: str, video: FakeVideo) -> dict:
+        # The fields YouTube gives every adaptive format (the libraries read several of them).
         entry = {"itag": itag, "mimeType": mime, "bitrate": bitrate, "averageBitrate": bitrate,
-                 "contentLength": str((self.server.root / file).stat().st_size)}
+                 "contentLength": str((self.server.root / file).stat().st_size), "approxDurationMs": "300000",
+                 "lastModified": "1700000000000000", "quality": "tiny", "projectionType": "RECTANGULAR"}
+        if mime.startswith("audio/"):
+            entry.update({"audioQuality": "AUDIO_QUALITY_MEDIUM", "audioChannels": 2,
+                          "audioSampleRate": "44100" if "mp4" in mime else "48000"})
+        else:
+            entry.update({"width": 1920, "height": 1080, "fps": 30, "qualityLabel": "1080p"})
         media = self.server.url(file)
         if video.ciphered:
             scrambled = f"SIG{itag}abcdefghijklmnopqrstuvwxyz0123456789"
