@@ -9,6 +9,7 @@ configuration or usage error, 130 on Ctrl-C, 1 when a run could not go on.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -23,7 +24,10 @@ from .cutter import find_ffmpeg
 from .errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, ConfigError, DownloaderError
 from .layout import CsvOutputs
 from .labels import LabelFilter
-from .runner import CsvSummary, load_ontology, plan_csv, run_csv
+from .progress import summary_table
+from .runner import CsvSummary, exclusive, load_ontology, plan_csv, run_csv
+from .segments import count_labels
+from .verify import verify_csv
 from .settings import AUDIO_FORMATS, Settings, load_settings
 
 CONFIG_FILE_NAME = "download_configs.py"
@@ -54,8 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--config", type=Path, metavar="PATH",
                         help=f"file of settings constants (default: {CONFIG_FILE_NAME})")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="plan only: count valid, invalid, done and to-be-attempted rows per CSV; download nothing")
+    modes = parser.add_argument_group("instead of downloading")
+    modes.add_argument("--dry-run", action="store_true",
+                       help="plan only: count valid, invalid, done and to-be-attempted rows per CSV")
+    modes.add_argument("--verify", action="store_true",
+                       help="check every clip listed in split-pos.csv: present, decodes, right length, rate, channels")
+    modes.add_argument("--repair", action="store_true",
+                       help="with --verify: drop broken rows and files so that a rerun fetches them again")
+    modes.add_argument("--list-labels", nargs="?", const="", metavar="TEXT",
+                       help="list AudioSet classes (matching TEXT) with how many segments of each CSV carry them")
     what = parser.add_argument_group("what to download")
     what.add_argument("--csv", action="append", metavar="PATH", help="a segments CSV; repeat for several (CSV_FILE_NAMES)")
     what.add_argument("--timer", type=int, metavar="N", help="attempt at most N+1 clips per CSV; 0: all (TIMER)")
@@ -120,10 +131,10 @@ def preflight(settings: Settings, dry_run: bool = False) -> None:
         raise ConfigError(f"OUTPUT_DIR {settings.output_dir}: not writable; choose another folder")
 
 
-def _run_in_child(csv_path: Path, settings: Settings) -> None:
+def _run_in_child(csv_path: Path, settings: Settings, position: int) -> None:
     """A CSV's own process (one per CSV, as the original script did)."""
     try:
-        run_csv(csv_path, settings)
+        run_csv(csv_path, settings, position=position)
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
     except DownloaderError as exc:
@@ -135,12 +146,12 @@ def run_all(settings: Settings) -> int:
     """Run each CSV, in this process when there is one, else one process each."""
     if len(settings.csv_file_names) == 1:
         summary = run_csv(settings.csv_file_names[0], settings)
-        print(summary.line())
+        print(summary_table([summary]))
         return EXIT_INTERRUPTED if summary.interrupted else EXIT_OK
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(target=_run_in_child, args=(path, settings), name=path.stem)
-        for path in settings.csv_file_names
+        context.Process(target=_run_in_child, args=(path, settings, index), name=path.stem)
+        for index, path in enumerate(settings.csv_file_names)
     ]
     for process in processes:
         process.start()
@@ -152,27 +163,77 @@ def run_all(settings: Settings) -> int:
             except KeyboardInterrupt:
                 interrupted = True  # the children got it too and are stopping cleanly
     codes = [process.exitcode for process in processes]
+    summaries = []
     for path, code in zip(settings.csv_file_names, codes):
-        print(_final_line(settings, path, code))
+        summary = _finished_summary(settings, path, code)
+        if summary is None:
+            print(f"{path}: did not finish (exit code {code}); see its log in {settings.output_dir}")
+        else:
+            summaries.append(summary)
+    if summaries:
+        print(summary_table(summaries))
     if interrupted or EXIT_INTERRUPTED in codes:
         return EXIT_INTERRUPTED
     return max((code for code in codes if code), default=EXIT_OK)
 
 
-def _final_line(settings: Settings, csv_path: Path, code: int | None) -> str:
+def _finished_summary(settings: Settings, csv_path: Path, code: int | None) -> CsvSummary | None:
+    """The summary a CSV's process saved, if it finished (or was interrupted) cleanly."""
     summary_file = CsvOutputs.for_csv(settings.output_dir, csv_path).summary
     if code in (EXIT_OK, EXIT_INTERRUPTED) and summary_file.is_file():
         import json
 
-        return CsvSummary(**json.loads(summary_file.read_text())).line()
-    return f"{csv_path}: did not finish (exit code {code}); see its log in {settings.output_dir}"
+        return CsvSummary(**json.loads(summary_file.read_text()))
+    return None
+
+
+def verify_all(settings: Settings, repair: bool) -> int:
+    found = 0
+    for csv_path in settings.csv_file_names:
+        outputs = CsvOutputs.for_csv(settings.output_dir, csv_path)
+        with exclusive(outputs) if repair else contextlib.nullcontext():
+            report = verify_csv(csv_path, settings, repair)
+        for problem in report.problems:
+            print(problem)
+        found += len(report.problems)
+        print(f"{csv_path}: {report.rows} rows checked, {len(report.problems)} problems"
+              + (f"; repaired: {len(report.broken_rows)} rows and {len(report.broken_rows) + len(report.unlisted)} "
+                 "files removed, a rerun fetches them again" if repair and report.problems else ""))
+    return EXIT_FATAL if found else EXIT_OK
+
+
+def list_labels(settings: Settings, text: str) -> int:
+    ontology = load_ontology(settings)
+    if ontology is None:
+        raise ConfigError("ONTOLOGY_FILE: no ontology.json found; set ONTOLOGY_FILE to data/ontology.json")
+    classes = ontology.search(text) if text else sorted(ontology.by_mid.values(), key=lambda c: c.name.lower())
+    counts = {path.stem: count_labels(path) for path in settings.csv_file_names if path.is_file()}
+    width = max((len(c.name) for c in classes), default=4)
+    print(f"{'MID':<13} {'name':<{width}} " + " ".join(f"{name:>{max(8, len(name))}}" for name in counts))
+    for audio_class in classes:
+        print(f"{audio_class.mid:<13} {audio_class.name:<{width}} "
+              + " ".join(f"{counts[name][audio_class.mid]:>{max(8, len(name))}}" for name in counts))
+    if not classes:
+        print(f"no class matches {text!r}")
+    return EXIT_OK
+
+
+def run() -> None:
+    """The ``audioset-download`` console script: the same as python AudioDownloader.py."""
+    sys.exit(main())
 
 
 def main(argv: list[str] | None = None, default_config: Path | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from_args(args, default_config)
-        preflight(settings, args.dry_run)
+        if args.repair and not args.verify:
+            raise ConfigError("--repair goes with --verify: python AudioDownloader.py --verify --repair")
+        if args.list_labels is not None:
+            return list_labels(settings, args.list_labels)
+        preflight(settings, dry_run=args.dry_run or args.verify)
+        if args.verify:
+            return verify_all(settings, args.repair)
         if args.dry_run:
             for csv_path in settings.csv_file_names:
                 print(plan_csv(csv_path, settings).plan_line())

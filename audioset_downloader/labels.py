@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,11 +47,18 @@ class Ontology:
         found = self.by_mid.get(wanted) or self._by_name.get(wanted.lower())
         if found is not None:
             return found
-        close = difflib.get_close_matches(wanted.lower(), self._by_name, n=3, cutoff=0.6)
-        close += [name for name in self._by_name if wanted.lower() in name and name not in close][: 3 - len(close)]
-        hint = ", ".join(repr(self._by_name[name].name) for name in close) or "none close"
+        hint = ", ".join(repr(self._by_name[name].name) for name in self._closest(wanted.lower())) or "none close"
         raise ConfigError(f"{setting}: no AudioSet class is called {wanted!r}; closest: {hint} "
                           "(python AudioDownloader.py --list-labels TEXT lists classes)")
+
+    def _closest(self, wanted: str, count: int = 3) -> list[str]:
+        """Names like ``wanted`` as a whole, or sharing a word with it (typos allowed): best first."""
+        words = {word for name in self._by_name for word in re.findall(r"[a-z]+", name)}
+        near = {close for word in re.findall(r"[a-z]+", wanted)
+                for close in difflib.get_close_matches(word, words, n=2, cutoff=0.7)}
+        candidates = set(difflib.get_close_matches(wanted, self._by_name, n=count, cutoff=0.6))
+        candidates |= {name for name in self._by_name if near & set(re.findall(r"[a-z]+", name))}
+        return sorted(candidates, key=lambda name: (-difflib.SequenceMatcher(None, wanted, name).ratio(), name))[:count]
 
     def descendants(self, mid: str) -> set[str]:
         found: set[str] = set()

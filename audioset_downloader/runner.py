@@ -23,6 +23,7 @@ from .labels import LabelFilter, Ontology, ontology_path
 from .layout import CsvOutputs, write_atomically
 from .ledger import FailedRow, Ledger
 from .pool import run_bounded
+from .progress import BarFriendlyHandler, ProgressBar, show_progress
 from .segments import InvalidRow, Segment, read_segments
 from .settings import Settings
 from .worker import ClipResult, ClipWorker
@@ -100,6 +101,7 @@ class CsvRun:
         self._backend_errors_in_a_row = 0
         self._finished = 0
         self._last_progress = time.monotonic()
+        self.progress: ProgressBar | None = None
 
     def plan(self) -> Iterator[Segment]:
         """Segments to attempt, in CSV order: not done, up to TIMER's limit.
@@ -155,7 +157,10 @@ class CsvRun:
             log.warning("%s [%s-%s] failed: %s: %s", segment.ytid, segment.start_text, segment.end_text,
                         result.reason, result.detail)
         self._watch_backend(result)
-        self._maybe_report_progress()
+        if self.progress is not None:
+            self.progress.update(self.summary.written, sum(self._failed.values()))
+        else:
+            self._maybe_report_progress()
 
     def _watch_backend(self, result: ClipResult) -> None:
         """Stop when the backend fails clip after clip: it no longer understands the source."""
@@ -243,14 +248,17 @@ def exclusive(outputs: CsvOutputs) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def csv_log(outputs: CsvOutputs, console: bool, to_file: bool = True) -> Iterator[None]:
-    """Log to X_dl.log, and to the console with the same lines."""
+def csv_log(outputs: CsvOutputs, console: bool, to_file: bool = True, bars: bool = False) -> Iterator[None]:
+    """Log to X_dl.log, and to the console with the same lines (only warnings above progress bars)."""
     root = logging.getLogger("audioset_downloader")
     formatter = logging.Formatter(f"%(asctime)s %(levelname)s [{outputs.name}] %(message)s")
     handlers: list[logging.Handler] = []
     if to_file:
         handlers.append(logging.FileHandler(outputs.log, encoding="utf-8"))
-    if console:
+    if console and bars:
+        handlers.append(BarFriendlyHandler())
+        handlers[-1].setLevel(logging.WARNING)
+    elif console:
         handlers.append(logging.StreamHandler())
     for handler in handlers:
         handler.setFormatter(formatter)
@@ -264,8 +272,10 @@ def csv_log(outputs: CsvOutputs, console: bool, to_file: bool = True) -> Iterato
             handler.close()
 
 
-def run_csv(csv_path: Path, settings: Settings, stop: threading.Event | None = None, console: bool = True) -> CsvSummary:
+def run_csv(csv_path: Path, settings: Settings, stop: threading.Event | None = None, console: bool = True,
+            position: int = 0) -> CsvSummary:
     """Download every segment of one CSV into OUTPUT_DIR; the run's whole life."""
+    bars = console and show_progress()
     stop = stop or threading.Event()
     outputs = CsvOutputs.for_csv(settings.output_dir, csv_path)
     # pytube's metadata requests carry no timeout of their own: bound them here.
@@ -274,21 +284,37 @@ def run_csv(csv_path: Path, settings: Settings, stop: threading.Event | None = N
         if settings.remove_exist_downloads:
             outputs.remove_outputs()
         outputs.prepare()
-        with csv_log(outputs, console):
+        with csv_log(outputs, console, bars=bars):
             removed = outputs.remove_partials()
             if removed:
                 log.info("removed %d temporary files left by an interrupted run", removed)
             run = CsvRun(csv_path, settings, stop)
+            if bars:  # the same plan, counted first, gives the bar its total and so an ETA
+                run.progress = ProgressBar(outputs.name, _count_planned(csv_path, settings), position)
             log.info("%s: downloading with backend %s into %s (%d workers, pid %d)",
                      csv_path, settings.backend, outputs.clip_dir, settings.workers, os.getpid())
             try:
                 summary = run.execute()
             finally:
+                if run.progress is not None:
+                    run.progress.close()
                 # No worker is left now, so any temporary file is an orphan's: an ffmpeg
                 # whose run was killed (kill -9) may outlive it and write one late.
                 outputs.remove_partials()
             log.info("%s", summary.line())
             return summary
+
+
+def _count_planned(csv_path: Path, settings: Settings) -> int:
+    run = CsvRun(csv_path, settings, threading.Event(), dry_run=True)
+    run.ledger.load()
+    quiet = logging.getLogger("audioset_downloader")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # the real pass reports invalid rows; this one only counts
+    try:
+        return sum(1 for _ in run.plan())
+    finally:
+        quiet.setLevel(level)
 
 
 def plan_csv(csv_path: Path, settings: Settings) -> CsvSummary:

@@ -13,6 +13,7 @@ import csv
 import functools
 import math
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,3 +215,12 @@ class _CarefulParser:
         ytid, start_text, end_text, labels = fields
         labels = ",".join(label.strip() for label in labels.split(","))
         return ytid, parse_ms(start_text), parse_ms(end_text), labels  # type: ignore[return-value]
+
+
+def count_labels(path: Path) -> Counter[str]:
+    """How many valid segments of a CSV carry each MID (for --list-labels)."""
+    counts: Counter[str] = Counter()
+    for row in read_segments(path):
+        if type(row) is Segment:
+            counts.update(label for label in row.labels_text.split(",") if label)
+    return counts

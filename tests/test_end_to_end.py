@@ -85,7 +85,7 @@ def test_a_full_run_writes_clips_manifests_and_log(project: Path) -> None:
     assert "eval_segments.csv:8: skipped invalid row" in log
     # The console shows the same lines as the log file.
     assert [line for line in result.stderr.splitlines() if "[eval_segments]" in line] == log.splitlines()
-    assert result.stdout.strip().splitlines()[-1].endswith(
+    assert result.stderr.strip().splitlines()[-1].endswith(
         "4 written, 0 skipped (already done), 1 failed (unavailable 1), 1 invalid rows")
     summary = json.loads((out / "eval_segments.summary.json").read_text())
     assert (summary["written"], summary["failed"], summary["invalid_rows"]) == (4, {"unavailable": 1}, 1)
@@ -99,8 +99,8 @@ def test_rerun_skips_finished_clips_and_writes_no_duplicates(project: Path, mirr
 
     second = run_script("--config", "cfg.py", cwd=project)
     assert second.returncode == 0
-    assert "0 written, 4 skipped (already done), 0 failed" in second.stdout
-    assert "1 skipped (failed for good before" in second.stdout
+    assert "0 written, 4 skipped (already done), 0 failed" in second.stderr
+    assert "1 skipped (failed for good before" in second.stderr
     assert mirror.requests_for("--4gqARaEJE") == 0  # not fetched again
     assert mirror.requests_for("missingvid0") == 0  # a 404 is permanent: not tried again
     assert {p.name: p.stat().st_mtime_ns for p in (out / "eval_segments").iterdir()} == before
@@ -110,7 +110,7 @@ def test_rerun_skips_finished_clips_and_writes_no_duplicates(project: Path, mirr
     with open(project / "cfg.py", "a") as config:
         config.write("RETRY_FAILED = True\n")
     third = run_script("--config", "cfg.py", cwd=project)
-    assert "1 failed (unavailable 1)" in third.stdout
+    assert "1 failed (unavailable 1)" in third.stderr
     assert mirror.requests_for("missingvid0") == 1
     assert len(read_rows(out / "eval_segments.failed.csv")) == 1 + 2  # still one row per segment
 
@@ -133,10 +133,10 @@ def test_timer_limits_attempts_and_finished_clips_do_not_count(project: Path) ->
     assert first.returncode == 0
     # TIMER=1 attempts 2 clips: the first two valid rows, in CSV order.
     assert sorted(row[1] for row in read_rows(out / "eval_segments.split-pos.csv")[1:]) == ["--4gqARaEJE", "-0DLPzsiXXE"]
-    assert "left for later (TIMER)" in first.stdout
+    assert "left for later (TIMER)" in first.stderr
 
     second = run_script("--config", "cfg.py", "--timer", "1", "--workers", "1", cwd=project)
-    assert "2 skipped (already done)" in second.stdout
+    assert "2 skipped (already done)" in second.stderr
     written = sorted(row[1] for row in read_rows(out / "eval_segments.split-pos.csv")[1:])
     assert written == ["--4gqARaEJE", "-0DLPzsiXXE", "aaaaaaaaaaa"]  # then the next two: aaaa... and missingvid0
     failed = [row[0] for row in read_rows(out / "eval_segments.failed.csv")[1:]]
@@ -151,7 +151,7 @@ def test_remove_exist_downloads_starts_over(project: Path, mirror: Mirror) -> No
     mirror.server.reset_counts()
     again = run_script("--config", "cfg.py", "--remove-existing", cwd=project)
     assert again.returncode == 0
-    assert "4 written, 0 skipped" in again.stdout
+    assert "4 written, 0 skipped" in again.stderr
     assert mirror.requests_for("--4gqARaEJE") >= 1
     assert not stray.exists()
     assert len(read_rows(out / "eval_segments.split-pos.csv")) == 1 + 4
@@ -175,7 +175,7 @@ def test_each_csv_runs_in_its_own_process_with_its_own_log(tmp_path: Path, mirro
         assert f"{ytid} [" in log and ("bbbbbbbbbbb" if name == "eval_segments" else "aaaaaaaaaaa") not in log
         assert [row[1] for row in read_rows(out / f"{name}.split-pos.csv")[1:]] == [ytid]
     assert len(pids) == 2
-    lines = result.stdout.strip().splitlines()
+    lines = [line.split("] ", 1)[-1] for line in result.stderr.strip().splitlines()]
     assert any(line.startswith(str(first)) and "1 written" in line for line in lines)
     assert any(line.startswith(str(second)) and "1 written" in line for line in lines)
 
@@ -214,7 +214,7 @@ def test_ctrl_c_stops_cleanly_with_130_and_a_rerun_finishes(tmp_path: Path, sour
 
         rerun = run_script("--config", "cfg.py", cwd=tmp_path)
         assert rerun.returncode == 0
-        assert f"{len(ids) - len(rows)} written, {len(rows)} skipped" in rerun.stdout
+        assert f"{len(ids) - len(rows)} written, {len(rows)} skipped" in rerun.stderr
         assert sorted(row[1] for row in read_rows(split_pos)[1:]) == ids
 
 

@@ -1,0 +1,31 @@
+"""The command line surface: the console script and --help."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from audioset_downloader import cli
+from tests.conftest import REPO
+
+
+def test_console_script_is_the_same_command() -> None:
+    (script,) = [ep for ep in entry_points(group="console_scripts") if ep.name == "audioset-download"]
+    assert script.load() is cli.run
+    installed = shutil.which("audioset-download") or str(Path(sys.executable).with_name("audioset-download"))
+    by_script = subprocess.run([installed, "--help"], capture_output=True, text=True, check=True).stdout
+    by_file = subprocess.run([sys.executable, str(REPO / "AudioDownloader.py"), "--help"],
+                             capture_output=True, text=True, check=True).stdout
+    assert by_script.split("\n", 1)[1] == by_file.split("\n", 1)[1]  # the same after the "usage: prog" line
+
+
+def test_help_groups_every_option() -> None:
+    text = cli.build_parser().format_help()
+    for group in ("what to download", "how to fetch", "what to write", "instead of downloading"):
+        assert f"{group}:" in text
+    for flag in ("--csv", "--timer", "--backend", "--workers", "--format", "--sample-rate", "--dry-run", "--verify",
+                 "--repair", "--list-labels", "--config"):
+        assert flag in text
