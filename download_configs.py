@@ -24,10 +24,11 @@ REMOVE_EXIST_DOWNLOADS = False
 # Where clips (OUTPUT_DIR/<csv name>/<YTID>.<format>) and manifests go.
 OUTPUT_DIR = "downloads"
 
-# What turns a YTID into media: "pytube" (YouTube), or "direct" (YTB_URL_FORMAT is the media URL, e.g. a lab mirror).
+# What turns a YTID into media: "pytube" (YouTube), "yt-dlp" or "pytubefix" (maintained; install
+# with pip install -e ".[ytdlp]" or ".[pytubefix]"), or "direct" (YTB_URL_FORMAT is the media URL).
 BACKEND = "pytube"
 
-# Audio format of the clips: "wav" (16-bit PCM), "flac", "opus" or "m4a".
+# Audio format of the clips: "wav" (16-bit PCM), "flac", "opus" or "m4a" (AAC sources copied as they are).
 AUDIO_FORMAT = "wav"
 
 # Resample to this many Hz (e.g. 16000); None keeps the source's rate.
@@ -35,6 +36,22 @@ SAMPLE_RATE = None
 
 # Mix to this many channels (1 = mono); None keeps the source's.
 CHANNELS = None
+
+# True: write .mp4 clips with the picture and AAC audio (AUDIO_FORMAT is then not used).
+VIDEO = False
+
+# Only segments carrying one of these classes (names, any case, or MIDs); [] keeps all.
+# python AudioDownloader.py --list-labels TEXT finds names.
+LABELS = []
+
+# True: a class in LABELS or EXCLUDE_LABELS also covers every class under it ("Animal" covers "Dog").
+INCLUDE_CHILD_LABELS = False
+
+# Drop segments carrying any of these classes.
+EXCLUDE_LABELS = []
+
+# AudioSet's ontology.json, for label names and filters; None: data/ontology.json.
+ONTOLOGY_FILE = None
 
 # Clips fetched at the same time per CSV.
 WORKERS = 8
@@ -58,3 +75,9 @@ MAX_BACKOFF_MINUTES = 30
 
 # Start at most this many clip attempts per minute; None: no cap.
 REQUESTS_PER_MINUTE = None
+
+# A Netscape cookies.txt exported from a browser signed in to YouTube (yt-dlp and media requests); None: none.
+COOKIES_FILE = None
+
+# An http:// proxy for every request (e.g. "http://proxy.lab:3128"); None: direct.
+PROXY = None

@@ -46,6 +46,10 @@ _OVERRIDES = {
     "highest_quality": "DOWN_HIGHEST_QUALITY",
     "remove_existing": "REMOVE_EXIST_DOWNLOADS",
     "clip_timeout": "CLIP_TIMEOUT",
+    "labels": "LABELS",
+    "proxy": "PROXY",
+    "cookies": "COOKIES_FILE",
+    "video": "VIDEO",
 }
 
 
@@ -70,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     what = parser.add_argument_group("what to download")
     what.add_argument("--csv", action="append", metavar="PATH", help="a segments CSV; repeat for several (CSV_FILE_NAMES)")
     what.add_argument("--timer", type=int, metavar="N", help="attempt at most N+1 clips per CSV; 0: all (TIMER)")
+    what.add_argument("--label", dest="labels", action="append", metavar="NAME",
+                      help="only segments carrying this class (name or MID); repeat for several (LABELS)")
     what.add_argument("--remove-existing", action="store_true", default=None,
                       help="delete each CSV's earlier outputs first (REMOVE_EXIST_DOWNLOADS)")
     how = parser.add_argument_group("how to fetch")
@@ -78,12 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--highest-quality", action=argparse.BooleanOptionalAction, default=None,
                      help="pick the highest-bitrate audio stream (DOWN_HIGHEST_QUALITY)")
     how.add_argument("--workers", type=int, metavar="N", help="clips fetched at once per CSV (WORKERS)")
+    how.add_argument("--proxy", metavar="URL", help="proxy for metadata and media requests (PROXY)")
+    how.add_argument("--cookies", metavar="FILE", help="Netscape cookies.txt sent with every request (COOKIES_FILE)")
     how.add_argument("--clip-timeout", type=float, metavar="S", help="give up on one clip after S seconds (CLIP_TIMEOUT)")
     out = parser.add_argument_group("what to write")
     out.add_argument("--output-dir", metavar="DIR", help="where clips and manifests go (OUTPUT_DIR)")
     out.add_argument("--format", dest="audio_format", choices=AUDIO_FORMATS, help="audio format (AUDIO_FORMAT)")
     out.add_argument("--sample-rate", type=int, metavar="HZ", help="resample to HZ (SAMPLE_RATE)")
     out.add_argument("--channels", type=int, metavar="N", help="mix to N channels (CHANNELS)")
+    out.add_argument("--video", action=argparse.BooleanOptionalAction, default=None,
+                     help="write mp4 with the picture, AAC audio (VIDEO)")
     return parser
 
 

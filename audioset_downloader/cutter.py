@@ -2,11 +2,14 @@
 
 ``-ss`` before ``-i`` makes ffmpeg seek in the input: over HTTP it issues Range
 requests, so only the bytes around the window travel, not the whole video. Input
-seeking alone lands up to one codec frame (~21 ms) off, so it stops PRE_ROLL short
-of the window and a second ``-ss`` after ``-i`` trims the rest while decoding, which
-is exact (measured: within 1.3 ms on AAC and Opus) for one extra second of audio.
-The clip is written under a temporary name and renamed only once it is complete
-and has the expected duration.
+seeking alone lands up to one codec frame (~21 ms) off when re-encoding, so it
+stops PRE_ROLL short of the window and an ``atrim`` filter drops the rest while
+decoding, which is exact (measured: within 1.3 ms on AAC and Opus) for one extra
+second of audio. AAC into m4a/mp4 without resampling is stream-copied instead:
+then the MP4 edit list ffmpeg writes starts playback exactly at the window, and
+the clip ends on the AAC frame (<= 23 ms) after it. With VIDEO the video stream
+is copied the same way. The clip is written under a temporary name and renamed
+only once it is complete and has the expected duration.
 """
 
 from __future__ import annotations
@@ -38,7 +41,10 @@ FORMATS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "flac": ("flac", "flac", ("-c:a", "flac")),
     "opus": ("opus", "ogg", ("-c:a", "libopus", "-b:a", "128k")),
     "m4a": ("m4a", "ipod", ("-c:a", "aac", "-b:a", "192k")),
+    "mp4": ("mp4", "mp4", ("-c:a", "aac", "-b:a", "192k")),  # VIDEO = True
 }
+# Formats whose container takes an AAC stream as it is.
+AAC_CONTAINERS = ("m4a", "mp4")
 
 # A clip may come out shorter than its window by a few audio frames at the very
 # end of a video; more than this means the window lies (partly) past the end.
@@ -57,6 +63,9 @@ _HTTP_STATUS = re.compile(r"HTTP error (\d{3})")
 _CONTEXT = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")  # ffmpeg's "[http @ 0x55aa...] " prefix
 _DISK_FULL = ("No space left on device", "Disk quota exceeded", "Read-only file system")
 _STDERR_REASONS: tuple[tuple[str, FailureReason], ...] = (
+    # VIDEO's second input has no picture (ffmpeg 7+ names the map here, older ones above).
+    ("'1:v:0' for option 'map'", FailureReason.NO_VIDEO),
+    ("'1:v:0' matches no streams", FailureReason.NO_VIDEO),
     ("matches no streams", FailureReason.NO_AUDIO),
     ("does not contain any stream", FailureReason.NO_AUDIO),
     ("Output file does not contain any stream", FailureReason.NO_AUDIO),
@@ -116,39 +125,60 @@ def _supports_request_sizes(ffmpeg: str) -> bool:
     return "initial_request_size" in listing.stdout
 
 
+def copies_audio(source: MediaSource, settings: Settings) -> bool:
+    """Stream copy: the source is AAC, the container takes it and nothing asks to resample."""
+    return (source.codec == "aac" and settings.clip_format in AAC_CONTAINERS
+            and not settings.sample_rate and not settings.channels)
+
+
 def ffmpeg_command(ffmpeg: str, source: MediaSource, segment: Segment, settings: Settings, out: Path) -> list[str]:
     """The argument list (never a shell string) that cuts ``segment`` from ``source`` into ``out``."""
-    _, muxer, codec = FORMATS[settings.audio_format]
-    headers = "".join(f"{name}: {value}\r\n" for name, value in source.headers)
-    command = [
-        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "warning", "-nostats",
-        "-progress", "pipe:1",
+    _, muxer, codec = FORMATS[settings.clip_format]
+    copy = copies_audio(source, settings)
+    pre_roll_ms = 0 if copy else min(PRE_ROLL_MS, segment.start_ms)
+    command = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "warning", "-nostats", "-progress", "pipe:1"]
+    command += _input(ffmpeg, source, source.url, segment.start_ms - pre_roll_ms, settings)
+    if settings.video:
+        # A second connection, even to the same file: the video seeks to the window
+        # itself (to the keyframe before it; the edit list hides the rest).
+        command += _input(ffmpeg, source, source.video_url or source.url, segment.start_ms, settings)
+        command += ["-map", "1:v:0", "-c:v", "copy"]
+    else:
+        command += ["-vn"]
+    command += ["-map", "0:a:0", "-t", format_seconds(segment.end_ms - segment.start_ms),
+                "-sn", "-dn", "-map_metadata", "-1"]
+    if copy:
+        command += ["-c:a", "copy"]
+    else:
+        if pre_roll_ms:
+            command += ["-af", f"atrim=start={format_seconds(pre_roll_ms)},asetpts=PTS-STARTPTS"]
+        command += codec
+        if settings.sample_rate:
+            command += ["-ar", str(settings.sample_rate)]
+        if settings.channels:
+            command += ["-ac", str(settings.channels)]
+    # Bit-exact: the same window gives the same bytes whichever run wrote it.
+    command += ["-fflags", "+bitexact", "-flags:a", "+bitexact", "-f", muxer, "-y", str(out)]
+    return command
+
+
+def _input(ffmpeg: str, source: MediaSource, url: str, seek_ms: int, settings: Settings) -> list[str]:
+    """One HTTP input: its per-input options, the seek, then ``-i``."""
+    options = [
         "-protocol_whitelist", ALLOWED_PROTOCOLS,
         # Give up on a stalled connection: microseconds.
         "-rw_timeout", str(int(settings.clip_timeout * 1_000_000)),
     ]
+    headers = "".join(f"{name}: {value}\r\n" for name, value in source.headers)
     if headers:
-        command += ["-headers", headers]
+        options += ["-headers", headers]
     if _supports_request_sizes(ffmpeg):
-        command += HTTP_REQUEST_OPTIONS
+        options += HTTP_REQUEST_OPTIONS
     if settings.proxy:
-        command += ["-http_proxy", settings.proxy]
-    pre_roll_ms = min(PRE_ROLL_MS, segment.start_ms)
-    if segment.start_ms > pre_roll_ms:
-        command += ["-ss", format_seconds(segment.start_ms - pre_roll_ms)]
-    command += [
-        "-i", source.url,
-        "-ss", format_seconds(pre_roll_ms), "-t", format_seconds(segment.end_ms - segment.start_ms),
-        "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1",
-        *codec,
-    ]
-    if settings.sample_rate:
-        command += ["-ar", str(settings.sample_rate)]
-    if settings.channels:
-        command += ["-ac", str(settings.channels)]
-    # Bit-exact: the same window gives the same bytes whichever run wrote it.
-    command += ["-fflags", "+bitexact", "-flags:a", "+bitexact", "-f", muxer, "-y", str(out)]
-    return command
+        options += ["-http_proxy", settings.proxy]
+    if seek_ms > 0:
+        options += ["-ss", format_seconds(seek_ms)]
+    return [*options, "-i", url]
 
 
 def cut_clip(
@@ -159,8 +189,9 @@ def cut_clip(
     stop: threading.Event,
 ) -> CutResult:
     """Write ``segment`` of ``source`` to ``final`` atomically, or raise ClipFailure."""
-    if urlsplit(source.url).scheme not in ALLOWED_SCHEMES:
-        raise ClipFailure(FailureReason.BACKEND_ERROR, f"refused a non-HTTP media URL: {source.url[:80]}")
+    for url in filter(None, (source.url, source.video_url)):
+        if urlsplit(url).scheme not in ALLOWED_SCHEMES:
+            raise ClipFailure(FailureReason.BACKEND_ERROR, f"refused a non-HTTP media URL: {url[:80]}")
     try:
         temp = partial_path(final)
     except OSError as exc:

@@ -85,6 +85,8 @@ class FailureReason(Enum):
     BACKEND_ERROR = ("backend_error", Kind.TRANSIENT)
     FFMPEG_ERROR = ("ffmpeg_error", Kind.LOCAL)
     INVALID_ROW = ("invalid_row", Kind.LOCAL)
+    # VIDEO = True asked for a picture the video lacks; an audio-only rerun still wants it.
+    NO_VIDEO = ("no_video", Kind.LOCAL)
 
     def __init__(self, label: str, kind: Kind) -> None:
         self.label = label

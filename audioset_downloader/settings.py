@@ -59,6 +59,11 @@ class Settings:
         return self.ytb_url_format.replace("{YTID}", ytid)
 
     @property
+    def clip_format(self) -> str:
+        """What a clip is written as: AUDIO_FORMAT, or mp4 (video with AAC audio) when VIDEO."""
+        return "mp4" if self.video else self.audio_format
+
+    @property
     def clip_limit(self) -> int | None:
         """Clips attempted per CSV: the seed's TIMER=3 attempts 4; TIMER <= 0 is no limit."""
         return self.timer + 1 if self.timer > 0 else None

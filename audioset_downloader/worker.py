@@ -57,7 +57,7 @@ class ClipWorker:
     def __init__(self, settings: Settings, outputs: CsvOutputs) -> None:
         self.settings = settings
         self.outputs = outputs
-        self._extension = extension_for(settings.audio_format)
+        self._extension = extension_for(settings.clip_format)
         self._backend: Backend | None = None
         self._throttle = Throttle(settings.retry_backoff, settings.max_backoff_minutes * 60,
                                   settings.requests_per_minute)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from audioset_downloader.cutter import find_ffmpeg
-from tests.support.audio import make_source
+from tests.support.audio import make_source, make_video
 from tests.support.fake_youtube import FakeYouTube, reroute_pytube
 from tests.support.server import MediaServer
 
@@ -26,6 +26,10 @@ GOOGLE_HEADER = (
 )
 
 
+# Video-only sources, one per resolution a fake video offers (scaled down: it is the choice that is tested).
+VIDEO_SOURCES = {"video_1080.mp4": (192, 108), "video_360.mp4": (64, 36), "video_144.mp4": (32, 18)}
+
+
 @pytest.fixture(scope="session")
 def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Time-coded sources: second n is a tone of 300 + 25 n Hz (see support/audio.py)."""
@@ -33,6 +37,9 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_source(root / "tone300.m4a", 300, "aac", rate=44100)  # like YouTube's itag 140
     make_source(root / "tone300.webm", 300, "opus", rate=48000)  # like itag 251
     make_source(root / "tone20.m4a", 20, "aac", rate=44100)
+    make_source(root / "tone300_av.mp4", 300, "aac", rate=44100, video=True)  # a mirror's whole video
+    for name, (width, height) in VIDEO_SOURCES.items():  # YouTube's adaptive video-only streams
+        make_video(root / name, 300, width, height)
     subprocess.run([find_ffmpeg(), "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
                     "color=c=gray:s=64x48:r=5:d=30", "-c:v", "mpeg4", "-f", "mp4", str(root / "video_only.mp4")],
                    check=True)

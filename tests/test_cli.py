@@ -27,5 +27,19 @@ def test_help_groups_every_option() -> None:
     for group in ("what to download", "how to fetch", "what to write", "instead of downloading"):
         assert f"{group}:" in text
     for flag in ("--csv", "--timer", "--backend", "--workers", "--format", "--sample-rate", "--dry-run", "--verify",
-                 "--repair", "--list-labels", "--config"):
+                 "--repair", "--list-labels", "--config", "--label", "--proxy", "--cookies", "--video"):
         assert flag in text
+
+
+def test_flags_override_the_new_settings(tmp_path: Path) -> None:
+    config = tmp_path / "cfg.py"
+    config.write_text(f"CSV_FILE_NAMES = [{str(REPO / 'data' / 'eval_segments.csv')!r}]\nVIDEO = False\n")
+    args = cli.build_parser().parse_args(["--config", str(config), "--label", "Dog", "--label", "/m/09x0r",
+                                          "--video", "--proxy", "http://127.0.0.1:3128",
+                                          "--cookies", str(tmp_path / "cookies.txt")])
+    settings = cli.settings_from_args(args, None)
+    assert settings.labels == ("Dog", "/m/09x0r")
+    assert settings.video and settings.clip_format == "mp4"
+    assert settings.proxy == "http://127.0.0.1:3128"
+    assert settings.cookies_file == tmp_path / "cookies.txt"
+    assert "--no-video" in cli.build_parser().format_help()

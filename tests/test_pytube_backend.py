@@ -20,7 +20,7 @@ from audioset_downloader.errors import ClipFailure, FailureReason
 from audioset_downloader.segments import Segment
 from audioset_downloader.settings import Settings
 from tests.conftest import write_config, write_csv
-from tests.support.audio import decode, window_offset
+from tests.support.audio import decode, video_stream, window_offset
 from tests.support.fake_youtube import FakeVideo, FakeYouTube, reroute_pytube
 from tests.support.server import MediaServer
 
@@ -144,3 +144,23 @@ def test_a_video_listed_twice_is_resolved_once(youtube: FakeYouTube, library: st
     assert files == {"10.000": "eval_segments/twoWindows1.wav", "200.500": "eval_segments/twoWindows1_200500.wav"}
     second = decode(tmp_path / "out" / files["200.500"])
     assert abs(window_offset(second, 200.5)) < 0.02
+
+
+@pytest.mark.parametrize(("highest", "size"), [(False, (64, 36)), (True, (192, 108))])
+def test_video_writes_mp4_with_the_chosen_resolution(youtube: FakeYouTube, library: str, tmp_path: Path,
+                                                     highest: bool, size: tuple[int, int]) -> None:
+    # 1080p, 360p and 144p on offer (files scaled down, see conftest.VIDEO_SOURCES): the
+    # default takes the smallest of at least 360p, DOWN_HIGHEST_QUALITY the largest.
+    youtube.videos["withPicture"] = FakeVideo(pictures={160: "video_144.mp4", 137: "video_1080.mp4",
+                                                        134: "video_360.mp4"})
+    csv_path = write_csv(tmp_path / "eval_segments.csv", ['withPicture, 41.300, 51.300, "/m/a"'])
+    config = write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=[str(csv_path)], OUTPUT_DIR=str(tmp_path / "out"),
+                          TIMER=0, BACKEND=library, VIDEO=True, DOWN_HIGHEST_QUALITY=highest)
+    assert cli.main(["--config", str(config)]) == 0
+    clip_path = tmp_path / "out" / "eval_segments" / "withPicture.mp4"
+    codec, width, height, seconds = video_stream(clip_path)
+    assert (codec, (width, height)) == ("h264", size)
+    assert abs(seconds - 10) <= 0.2  # a frame at 5 fps
+    audio = decode(clip_path)
+    assert audio.codec == "aac" and abs(audio.duration - 10) < 0.03
+    assert abs(window_offset(audio, 41.3)) < 0.02

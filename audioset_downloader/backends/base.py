@@ -52,6 +52,7 @@ class MediaSource:
     headers: tuple[tuple[str, str], ...] = DEFAULT_HEADERS
     description: str = field(default="", compare=False)  # e.g. "itag 140 audio/mp4 128kbps", for the log
     codec: str = ""  # the audio codec when the backend knows it ("aac", "opus"), for stream copy
+    video_url: str = ""  # with VIDEO: the video stream's URL, when apart from the audio's
 
 
 class Backend(Protocol):

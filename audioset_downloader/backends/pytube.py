@@ -21,6 +21,7 @@ from .base import DEFAULT_HEADERS, MediaSource, reason_from_message
 # The default stream: AAC in mp4 (YouTube's itag 140, 128 kb/s) decodes everywhere
 # and is plenty for AudioSet's usual 16-48 kHz training audio.
 DEFAULT_MAX_BITRATE = 160_000
+DEFAULT_MIN_HEIGHT = 360  # VIDEO without DOWN_HIGHEST_QUALITY: enough to see, small to store
 
 # Exception classes of pytube and pytubefix that name the reason themselves.
 _CLASS_REASONS: tuple[tuple[str, FailureReason], ...] = (
@@ -55,17 +56,27 @@ class PytubeBackend:
         try:
             video = self._lib.YouTube(self._settings.url_for(segment.ytid), proxies=self._proxies)
             streams = list(video.streams.filter(only_audio=True))
+            pictures = list(video.streams.filter(only_video=True)) if self._settings.video else []
         except Exception as exc:  # every library error becomes a reason here, at the seam
             raise ClipFailure(self._reason(exc, video), f"{type(exc).__name__}: {exc}") from exc
         stream = choose_audio_stream(streams, self._settings.down_highest_quality)
         if stream is None:
             raise ClipFailure(FailureReason.NO_AUDIO, "the video lists no audio-only stream")
         codec = str(stream.audio_codec or "")
+        description = f"itag {stream.itag} {stream.mime_type} {stream.abr}"
+        video_url = ""
+        if self._settings.video:
+            picture = choose_video_stream(pictures, self._settings.down_highest_quality)
+            if picture is None:
+                raise ClipFailure(FailureReason.NO_VIDEO, "the video lists no video-only stream")
+            video_url = picture.url
+            description += f" + itag {picture.itag} {picture.resolution}"
         return MediaSource(
             url=stream.url,
             headers=DEFAULT_HEADERS,
-            description=f"itag {stream.itag} {stream.mime_type} {stream.abr}",
+            description=description,
             codec="aac" if codec.startswith("mp4a") else codec,
+            video_url=video_url,
         )
 
     def _reason(self, exc: Exception, video: Any) -> FailureReason:
@@ -105,6 +116,21 @@ def reason_for_exception(exc: BaseException) -> FailureReason:
     if isinstance(exc, (ConnectionError, OSError)):
         return FailureReason.NETWORK
     return FailureReason.BACKEND_ERROR
+
+
+def choose_video_stream(streams: list[Any], highest: bool) -> Any | None:
+    """The highest resolution, or by default the smallest of at least DEFAULT_MIN_HEIGHT (360p)."""
+    def height(stream: Any) -> int:
+        return int(str(stream.resolution or "0p").rstrip("p") or 0)
+
+    pictures = [s for s in streams if s.includes_video_track and not s.includes_audio_track]
+    if not pictures:
+        return None
+    best = max(pictures, key=lambda s: (height(s), s.subtype == "mp4"))
+    enough = [s for s in pictures if height(s) >= DEFAULT_MIN_HEIGHT]
+    if highest or not enough:
+        return best
+    return min(enough, key=lambda s: (height(s), s.subtype != "mp4"))
 
 
 def choose_audio_stream(streams: list[Any], highest: bool) -> Any | None:

@@ -23,6 +23,9 @@ from .base import MediaSource, reason_from_message
 # The default matches the pytube backend's: AAC at up to 160 kb/s (YouTube's itag 140).
 DEFAULT_FORMAT = "bestaudio[ext=m4a][abr<=160]/bestaudio[ext=m4a]/bestaudio/best"
 HIGHEST_FORMAT = "bestaudio/best"
+# VIDEO = True: a video-only stream and the audio above (or one file holding both).
+DEFAULT_VIDEO_FORMAT = f"bestvideo[height>=360]*+({DEFAULT_FORMAT})/bestvideo*+({DEFAULT_FORMAT})/best"
+HIGHEST_VIDEO_FORMAT = "bestvideo*+bestaudio/best"
 
 
 class _Quiet:
@@ -43,7 +46,7 @@ class YtDlpBackend:
         self._options: dict[str, Any] = {
             "quiet": True, "no_warnings": True, "logger": _Quiet(), "skip_download": True,
             "noplaylist": True, "cachedir": False, "socket_timeout": settings.clip_timeout,
-            "format": HIGHEST_FORMAT if settings.down_highest_quality else DEFAULT_FORMAT,
+            "format": _format_spec(settings),
         }
         if settings.cookies_file:
             self._options["cookiefile"] = str(settings.cookies_file)
@@ -72,12 +75,27 @@ class YtDlpBackend:
         if cookies:
             headers["Cookie"] = cookies
         codec = str(chosen.get("acodec") or "")
+        description = f"format {chosen.get('format_id')} {chosen.get('ext')} {chosen.get('abr') or '?'}k"
+        video_url = ""
+        if self._settings.video:
+            picture = _video_format(info)
+            if picture is None:
+                raise ClipFailure(FailureReason.NO_VIDEO, "yt-dlp found no video format")
+            video_url = picture["url"]
+            description += f" + format {picture.get('format_id')} {picture.get('height') or '?'}p"
         return MediaSource(
             url=chosen["url"],
             headers=tuple(headers.items()),
-            description=f"format {chosen.get('format_id')} {chosen.get('ext')} {chosen.get('abr') or '?'}k",
+            description=description,
             codec="aac" if codec.startswith("mp4a") else codec,
+            video_url=video_url,
         )
+
+
+def _format_spec(settings: Settings) -> str:
+    if settings.video:
+        return HIGHEST_VIDEO_FORMAT if settings.down_highest_quality else DEFAULT_VIDEO_FORMAT
+    return HIGHEST_FORMAT if settings.down_highest_quality else DEFAULT_FORMAT
 
 
 def _audio_format(info: dict) -> dict | None:
@@ -88,6 +106,14 @@ def _audio_format(info: dict) -> dict | None:
     if info.get("acodec") == "none":
         return None
     return info
+
+
+def _video_format(info: dict) -> dict | None:
+    """Of the formats yt-dlp selected, the one with the picture."""
+    for candidate in info.get("requested_formats") or [info]:
+        if candidate.get("vcodec") != "none" and candidate.get("url"):  # None: unknown, maybe
+            return candidate
+    return None
 
 
 def reason_for(exc: DownloadError) -> FailureReason:

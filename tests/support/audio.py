@@ -27,14 +27,14 @@ def tone_hz(second: int) -> float:
 
 def make_source(path: Path, seconds: int, codec: str, rate: int = 48000, channels: int = 2,
                 video: bool = False) -> Path:
-    """Encode a time-coded tone: ``codec`` is "aac" (m4a) or "opus" (webm)."""
+    """Encode a time-coded tone: ``codec`` is "aac" (m4a) or "opus" (webm); ``video`` adds a picture."""
     expression = f"0.5*sin(2*PI*({BASE_HZ}+{STEP_HZ}*floor(t))*t)"
     layout = "|".join([expression] * channels)
     command = [find_ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
                "-f", "lavfi", "-i", f"aevalsrc={layout}:s={rate}:d={seconds}"]
     if video:
         command += ["-f", "lavfi", "-i", f"color=c=gray:s=64x48:r=5:d={seconds}", "-c:v", "libx264",
-                    "-preset", "ultrafast", "-shortest"]
+                    "-preset", "ultrafast", "-g", "10", "-shortest"]
     if codec == "aac":
         command += ["-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", "-f", "mp4"]
     elif codec == "opus":
@@ -43,6 +43,27 @@ def make_source(path: Path, seconds: int, codec: str, rate: int = 48000, channel
         raise ValueError(codec)
     subprocess.run([*command, str(path)], check=True)
     return path
+
+
+def make_video(path: Path, seconds: int, width: int, height: int) -> Path:
+    """A video-only mp4 (H.264, 5 fps, a keyframe every 2 s), as YouTube's adaptive video streams."""
+    subprocess.run([find_ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+                    "-i", f"testsrc=s={width}x{height}:r=5:d={seconds}", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-g", "10", "-movflags", "+faststart", "-f", "mp4", str(path)], check=True)
+    return path
+
+
+_VIDEO = re.compile(r"Video: (\w+).*?, (\d+)x(\d+)")
+_DURATION = re.compile(r"Duration: (\d+):(\d+):([\d.]+)")
+
+
+def video_stream(path: Path) -> tuple[str, int, int, float]:
+    """A clip's video stream: codec, width, height, and the container's duration."""
+    probe = subprocess.run([find_ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
+    video, duration = _VIDEO.search(probe.stderr), _DURATION.search(probe.stderr)
+    assert video and duration, f"no video stream in {path}: {probe.stderr[-500:]}"
+    hours, minutes, seconds = duration.groups()
+    return video.group(1), int(video.group(2)), int(video.group(3)), int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
 @dataclass

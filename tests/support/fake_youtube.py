@@ -78,6 +78,11 @@ class FakeVideo:
     audio: bool = True
     player_status: int = 200  # HTTP status of the player API (400: YouTube changed)
     media_url: str | None = None  # a hostile manifest: every stream's URL is this
+    pictures: dict[int, str] = field(default_factory=dict)  # video-only streams: itag -> file
+
+
+# What YouTube's itags promise, as pytube's own itag table has it.
+VIDEO_ITAGS = {137: (1920, 1080), 136: (1280, 720), 134: (640, 360), 160: (256, 144)}
 
 
 @dataclass
@@ -141,8 +146,9 @@ class FakeYouTube:
         return Reply(200, json.dumps(body).encode(), (("Content-Type", "application/json"),))
 
     def _formats(self, ytid: str, video: FakeVideo) -> Iterator[dict]:
-        # A video-only stream, so "audio only" is really filtered.
-        yield self._format(137, 'video/mp4; codecs="avc1.640028"', 4_000_000, video.m4a, video)
+        # At least one video-only stream, so "audio only" is really filtered.
+        for itag, file in (video.pictures or {137: video.m4a}).items():
+            yield self._format(itag, 'video/mp4; codecs="avc1.640028"', VIDEO_ITAGS[itag][1] * 4000, file, video)
         if not video.audio:
             return
         yield self._format(139, 'audio/mp4; codecs="mp4a.40.5"', 48_000, video.m4a, video)
@@ -159,7 +165,8 @@ class FakeYouTube:
             entry.update({"audioQuality": "AUDIO_QUALITY_MEDIUM", "audioChannels": 2,
                           "audioSampleRate": "44100" if "mp4" in mime else "48000"})
         else:
-            entry.update({"width": 1920, "height": 1080, "fps": 30, "qualityLabel": "1080p"})
+            width, height = VIDEO_ITAGS[itag]
+            entry.update({"width": width, "height": height, "fps": 30, "qualityLabel": f"{height}p"})
         media = self.server.url(file)
         if video.ciphered:
             scrambled = f"SIG{itag}abcdefghijklmnopqrstuvwxyz0123456789"
