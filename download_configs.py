@@ -81,3 +81,21 @@ COOKIES_FILE = None
 
 # An http:// proxy for every request (e.g. "http://proxy.lab:3128"); None: direct.
 PROXY = None
+
+# --- Running on many machines (see README.md) ---
+
+# "local": one process per CSV on this machine; "dask": shards of each CSV run on a Dask cluster
+# (pip install -e ".[dask]").
+ENGINE = "local"
+
+# With ENGINE = "dask": a running scheduler ("tcp://host:8786"), or "local" for a cluster on this machine.
+DASK_SCHEDULER = "local"
+
+# With DASK_SCHEDULER = "local": how many worker processes to start.
+DASK_WORKERS = 2
+
+# With ENGINE = "dask": rows per task.
+SHARD_SIZE = 1000
+
+# Only the videos of shard K of N, e.g. "0/3" on the first of three machines; None: all (or use --shard K/N).
+SHARD = None

@@ -14,21 +14,23 @@ import logging
 import multiprocessing
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, dask_engine
 from .backends import BACKENDS, load_backend
 from .cookies import check_cookies_file
 from .cutter import find_ffmpeg
 from .errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, ConfigError, DownloaderError
 from .layout import CsvOutputs
 from .labels import LabelFilter
+from .merge import csv_names, merge_csv
 from .progress import summary_table
 from .runner import CsvSummary, exclusive, load_ontology, plan_csv, run_csv
 from .segments import count_labels
 from .verify import verify_csv
-from .settings import AUDIO_FORMATS, Settings, load_settings
+from .settings import AUDIO_FORMATS, ENGINES, Settings, load_settings
 
 CONFIG_FILE_NAME = "download_configs.py"
 
@@ -50,6 +52,8 @@ _OVERRIDES = {
     "proxy": "PROXY",
     "cookies": "COOKIES_FILE",
     "video": "VIDEO",
+    "engine": "ENGINE",
+    "shard": "SHARD",
 }
 
 
@@ -69,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="check every clip listed in split-pos.csv: present, decodes, right length, rate, channels")
     modes.add_argument("--repair", action="store_true",
                        help="with --verify: drop broken rows and files so that a rerun fetches them again")
+    modes.add_argument("--merge", nargs="+", type=Path, metavar="DIR",
+                       help="merge the outputs of other runs (shards, machines) into OUTPUT_DIR, without duplicates")
     modes.add_argument("--list-labels", nargs="?", const="", metavar="TEXT",
                        help="list AudioSet classes (matching TEXT) with how many segments of each CSV carry them")
     what = parser.add_argument_group("what to download")
@@ -76,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--timer", type=int, metavar="N", help="attempt at most N+1 clips per CSV; 0: all (TIMER)")
     what.add_argument("--label", dest="labels", action="append", metavar="NAME",
                       help="only segments carrying this class (name or MID); repeat for several (LABELS)")
+    what.add_argument("--shard", metavar="K/N",
+                      help="only the videos of shard K of N (stable hash of YTID), e.g. 0/3 on the first of 3 machines")
     what.add_argument("--remove-existing", action="store_true", default=None,
                       help="delete each CSV's earlier outputs first (REMOVE_EXIST_DOWNLOADS)")
     how = parser.add_argument_group("how to fetch")
@@ -83,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--url-format", metavar="URL", help="URL with {YTID} (YTB_URL_FORMAT)")
     how.add_argument("--highest-quality", action=argparse.BooleanOptionalAction, default=None,
                      help="pick the highest-bitrate audio stream (DOWN_HIGHEST_QUALITY)")
+    how.add_argument("--engine", choices=ENGINES, help="local processes, or a Dask cluster (ENGINE)")
     how.add_argument("--workers", type=int, metavar="N", help="clips fetched at once per CSV (WORKERS)")
     how.add_argument("--proxy", metavar="URL", help="proxy for metadata and media requests (PROXY)")
     how.add_argument("--cookies", metavar="FILE", help="Netscape cookies.txt sent with every request (COOKIES_FILE)")
@@ -128,6 +137,8 @@ def preflight(settings: Settings, dry_run: bool = False) -> None:
         check_cookies_file(settings.cookies_file)
     find_ffmpeg(settings.ffmpeg_binary)
     load_backend(settings)
+    if settings.engine == "dask":
+        dask_engine.require_dask()
     ontology = load_ontology(settings)
     if ontology is not None:
         LabelFilter.from_settings(settings, ontology)  # an unknown label name fails here, before any work
@@ -153,7 +164,9 @@ def _run_in_child(csv_path: Path, settings: Settings, position: int) -> None:
 
 
 def run_all(settings: Settings) -> int:
-    """Run each CSV, in this process when there is one, else one process each."""
+    """Run each CSV, in this process when there is one, else one process each (or on Dask)."""
+    if settings.engine == "dask":
+        return run_on_dask(settings)
     if len(settings.csv_file_names) == 1:
         summary = run_csv(settings.csv_file_names[0], settings)
         print(summary_table([summary]))
@@ -185,6 +198,45 @@ def run_all(settings: Settings) -> int:
     if interrupted or EXIT_INTERRUPTED in codes:
         return EXIT_INTERRUPTED
     return max((code for code in codes if code), default=EXIT_OK)
+
+
+def run_on_dask(settings: Settings) -> int:
+    """ENGINE = "dask": this process drives, the cluster downloads; one CSV after another."""
+    # Workers may run elsewhere or in another folder: every path they see is absolute.
+    settings = replace(settings, output_dir=settings.output_dir.resolve(),
+                       csv_file_names=tuple(path.resolve() for path in settings.csv_file_names))
+    summaries = []
+    with dask_engine.connect(settings) as client:
+        dispatch = dask_engine.DaskDispatch(client, settings.shard_size)
+        for index, csv_path in enumerate(settings.csv_file_names):
+            try:
+                summaries.append(run_csv(csv_path, settings, position=index, dispatch=dispatch))
+            except KeyboardInterrupt:
+                print(summary_table(summaries))
+                return EXIT_INTERRUPTED
+        cluster = client.cluster
+    if cluster is not None:
+        cluster.close()
+    print(summary_table(summaries))
+    return EXIT_OK
+
+
+def merge_all(settings: Settings, sources: list[Path]) -> int:
+    for source in sources:
+        if not source.is_dir():
+            raise ConfigError(f"--merge {source}: not a folder; give the OUTPUT_DIR of each run to merge")
+        if source.resolve() == settings.output_dir.resolve():
+            raise ConfigError(f"--merge {source}: that is OUTPUT_DIR itself; merge other runs' folders into it")
+    names = sorted({name for source in sources for name in csv_names(source)})
+    if not names:
+        raise ConfigError("--merge: no *.split-pos.csv in " + ", ".join(map(str, sources)))
+    settings.output_dir.mkdir(parents=True, exist_ok=True)
+    ontology = load_ontology(settings)
+    for name in names:
+        target = CsvOutputs(settings.output_dir, name)
+        with exclusive(target):
+            print(merge_csv(name, [s for s in sources if name in csv_names(s)], target, ontology).line())
+    return EXIT_OK
 
 
 def _finished_summary(settings: Settings, csv_path: Path, code: int | None) -> CsvSummary | None:
@@ -241,6 +293,8 @@ def main(argv: list[str] | None = None, default_config: Path | None = None) -> i
             raise ConfigError("--repair goes with --verify: python AudioDownloader.py --verify --repair")
         if args.list_labels is not None:
             return list_labels(settings, args.list_labels)
+        if args.merge:
+            return merge_all(settings, args.merge)
         preflight(settings, dry_run=args.dry_run or args.verify)
         if args.verify:
             return verify_all(settings, args.repair)

@@ -210,6 +210,10 @@ class Ledger:
                     row = [*row, self._label_names(row[4])]
                 yield row
 
+    def written_rows(self) -> Iterator[list[str]]:
+        """The split-pos rows that count (clip present, not repeated), read-only."""
+        return self._live_split_pos_rows(self.outputs.existing_clips())
+
     def is_done(self, segment: Segment) -> bool:
         return segment.key in self.done
 

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from .layout import CsvOutputs, write_atomically
 from .ledger import FailedRow, Ledger
 from .pool import run_bounded
 from .progress import BarFriendlyHandler, ProgressBar, show_progress
-from .segments import InvalidRow, Segment, read_segments
+from .segments import InvalidRow, Segment, read_segments, shard_of
 from .settings import Settings
 from .worker import ClipResult, ClipWorker
 
@@ -43,6 +43,7 @@ class CsvSummary:
     rows: int = 0
     invalid_rows: int = 0
     filtered_out: int = 0  # not carrying LABELS, or carrying EXCLUDE_LABELS
+    other_shards: int = 0  # --shard K/N: rows of the other shards
     already_done: int = 0
     skipped_failed: int = 0  # failed before for good (private, removed...): not tried again
     not_attempted: int = 0  # beyond TIMER's limit
@@ -66,6 +67,8 @@ class CsvSummary:
         )
         if self.filtered_out:
             text += f", {self.filtered_out} left out by the label filters"
+        if self.other_shards:
+            text += f", {self.other_shards} in other shards"
         if self.skipped_failed:
             text += f", {self.skipped_failed} skipped (failed for good before; RETRY_FAILED = True retries them)"
         if self.not_attempted:
@@ -78,9 +81,22 @@ class CsvSummary:
         """What --dry-run prints: what a run would do now."""
         return (
             f"{self.csv}: {self.rows} rows ({self.rows - self.invalid_rows} valid, {self.invalid_rows} invalid); "
-            f"{self.filtered_out} left out by the label filters, {self.already_done} already done, {self.skipped_failed} failed for good (skipped), "
+            f"{self.filtered_out} left out by the label filters, "
+            + (f"{self.other_shards} in other shards, " if self.other_shards else "")
+            + f"{self.already_done} already done, {self.skipped_failed} failed for good (skipped), "
             f"{self.attempted} to attempt, {self.not_attempted} left for later (TIMER)"
         )
+
+
+# How a run's planned segments get done: call the worker on each, hand every
+# result to the recorder in this thread. The local engine is a thread pool here;
+# the Dask engine (dask_engine.py) ships shards of segments to a cluster.
+Dispatch = Callable[[ClipWorker, Iterator[Segment], Callable[[ClipResult], None], threading.Event], None]
+
+
+def local_dispatch(worker: ClipWorker, segments: Iterator[Segment], record: Callable[[ClipResult], None],
+                   stop: threading.Event) -> None:
+    run_bounded(worker, segments, worker.settings.workers, record, stop)
 
 
 class CsvRun:
@@ -113,10 +129,13 @@ class CsvRun:
         summary, done, failed_for_good = self.summary, self.ledger.done, self.ledger.failed_for_good
         skip_failed = not self.settings.retry_failed and bool(self.ledger.failed)
         label_filter = self.label_filter
+        shard, shards = self.settings.shard or (0, 0)
         for row in read_segments(self.csv_path):
             summary.rows += 1
             if type(row) is InvalidRow:
                 self._record_invalid(row)
+            elif shards and shard_of(row.ytid, shards) != shard:
+                summary.other_shards += 1
             elif label_filter is not None and not label_filter.keeps(row.labels_text):
                 summary.filtered_out += 1
             elif row.key in done:
@@ -186,13 +205,13 @@ class CsvRun:
         log.info("progress: %d clips finished (%d written, %d failed) of %d started so far",
                  finished, self.summary.written, sum(self._failed.values()), self.summary.attempted)
 
-    def execute(self) -> CsvSummary:
+    def execute(self, dispatch: Dispatch = local_dispatch) -> CsvSummary:
         started = time.monotonic()
         worker = ClipWorker(self.settings, self.outputs)
         self.fix_hint = worker.backend.fix_hint
         self.ledger.open()
         try:
-            run_bounded(worker, self.plan(), self.settings.workers, self.record, self.stop)
+            dispatch(worker, self.plan(), self.record, self.stop)
         except KeyboardInterrupt:
             self.summary.interrupted = True
             raise
@@ -273,7 +292,7 @@ def csv_log(outputs: CsvOutputs, console: bool, to_file: bool = True, bars: bool
 
 
 def run_csv(csv_path: Path, settings: Settings, stop: threading.Event | None = None, console: bool = True,
-            position: int = 0) -> CsvSummary:
+            position: int = 0, dispatch: Dispatch = local_dispatch) -> CsvSummary:
     """Download every segment of one CSV into OUTPUT_DIR; the run's whole life."""
     bars = console and show_progress()
     stop = stop or threading.Event()
@@ -291,10 +310,10 @@ def run_csv(csv_path: Path, settings: Settings, stop: threading.Event | None = N
             run = CsvRun(csv_path, settings, stop)
             if bars:  # the same plan, counted first, gives the bar its total and so an ETA
                 run.progress = ProgressBar(outputs.name, _count_planned(csv_path, settings), position)
-            log.info("%s: downloading with backend %s into %s (%d workers, pid %d)",
-                     csv_path, settings.backend, outputs.clip_dir, settings.workers, os.getpid())
+            log.info("%s: downloading with backend %s into %s (%s engine, %d workers, pid %d)",
+                     csv_path, settings.backend, outputs.clip_dir, settings.engine, settings.workers, os.getpid())
             try:
-                summary = run.execute()
+                summary = run.execute(dispatch)
             finally:
                 if run.progress is not None:
                     run.progress.close()

@@ -13,6 +13,7 @@ import csv
 import functools
 import math
 import re
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -92,6 +93,12 @@ class InvalidRow:
     @property
     def key(self) -> tuple:
         return row_key(self.field(0), self.field(1), self.field(2))
+
+
+def shard_of(ytid: str, shards: int) -> int:
+    """Which of ``shards`` shards a video belongs to: stable across runs, machines and Python versions
+    (unlike ``hash``), and by video, so all windows of one video land in one shard."""
+    return zlib.crc32(ytid.encode("ascii")) % shards
 
 
 def format_seconds(ms: int) -> str:

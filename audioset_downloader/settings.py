@@ -22,6 +22,7 @@ from .backends import BACKENDS
 from .errors import ConfigError
 
 AUDIO_FORMATS = ("wav", "flac", "opus", "m4a")
+ENGINES = ("local", "dask")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -54,6 +55,11 @@ class Settings:
     exclude_labels: tuple[str, ...] = ()
     ontology_file: Path | None = None
     video: bool = False
+    engine: str = "local"
+    dask_scheduler: str = "local"
+    dask_workers: int = 2
+    shard_size: int = 1000
+    shard: tuple[int, int] | None = None  # (K, N): only the rows of shard K of N
 
     def url_for(self, ytid: str) -> str:
         return self.ytb_url_format.replace("{YTID}", ytid)
@@ -165,6 +171,21 @@ def _url_format(value: Any) -> str:
     return text
 
 
+def _scheduler(value: Any) -> str:
+    text = _text(value)
+    parts = urlsplit(text)
+    if text == "local" or (parts.scheme in ("tcp", "tls") and parts.hostname and parts.port):
+        return text
+    raise ValueError('must be "local" (a cluster on this machine) or a scheduler address like "tcp://host:8786"')
+
+
+def _shard(value: Any) -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", value) if isinstance(value, str) else None
+    if match is None or not int(match.group(1)) < int(match.group(2)):
+        raise ValueError('must be "K/N" with 0 <= K < N, e.g. "0/3" for the first of three shards')
+    return int(match.group(1)), int(match.group(2))
+
+
 def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if isinstance(value, str) and value.lower() in options:
@@ -203,6 +224,11 @@ CONSTANTS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "EXCLUDE_LABELS": ("exclude_labels", _names),
     "ONTOLOGY_FILE": ("ontology_file", _optional(_path)),
     "VIDEO": ("video", _flag),
+    "ENGINE": ("engine", _choice(ENGINES)),
+    "DASK_SCHEDULER": ("dask_scheduler", _scheduler),
+    "DASK_WORKERS": ("dask_workers", _whole(1, 1024)),
+    "SHARD_SIZE": ("shard_size", _whole(1, 1_000_000)),
+    "SHARD": ("shard", _optional(_shard)),
 }
 _FIELD_TO_CONSTANT = {field: name for name, (field, _) in CONSTANTS.items()}
 assert set(_FIELD_TO_CONSTANT) == {f.name for f in fields(Settings)}, "every setting needs a constant"

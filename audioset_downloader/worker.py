@@ -107,6 +107,21 @@ class ClipWorker:
                               attempts=attempts)
         return ClipResult(segment, interrupted=True, attempts=attempts)
 
+    def finished_since(self, segment: Segment, since: float) -> ClipResult | None:
+        """The segment's clip, if one was put in place at or after ``since`` (epoch seconds).
+
+        A clip only ever appears under its final name complete, so one written during
+        this run by an attempt whose result was lost (a worker that died) is kept."""
+        final = self.outputs.clip_path(segment.stem, self._extension)
+        try:
+            status = final.stat()
+        except FileNotFoundError:
+            return None
+        if status.st_mtime < since:
+            return None  # from an earlier run without a row: fetched again, as the local engine does
+        return ClipResult(segment, file=self.outputs.relative_clip(segment.stem, self._extension),
+                          size=status.st_size)
+
     def _attempt(self, segment: Segment, stop: threading.Event) -> tuple[str, int]:
         source = self._resolve(segment)
         final = self.outputs.clip_path(segment.stem, self._extension)

@@ -55,6 +55,11 @@ def _config(tmp_path: Path, **constants: object) -> Path:
         ({"CSV_FILE_NAMES": ["/nonexistent/eval_segments.csv"]}, "CSV_FILE_NAMES[0]: /nonexistent/eval_segments.csv does not exist"),
         ({"CSV_FILE_NAMES": ["a/x.csv", "b/x.csv"]}, "names 'x' twice"),
         ({"CSV_FILE_NAMES": ["data/.."]}, "rename the file"),
+        ({"ENGINE": "spark"}, "ENGINE must be one of 'local', 'dask'"),
+        ({"DASK_SCHEDULER": "10.0.0.1"}, 'DASK_SCHEDULER must be "local" (a cluster on this machine) or'),
+        ({"SHARD": "3/3"}, 'SHARD must be "K/N" with 0 <= K < N'),
+        ({"SHARD_SIZE": 0}, "SHARD_SIZE must be from 1 to 1000000"),
+        ({"VIDEO": 1}, "VIDEO must be True or False"),
     ],
 )
 def test_bad_config_stops_with_one_line_naming_the_setting(
@@ -104,3 +109,14 @@ def test_flags_override_single_values(tmp_path: Path) -> None:
 def test_bad_flag_value_is_checked_like_the_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--config", str(_config(tmp_path)), "--workers", "0"]) == 2
     assert "command line: WORKERS must be from 1 to 256" in capsys.readouterr().err
+
+
+def test_dask_engine_without_dask_says_how_to_install_it(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)  # as if not installed
+    assert cli.main(["--config", str(_config(tmp_path, ENGINE="dask"))]) == 2
+    assert capsys.readouterr().err == ('error: ENGINE = "dask" needs dask.distributed, which is not installed; '
+                                       'install it with: pip install -e ".[dask]"\n')
+    assert not (tmp_path / "out").exists()
