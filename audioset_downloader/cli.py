@@ -205,19 +205,17 @@ def run_on_dask(settings: Settings) -> int:
     # Workers may run elsewhere or in another folder: every path they see is absolute.
     settings = replace(settings, output_dir=settings.output_dir.resolve(),
                        csv_file_names=tuple(path.resolve() for path in settings.csv_file_names))
-    summaries = []
-    with dask_engine.connect(settings) as client:
+    summaries: list[CsvSummary] = []
+    client = dask_engine.connect(settings)
+    try:
         dispatch = dask_engine.DaskDispatch(client, settings.shard_size)
         for index, csv_path in enumerate(settings.csv_file_names):
-            try:
-                summaries.append(run_csv(csv_path, settings, position=index, dispatch=dispatch))
-            except KeyboardInterrupt:
-                print(summary_table(summaries))
-                return EXIT_INTERRUPTED
-        cluster = client.cluster
-    if cluster is not None:
-        cluster.close()
-    print(summary_table(summaries))
+            summaries.append(run_csv(csv_path, settings, position=index, dispatch=dispatch))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    finally:
+        print(summary_table(summaries))
+        dask_engine.disconnect(client)
     return EXIT_OK
 
 

@@ -63,14 +63,23 @@ def connect(settings: Settings) -> Any:
 
     if settings.dask_scheduler == "local":
         # One thread per worker process: the task runs its own pool of WORKERS threads.
+        # Any free port for its HTTP endpoints: 8787 may be taken by another cluster.
         cluster = LocalCluster(n_workers=settings.dask_workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address=":0")
         return Client(cluster)
     try:
         return Client(settings.dask_scheduler, timeout="30s")
     except OSError as exc:
         raise ConfigError(f"DASK_SCHEDULER {settings.dask_scheduler}: cannot connect ({exc}); "
                           "start it with: dask scheduler (then dask worker <address> on each machine)") from None
+
+
+def disconnect(client: Any) -> None:
+    """Close the client, and the LocalCluster if this run started one."""
+    cluster = client.cluster
+    client.close()
+    if cluster is not None:
+        cluster.close()
 
 
 @dataclass

@@ -25,6 +25,7 @@ from .segments import new_segment, parse_ms
 
 log = logging.getLogger(__name__)
 
+_CSV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # as settings allows for CSV names
 _CLIP_NAME = re.compile(r"[A-Za-z0-9_-]{11}(?:_\d+)?\.(?:" + "|".join(ext for ext, _, _ in FORMATS.values()) + ")")
 
 
@@ -42,7 +43,9 @@ class MergeReport:
 
 
 def csv_names(folder: Path) -> list[str]:
-    return sorted(path.name.removesuffix(".split-pos.csv") for path in folder.glob("*.split-pos.csv"))
+    """The CSVs a folder holds outputs of; names that could leave OUTPUT_DIR are ignored."""
+    names = (path.name.removesuffix(".split-pos.csv") for path in folder.glob("*.split-pos.csv"))
+    return sorted(name for name in names if _CSV_NAME.fullmatch(name))
 
 
 def merge_csv(name: str, sources: list[Path], target: CsvOutputs, ontology: Ontology | None) -> MergeReport:

@@ -89,7 +89,7 @@ def main() -> None:
     rng = random.Random(2017)
     results = []
     try:
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
                 Client(cluster) as client:
             pids = list(client.run(os.getpid).values())
             client.run(lambda: __import__("audioset_downloader.worker"))  # warm the workers' imports: not timed

@@ -32,7 +32,7 @@ WRITTEN = 11
 @pytest.fixture(scope="module")
 def scheduler() -> str:
     """One LocalCluster of two worker processes for the module; tests connect by address."""
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         yield cluster.scheduler_address
 
 
@@ -96,7 +96,7 @@ def test_a_run_started_on_one_engine_finishes_on_the_other(tmp_path: Path, mirro
 def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(tmp_path: Path, mirror: Mirror) -> None:
     mirror.server.latency_s = 0.15  # slow enough that the kill lands while shards are running
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
         config = configure(tmp_path, mirror, "out", ENGINE="dask", DASK_SCHEDULER=cluster.scheduler_address,
                            SHARD_SIZE=2, WORKERS=1)
         codes: list[int] = []
