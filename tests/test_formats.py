@@ -59,7 +59,7 @@ def test_resampling_rules_out_the_copy(server: MediaServer, tmp_path: Path) -> N
     assert abs(clip.duration - 10) < 0.02 and abs(window_offset(clip, 42.37)) < 0.02
 
 
-def video_run(tmp_path: Path, mirror: Mirror, backend: str) -> dict[str, dict[str, str]]:
+def video_run(tmp_path: Path, mirror: Mirror, backend: str) -> tuple[dict[str, dict[str, str]], Path]:
     for ytid, source in (("avVideo0001", "tone300_av.mp4"), ("soundOnly01", "tone300.m4a")):
         os.link(mirror.sources / source, mirror.root / f"{ytid}.mp4")
     csv_path = write_csv(tmp_path / "eval_segments.csv", [
@@ -72,14 +72,14 @@ def video_run(tmp_path: Path, mirror: Mirror, backend: str) -> dict[str, dict[st
     for name in ("split-pos", "failed"):
         with open(tmp_path / "out" / f"eval_segments.{name}.csv", newline="") as handle:
             results.update({row["YTID"]: row for row in csv.DictReader(handle)})
-    return results
+    return results, config
 
 
 @pytest.mark.parametrize("backend", ["direct", "yt-dlp"])
 def test_video_keeps_the_picture_and_the_exact_window(tmp_path: Path, mirror: Mirror, backend: str) -> None:
     if backend == "yt-dlp":
         pytest.importorskip("yt_dlp")
-    results = video_run(tmp_path, mirror, backend)
+    results, config = video_run(tmp_path, mirror, backend)
     assert results["avVideo0001"]["file"] == "eval_segments/avVideo0001.mp4"
     clip_path = tmp_path / "out" / results["avVideo0001"]["file"]
     codec, width, height, seconds = video_stream(clip_path)
@@ -89,3 +89,4 @@ def test_video_keeps_the_picture_and_the_exact_window(tmp_path: Path, mirror: Mi
     # A file with no picture is not a permanent failure: an audio-only rerun still wants it.
     assert results["soundOnly01"]["reason"] == "no_video"
     assert not (tmp_path / "out" / "eval_segments" / "soundOnly01.mp4").exists()
+    assert cli.main(["--config", str(config), "--verify"]) == 0  # --verify reads mp4 clips too
