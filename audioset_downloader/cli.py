@@ -307,6 +307,11 @@ def main(argv: list[str] | None = None, default_config: Path | None = None) -> i
     except KeyboardInterrupt:
         print("interrupted: manifests are consistent; run again to continue", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (| head): not an error. Python would complain again when
+        # it flushes stdout at exit, so point stdout at nothing first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except OSError as exc:
         logging.getLogger(__name__).debug("fatal", exc_info=True)
         print(f"error: {exc}", file=sys.stderr)

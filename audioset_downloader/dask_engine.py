@@ -32,6 +32,7 @@ from .worker import ClipResult, ClipWorker
 log = logging.getLogger(__name__)
 
 TASK_RETRIES = 3  # a shard whose worker died, or that raised, is run again this often
+CONNECT_TIMEOUT_S = 30  # to reach DASK_SCHEDULER before giving up
 
 
 def run_shard(worker: ClipWorker, segments: list[Segment], since: float) -> list[ClipResult]:
@@ -68,8 +69,8 @@ def connect(settings: Settings) -> Any:
                                dashboard_address=":0")
         return Client(cluster)
     try:
-        return Client(settings.dask_scheduler, timeout="30s")
-    except OSError as exc:
+        return Client(settings.dask_scheduler, timeout=CONNECT_TIMEOUT_S)
+    except OSError as exc:  # also the TimeoutError of a scheduler that never answers
         raise ConfigError(f"DASK_SCHEDULER {settings.dask_scheduler}: cannot connect ({exc}); "
                           "start it with: dask scheduler (then dask worker <address> on each machine)") from None
 

@@ -43,3 +43,13 @@ def test_flags_override_the_new_settings(tmp_path: Path) -> None:
     assert settings.proxy == "http://127.0.0.1:3128"
     assert settings.cookies_file == tmp_path / "cookies.txt"
     assert "--no-video" in cli.build_parser().format_help()
+
+
+def test_a_reader_that_stops_early_is_not_an_error() -> None:
+    # As in: python AudioDownloader.py --list-labels | head -2
+    process = subprocess.Popen([sys.executable, str(REPO / "AudioDownloader.py"), "--list-labels"], cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().startswith("MID")
+    process.stdout.close()
+    assert process.wait(timeout=60) == 0
+    assert process.stderr.read() == ""

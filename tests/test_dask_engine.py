@@ -176,3 +176,21 @@ def test_merge_refuses_rows_naming_files_outside_the_clip_folder(tmp_path: Path,
         capsys.readouterr().out
     assert manifest(tmp_path / "merged", "split-pos") == []
     assert not any((tmp_path / "merged").rglob("*.wav"))
+
+
+def test_an_unreachable_scheduler_is_one_clear_error(tmp_path: Path, mirror: Mirror, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    from audioset_downloader import dask_engine
+
+    monkeypatch.setattr(dask_engine, "CONNECT_TIMEOUT_S", 2)  # the default waits 30 s
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{unused.getsockname()[1]}"  # bound, never listening: nobody answers
+        config = configure(tmp_path, mirror, "out", ENGINE="dask", DASK_SCHEDULER=address)
+        assert cli.main(["--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: DASK_SCHEDULER {address}: cannot connect (")
+    assert "start it with: dask scheduler" in err
+    assert not list((tmp_path / "out").glob("*.csv"))  # nothing recorded
