@@ -225,7 +225,8 @@ def merge_all(settings: Settings, sources: list[Path]) -> int:
             raise ConfigError(f"--merge {source}: not a folder; give the OUTPUT_DIR of each run to merge")
         if source.resolve() == settings.output_dir.resolve():
             raise ConfigError(f"--merge {source}: that is OUTPUT_DIR itself; merge other runs' folders into it")
-    names = sorted({name for source in sources for name in csv_names(source)})
+    held = {source: csv_names(source) for source in sources}
+    names = sorted({name for found in held.values() for name in found})
     if not names:
         raise ConfigError("--merge: no *.split-pos.csv in " + ", ".join(map(str, sources)))
     settings.output_dir.mkdir(parents=True, exist_ok=True)
@@ -233,7 +234,7 @@ def merge_all(settings: Settings, sources: list[Path]) -> int:
     for name in names:
         target = CsvOutputs(settings.output_dir, name)
         with exclusive(target):
-            print(merge_csv(name, [s for s in sources if name in csv_names(s)], target, ontology).line())
+            print(merge_csv(name, [s for s in sources if name in held[s]], target, ontology).line())
     return EXIT_OK
 
 

@@ -68,7 +68,6 @@ _STDERR_REASONS: tuple[tuple[str, FailureReason], ...] = (
     ("'1:v:0' matches no streams", FailureReason.NO_VIDEO),
     ("matches no streams", FailureReason.NO_AUDIO),
     ("does not contain any stream", FailureReason.NO_AUDIO),
-    ("Output file does not contain any stream", FailureReason.NO_AUDIO),
     ("timed out", FailureReason.TIMEOUT),
     ("Connection refused", FailureReason.NETWORK),
     ("Connection reset", FailureReason.NETWORK),

@@ -62,11 +62,16 @@ class CsvOutputs:
         return f"{self.name}/{stem}.{extension}"
 
     def clip_path(self, stem: str, extension: str) -> Path:
-        path = self.root / self.relative_clip(stem, extension)
         # Stems come from validated YTIDs; this guards the invariant all the same.
-        if path.parent != self.clip_dir or path.name.startswith("."):
-            raise ValueError(f"refusing a clip path outside {self.clip_dir}: {path}")
+        path = self.listed_clip(self.relative_clip(stem, extension))
+        if path is None:
+            raise ValueError(f"refusing a clip path outside {self.clip_dir}: {stem}.{extension}")
         return path
+
+    def listed_clip(self, relative: str) -> Path | None:
+        """The clip a manifest row names (relative to OUTPUT_DIR); None if that lies outside the clip folder."""
+        path = self.root / relative
+        return path if path.parent == self.clip_dir and not path.name.startswith(".") else None
 
     def prepare(self) -> None:
         self.clip_dir.mkdir(parents=True, exist_ok=True)

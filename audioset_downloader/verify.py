@@ -59,8 +59,8 @@ def verify_csv(csv_path: Path, settings: Settings, repair: bool) -> Report:
 def _check_row(row: list[str], outputs: CsvOutputs, settings: Settings, ffmpeg: str) -> str | None:
     if len(row) < len(SPLIT_POS_HEADER) - 1:
         return "malformed row"
-    path = outputs.root / row[0]
-    if path.parent != outputs.clip_dir or path.name.startswith("."):
+    path = outputs.listed_clip(row[0])
+    if path is None:
         return f"row names a file outside {outputs.clip_dir}: {row[0]!r}"
     if not path.is_file():
         return f"file {row[0]} is missing"
@@ -85,8 +85,8 @@ def _repair(outputs: CsvOutputs, split_pos: AppendOnlyCsv, rows: list[list[str]]
     broken = {id(row) for row in report.broken_rows}
     split_pos.rewrite(row for row in rows if id(row) not in broken)
     for row in report.broken_rows:
-        path = outputs.root / row[0] if row else None
-        if path is not None and path.parent == outputs.clip_dir:
+        path = outputs.listed_clip(row[0]) if row else None
+        if path is not None:
             path.unlink(missing_ok=True)
     for path in report.unlisted:
         path.unlink(missing_ok=True)

@@ -64,3 +64,21 @@ def test_repair_needs_verify(tmp_path: Path) -> None:
     write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=["x.csv"])
     result = run_script("--config", "cfg.py", "--repair", cwd=tmp_path)
     assert result.returncode == 2 and "--repair goes with --verify" in result.stderr
+
+
+def test_a_row_naming_a_file_outside_the_clip_folder_is_reported_and_the_file_left_alone(tmp_path: Path) -> None:
+    csv_path = write_csv(tmp_path / "eval_segments.csv", ['abcdefghijk, 0.000, 10.000, "/m/09x0r"'])
+    write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=[str(csv_path)], BACKEND="direct",
+                 YTB_URL_FORMAT="http://127.0.0.1:9/{YTID}.m4a", OUTPUT_DIR=str(tmp_path / "out"))
+    (tmp_path / "out" / "eval_segments").mkdir(parents=True)
+    precious = tmp_path / "precious.wav"
+    precious.write_bytes(b"not the downloader's")
+    (tmp_path / "out" / "eval_segments.split-pos.csv").write_text(
+        "file,YTID,start_seconds,end_seconds,positive_labels,label_names\n"
+        "../precious.wav,abcdefghijk,0.000,10.000,/m/09x0r,Speech\n")
+    found = run_script("--config", "cfg.py", "--verify", "--repair", cwd=tmp_path)
+    assert found.returncode == 1
+    assert f"abcdefghijk: row names a file outside {tmp_path / 'out' / 'eval_segments'}: '../precious.wav'" \
+        in found.stdout
+    assert precious.read_bytes() == b"not the downloader's"
+    assert (tmp_path / "out" / "eval_segments.split-pos.csv").read_text().count("\n") == 1  # the row is gone
