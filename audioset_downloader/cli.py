@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, dask_engine
-from .backends import BACKENDS, load_backend
+from .backends import load_backend
 from .cookies import check_cookies_file
 from .cutter import find_ffmpeg
 from .errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, ConfigError, DownloaderError
@@ -27,10 +27,11 @@ from .layout import CsvOutputs
 from .labels import LabelFilter
 from .merge import csv_names, merge_csv
 from .progress import summary_table
-from .runner import CsvSummary, exclusive, load_ontology, plan_csv, run_csv
+from .runner import exclusive, load_ontology, plan_csv, run_csv
+from .summary import CsvSummary
 from .segments import count_labels
 from .verify import verify_csv
-from .settings import AUDIO_FORMATS, ENGINES, Settings, load_settings
+from .settings import AUDIO_FORMATS, BACKEND_NAMES, ENGINES, Settings, load_settings
 
 CONFIG_FILE_NAME = "download_configs.py"
 
@@ -87,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--remove-existing", action="store_true", default=None,
                       help="delete each CSV's earlier outputs first (REMOVE_EXIST_DOWNLOADS)")
     how = parser.add_argument_group("how to fetch")
-    how.add_argument("--backend", choices=sorted(BACKENDS), help="what resolves a YTID to media (BACKEND)")
+    how.add_argument("--backend", choices=BACKEND_NAMES, help="what resolves a YTID to media (BACKEND)")
     how.add_argument("--url-format", metavar="URL", help="URL with {YTID} (YTB_URL_FORMAT)")
     how.add_argument("--highest-quality", action=argparse.BooleanOptionalAction, default=None,
                      help="pick the highest-bitrate audio stream (DOWN_HIGHEST_QUALITY)")
@@ -242,9 +243,7 @@ def _finished_summary(settings: Settings, csv_path: Path, code: int | None) -> C
     """The summary a CSV's process saved, if it finished (or was interrupted) cleanly."""
     summary_file = CsvOutputs.for_csv(settings.output_dir, csv_path).summary
     if code in (EXIT_OK, EXIT_INTERRUPTED) and summary_file.is_file():
-        import json
-
-        return CsvSummary(**json.loads(summary_file.read_text()))
+        return CsvSummary.from_json(summary_file.read_text())
     return None
 
 

@@ -26,7 +26,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .backends.base import MediaSource
-from .errors import ClipFailure, FailureReason, FfmpegNotFoundError, OutputUnwritableError, reason_for_http_status
+from .errors import (ClipFailure, FailureReason, FfmpegNotFoundError, Interrupted, OutputUnwritableError,
+                     reason_for_http_status)
 from .layout import partial_path
 from .segments import Segment, format_seconds
 from .settings import Settings
@@ -79,10 +80,6 @@ _STDERR_REASONS: tuple[tuple[str, FailureReason], ...] = (
     ("End of file", FailureReason.NETWORK),
     ("Stream ends prematurely", FailureReason.NETWORK),
 )
-
-
-class Interrupted(Exception):
-    """The run is stopping (Ctrl-C): the clip was abandoned, not failed."""
 
 
 @dataclass(frozen=True)
@@ -191,6 +188,9 @@ def cut_clip(
     for url in filter(None, (source.url, source.video_url)):
         if urlsplit(url).scheme not in ALLOWED_SCHEMES:
             raise ClipFailure(FailureReason.BACKEND_ERROR, f"refused a non-HTTP media URL: {url[:80]}")
+    early = source.available_at - time.time()
+    if early > 0 and stop.wait(early):  # YouTube refuses (403) the media before then
+        raise Interrupted()
     try:
         temp = partial_path(final)
     except OSError as exc:

@@ -128,3 +128,20 @@ class ClipFailure(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class BackendsFailed(ClipFailure):
+    """Every backend of the chain failed on this clip for reasons of its own (``backend_error``).
+
+    ``proven`` says whether any backend of the chain has worked in this run: if none
+    has, the failure says nothing about the video, and the clip is left for the next
+    run rather than recorded.
+    """
+
+    def __init__(self, detail: str, proven: bool) -> None:
+        super().__init__(FailureReason.BACKEND_ERROR, detail)
+        self.proven = proven
+
+
+class Interrupted(Exception):
+    """The run is stopping (Ctrl-C): the clip was abandoned, not failed."""

@@ -27,9 +27,11 @@ from .segments import Segment, row_key
 
 log = logging.getLogger(__name__)
 
-SPLIT_POS_HEADER = ("file", "YTID", "start_seconds", "end_seconds", "positive_labels", "label_names")
+SPLIT_POS_HEADER = ("file", "YTID", "start_seconds", "end_seconds", "positive_labels", "label_names", "backend")
 # Hugging Face's audiofolder layout: datasets.load_dataset("audiofolder", data_dir=OUTPUT_DIR/X)
-METADATA_HEADER = ("file_name", "YTID", "start_seconds", "end_seconds", "labels", "label_names")
+METADATA_HEADER = ("file_name", "YTID", "start_seconds", "end_seconds", "labels", "label_names", "backend")
+# Rows written by earlier versions lack the last columns: label_names (the 6th), then backend.
+OLDEST_SPLIT_POS_ROW = 5
 FAILED_HEADER = ("YTID", "start_seconds", "end_seconds", "reason", "detail")
 REWRITE_EVERY = 1000  # pending changes to failed.csv before it is rewritten mid-run
 DETAIL_LIMIT = 300
@@ -206,9 +208,9 @@ class Ledger:
             key = _live_key(row, present, kept)
             if key is not None:
                 kept.add(key)
-                if len(row) < len(SPLIT_POS_HEADER):  # written before label_names existed
+                if len(row) == OLDEST_SPLIT_POS_ROW:  # written before label_names existed
                     row = [*row, self._label_names(row[4])]
-                yield row
+                yield row + [""] * (len(SPLIT_POS_HEADER) - len(row))  # before backend: not known
 
     def written_rows(self) -> Iterator[list[str]]:
         """The split-pos rows that count (clip present, not repeated), read-only."""
@@ -222,9 +224,9 @@ class Ledger:
         row = self.failed.get(segment.key)
         return row is not None and row.failure_reason is not None and row.failure_reason.permanent
 
-    def record_written(self, segment: Segment, relative_file: str) -> None:
+    def record_written(self, segment: Segment, relative_file: str, backend: str) -> None:
         row = (relative_file, segment.ytid, segment.start_text, segment.end_text, segment.labels_text,
-               self._label_names(segment.labels_text))
+               self._label_names(segment.labels_text), backend)
         self._split_pos.append(row)
         self._metadata.append(_metadata_row(row))
         self.done.add(segment.key)
@@ -264,7 +266,7 @@ def _metadata_row(split_pos_row: Iterable[str]) -> list[str]:
 
 def _live_key(row: list[str], present: set[str], seen: set[tuple]) -> tuple | None:
     """The key of a split-pos row that still counts: well-formed, its clip present, not repeated."""
-    if len(row) not in (len(SPLIT_POS_HEADER), len(SPLIT_POS_HEADER) - 1):  # also rows from before label_names
+    if not OLDEST_SPLIT_POS_ROW <= len(row) <= len(SPLIT_POS_HEADER):  # also rows of earlier versions
         return None
     try:  # times as this module writes them ("417.300"); a row without numbers is dropped
         key = (row[1], round(float(row[2]) * 1000), round(float(row[3]) * 1000))

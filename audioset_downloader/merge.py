@@ -62,7 +62,7 @@ def merge_csv(name: str, sources: list[Path], target: CsvOutputs, ontology: Onto
             reader = Ledger(origin)
             reader.load()
             for row in reader.written_rows():
-                file, ytid, start_text, end_text, labels = row[:5]
+                file, ytid, start_text, end_text, labels, _, backend = row
                 start_ms, end_ms = parse_ms(start_text), parse_ms(end_text)
                 clip_name = file.removeprefix(f"{name}/")
                 if start_ms is None or end_ms is None or not _CLIP_NAME.fullmatch(clip_name):
@@ -78,7 +78,7 @@ def merge_csv(name: str, sources: list[Path], target: CsvOutputs, ontology: Onto
                     stem = f"{ytid}_{start_ms}"
                 _place(source / file, target.clip_path(stem, extension))
                 relative = target.relative_clip(stem, extension)
-                ledger.record_written(new_segment((ytid, start_ms, end_ms, labels, 0, stem)), relative)
+                ledger.record_written(new_segment((ytid, start_ms, end_ms, labels, 0, stem)), relative, backend)
                 taken.add(relative)
                 report.added += 1
             for key, failure in reader.failed.items():

@@ -5,10 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .runner import CsvSummary
+from .summary import CsvSummary
 
 
 class ProgressBar:

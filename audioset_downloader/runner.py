@@ -15,10 +15,9 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import BackendBrokenError, ConfigError, FailureReason, OutputLockedError, OutputUnwritableError
+from .errors import ConfigError, OutputLockedError, OutputUnwritableError
 from .labels import LabelFilter, Ontology, ontology_path
 from .layout import CsvOutputs, write_atomically
 from .ledger import FailedRow, Ledger
@@ -26,66 +25,13 @@ from .pool import run_bounded
 from .progress import BarFriendlyHandler, ProgressBar, show_progress
 from .segments import InvalidRow, Segment, read_segments, shard_of
 from .settings import Settings
+from .summary import CsvSummary
 from .worker import ClipResult, ClipWorker
 
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 30.0
-BACKEND_ERRORS_TO_STOP = 20
 OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
-
-
-@dataclass
-class CsvSummary:
-    """What happened to one CSV; saved as X.summary.json and printed at the end."""
-
-    csv: str
-    rows: int = 0
-    invalid_rows: int = 0
-    filtered_out: int = 0  # not carrying LABELS, or carrying EXCLUDE_LABELS
-    other_shards: int = 0  # --shard K/N: rows of the other shards
-    already_done: int = 0
-    skipped_failed: int = 0  # failed before for good (private, removed...): not tried again
-    not_attempted: int = 0  # beyond TIMER's limit
-    attempted: int = 0
-    written: int = 0
-    failed: dict[str, int] = field(default_factory=dict)
-    bytes_written: int = 0
-    wall_seconds: float = 0.0
-    interrupted: bool = False
-
-    @property
-    def failed_total(self) -> int:
-        return sum(self.failed.values())
-
-    def line(self) -> str:
-        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(self.failed.items()))
-        text = (
-            f"{self.csv}: {self.written} written, {self.already_done} skipped (already done), "
-            f"{self.failed_total} failed{f' ({reasons})' if reasons else ''}, "
-            f"{self.invalid_rows} invalid rows"
-        )
-        if self.filtered_out:
-            text += f", {self.filtered_out} left out by the label filters"
-        if self.other_shards:
-            text += f", {self.other_shards} in other shards"
-        if self.skipped_failed:
-            text += f", {self.skipped_failed} skipped (failed for good before; RETRY_FAILED = True retries them)"
-        if self.not_attempted:
-            text += f", {self.not_attempted} left for later (TIMER)"
-        if self.interrupted:
-            text += " - interrupted"
-        return text
-
-    def plan_line(self) -> str:
-        """What --dry-run prints: what a run would do now."""
-        return (
-            f"{self.csv}: {self.rows} rows ({self.rows - self.invalid_rows} valid, {self.invalid_rows} invalid); "
-            f"{self.filtered_out} left out by the label filters, "
-            + (f"{self.other_shards} in other shards, " if self.other_shards else "")
-            + f"{self.already_done} already done, {self.skipped_failed} failed for good (skipped), "
-            f"{self.attempted} to attempt, {self.not_attempted} left for later (TIMER)"
-        )
 
 
 # How a run's planned segments get done: call the worker on each, hand every
@@ -111,11 +57,9 @@ class CsvRun:
         ontology = load_ontology(settings)
         self.label_filter = LabelFilter.from_settings(settings, ontology) if ontology else None
         self.ledger = Ledger(self.outputs, ontology.names if ontology else lambda labels: "")
-        self.fix_hint = ""
         self.summary = CsvSummary(csv=str(csv_path))
         self._failed = Counter[str]()
-        self._backend_errors_in_a_row = 0
-        self._finished = 0
+        self._by_backend = Counter[str]()
         self._last_progress = time.monotonic()
         self.progress: ProgressBar | None = None
 
@@ -161,11 +105,16 @@ class CsvRun:
         segment = result.segment
         if result.interrupted:
             self.summary.attempted -= 1  # abandoned, not done: the next run takes it
+        elif result.deferred:
+            self.summary.attempted -= 1
+            self.summary.not_attempted += 1  # no backend has worked yet: not the video's fault
         elif result.file is not None:
-            self.ledger.record_written(segment, result.file)
+            self.ledger.record_written(segment, result.file, result.backend)
             self.summary.written += 1
             self.summary.bytes_written += result.size
-            log.info("%s [%s-%s] written (%.1f s)", segment.ytid, segment.start_text, segment.end_text, result.seconds)
+            self._by_backend[result.backend] += 1
+            log.info("%s [%s-%s] written by %s (%.1f s)", segment.ytid, segment.start_text, segment.end_text,
+                     result.backend, result.seconds)
         else:
             assert result.reason is not None
             self.ledger.record_failed(
@@ -175,26 +124,10 @@ class CsvRun:
             self._failed[result.reason.label] += 1
             log.warning("%s [%s-%s] failed: %s: %s", segment.ytid, segment.start_text, segment.end_text,
                         result.reason, result.detail)
-        self._watch_backend(result)
         if self.progress is not None:
             self.progress.update(self.summary.written, sum(self._failed.values()))
         else:
             self._maybe_report_progress()
-
-    def _watch_backend(self, result: ClipResult) -> None:
-        """Stop when the backend fails clip after clip: it no longer understands the source."""
-        if result.interrupted:
-            return
-        self._finished += 1
-        if result.reason is FailureReason.BACKEND_ERROR:
-            self._backend_errors_in_a_row += 1
-        else:
-            self._backend_errors_in_a_row = 0
-        count = self._backend_errors_in_a_row
-        if count >= BACKEND_ERRORS_TO_STOP:
-            scope = f"{count} of {count} clips" if self._finished == count else f"{count} clips in a row"
-            raise BackendBrokenError(f"{self.settings.backend} failed on {scope} ({result.detail}); "
-                                     f"{self.fix_hint}")
 
     def _maybe_report_progress(self) -> None:
         now = time.monotonic()
@@ -208,7 +141,6 @@ class CsvRun:
     def execute(self, dispatch: Dispatch = local_dispatch) -> CsvSummary:
         started = time.monotonic()
         worker = ClipWorker(self.settings, self.outputs)
-        self.fix_hint = worker.backend.fix_hint
         self.ledger.open()
         try:
             dispatch(worker, self.plan(), self.record, self.stop)
@@ -223,9 +155,10 @@ class CsvRun:
             raise
         finally:
             self.summary.failed = dict(self._failed)
+            self.summary.by_backend = dict(self._by_backend)
             self.summary.wall_seconds = round(time.monotonic() - started, 3)
             self.ledger.close()
-            write_atomically(self.outputs.summary, _to_json(self.summary))
+            write_atomically(self.outputs.summary, self.summary.to_json())
         return self.summary
 
 
@@ -238,12 +171,6 @@ def load_ontology(settings: Settings) -> Ontology | None:
         raise ConfigError(f"ONTOLOGY_FILE {path} does not exist; the label filters need AudioSet's ontology.json")
     log.warning("no ontology.json at %s: the label_names column stays empty (set ONTOLOGY_FILE)", path)
     return None
-
-
-def _to_json(summary: CsvSummary) -> str:
-    import json
-
-    return json.dumps(asdict(summary), indent=2) + "\n"
 
 
 @contextlib.contextmanager

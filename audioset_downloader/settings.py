@@ -11,17 +11,21 @@ from __future__ import annotations
 import ast
 import difflib
 import math
+import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .backends import BACKENDS
 from .errors import ConfigError
 
 AUDIO_FORMATS = ("wav", "flac", "opus", "m4a")
+# The backends' names; backends/__init__.py maps each to its module (and checks it has them all).
+BACKEND_NAMES = ("pytube", "yt-dlp", "pytubefix", "direct")
+# Backends that resolve a YouTube video, and so can stand in for one another.
+YOUTUBE_BACKENDS = ("pytube", "yt-dlp", "pytubefix")
 ENGINES = ("local", "dask")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -37,6 +41,8 @@ class Settings:
     remove_exist_downloads: bool = False
     output_dir: Path = Path("downloads")
     backend: str = "pytube"
+    # Tried in turn when BACKEND fails for reasons of its own (not the video's); see failover.py.
+    fallback_backends: tuple[str, ...] = ("yt-dlp", "pytubefix")
     audio_format: str = "wav"
     sample_rate: int | None = None
     channels: int | None = None
@@ -60,6 +66,9 @@ class Settings:
     dask_workers: int = 2
     shard_size: int = 1000
     shard: tuple[int, int] | None = None  # (K, N): only the rows of shard K of N
+    cache_dir: Path | None = None  # None: the user's cache folder (see cache_folder)
+    ytdlp_options: dict[str, Any] = field(default_factory=dict)  # merged into yt-dlp's own options
+    pytubefix_client: str = "VISION_OS"
 
     def url_for(self, ytid: str) -> str:
         return self.ytb_url_format.replace("{YTID}", ytid)
@@ -68,6 +77,20 @@ class Settings:
     def clip_format(self) -> str:
         """What a clip is written as: AUDIO_FORMAT, or mp4 (video with AAC audio) when VIDEO."""
         return "mp4" if self.video else self.audio_format
+
+    @property
+    def backend_chain(self) -> tuple[str, ...]:
+        """BACKEND, then each fallback not already in the chain; "direct" has no stand-ins."""
+        if self.backend == "direct":
+            return (self.backend,)
+        return tuple(dict.fromkeys((self.backend, *self.fallback_backends)))
+
+    @property
+    def cache_folder(self) -> Path:
+        """CACHE_DIR, else $XDG_CACHE_HOME/audioset-downloader (~/.cache/audioset-downloader)."""
+        if self.cache_dir is not None:
+            return self.cache_dir
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "audioset-downloader"
 
     @property
     def clip_limit(self) -> int | None:
@@ -171,6 +194,29 @@ def _url_format(value: Any) -> str:
     return text
 
 
+def _fallbacks(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"must be a list of backend names from {', '.join(map(repr, YOUTUBE_BACKENDS))}, or []")
+    names = tuple(_choice(YOUTUBE_BACKENDS)(item) for item in value)
+    if len(set(names)) != len(names):
+        raise ValueError("names a backend twice")
+    return names
+
+
+def _options(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or not all(isinstance(key, str) and key for key in value):
+        raise ValueError('must be a dict of yt-dlp options, e.g. {"extractor_args": {"youtube": {...}}}')
+    return value
+
+
+def _client_name(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Z][A-Z0-9_]*", value):
+        raise ValueError('must be a pytubefix client name in capitals, e.g. "VISION_OS" or "WEB"')
+    return value
+
+
 def _scheduler(value: Any) -> str:
     text = _text(value)
     parts = urlsplit(text)
@@ -205,7 +251,8 @@ CONSTANTS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "DOWN_HIGHEST_QUALITY": ("down_highest_quality", _flag),
     "REMOVE_EXIST_DOWNLOADS": ("remove_exist_downloads", _flag),
     "OUTPUT_DIR": ("output_dir", _path),
-    "BACKEND": ("backend", _choice(tuple(BACKENDS))),
+    "BACKEND": ("backend", _choice(BACKEND_NAMES)),
+    "FALLBACK_BACKENDS": ("fallback_backends", _fallbacks),
     "AUDIO_FORMAT": ("audio_format", _choice(AUDIO_FORMATS)),
     "SAMPLE_RATE": ("sample_rate", _optional(_whole(1000, 384000))),
     "CHANNELS": ("channels", _optional(_whole(1, 8))),
@@ -229,6 +276,9 @@ CONSTANTS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "DASK_WORKERS": ("dask_workers", _whole(1, 1024)),
     "SHARD_SIZE": ("shard_size", _whole(1, 1_000_000)),
     "SHARD": ("shard", _optional(_shard)),
+    "CACHE_DIR": ("cache_dir", _optional(_path)),
+    "YTDLP_OPTIONS": ("ytdlp_options", _options),
+    "PYTUBEFIX_CLIENT": ("pytubefix_client", _client_name),
 }
 _FIELD_TO_CONSTANT = {field: name for name, (field, _) in CONSTANTS.items()}
 assert set(_FIELD_TO_CONSTANT) == {f.name for f in fields(Settings)}, "every setting needs a constant"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .cutter import FORMATS, find_ffmpeg
 from .layout import CsvOutputs
-from .ledger import SPLIT_POS_HEADER, AppendOnlyCsv, Ledger
+from .ledger import OLDEST_SPLIT_POS_ROW, SPLIT_POS_HEADER, AppendOnlyCsv, Ledger
 from .probe import Undecodable, probe
 from .settings import Settings
 
@@ -57,7 +57,7 @@ def verify_csv(csv_path: Path, settings: Settings, repair: bool) -> Report:
 
 
 def _check_row(row: list[str], outputs: CsvOutputs, settings: Settings, ffmpeg: str) -> str | None:
-    if len(row) < len(SPLIT_POS_HEADER) - 1:
+    if len(row) < OLDEST_SPLIT_POS_ROW:
         return "malformed row"
     path = outputs.listed_clip(row[0])
     if path is None:

@@ -15,11 +15,11 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 
-from .backends import load_backend
-from .backends.base import Backend, MediaSource
+from .backends.base import MediaSource
 from .cookies import cookie_header
-from .cutter import Interrupted, cut_clip, extension_for
-from .errors import ClipFailure, FailureReason
+from .cutter import CutResult, cut_clip, extension_for
+from .errors import BackendsFailed, ClipFailure, FailureReason, Interrupted
+from .failover import BackendChain
 from .layout import CsvOutputs
 from .segments import Segment
 from .settings import Settings
@@ -38,6 +38,12 @@ RETRIED_NOW = frozenset({FailureReason.NETWORK, FailureReason.TIMEOUT, FailureRe
 
 
 @dataclass(frozen=True)
+class _Cut:
+    cut: CutResult
+    backend: str  # the backend whose source it was cut from
+
+
+@dataclass(frozen=True)
 class ClipResult:
     segment: Segment
     file: str | None = None  # relative to OUTPUT_DIR, when written
@@ -47,6 +53,8 @@ class ClipResult:
     seconds: float = 0.0  # wall time spent on the clip
     attempts: int = 0
     interrupted: bool = False
+    deferred: bool = False  # every backend failed before any had worked: left for the next run
+    backend: str = ""  # the backend that resolved the written clip
 
     @property
     def written(self) -> bool:
@@ -58,25 +66,25 @@ class ClipWorker:
         self.settings = settings
         self.outputs = outputs
         self._extension = extension_for(settings.clip_format)
-        self._backend: Backend | None = None
+        self._chain: BackendChain | None = None
         self._throttle = Throttle(settings.retry_backoff, settings.max_backoff_minutes * 60,
                                   settings.requests_per_minute)
         self._sources: OrderedDict[str, tuple[float, MediaSource]] = OrderedDict()
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict:
-        # The backend, throttle and lock stay behind; each process builds its own.
+        # The backends, throttle and lock stay behind; each process builds its own.
         return {"settings": self.settings, "outputs": self.outputs}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["settings"], state["outputs"])  # type: ignore[misc]
 
     @property
-    def backend(self) -> Backend:
+    def chain(self) -> BackendChain:
         with self._lock:
-            if self._backend is None:
-                self._backend = load_backend(self.settings)
-            return self._backend
+            if self._chain is None:
+                self._chain = BackendChain(self.settings)
+            return self._chain
 
     def __call__(self, segment: Segment, stop: threading.Event) -> ClipResult:
         """Fetch one clip, retrying passing trouble; never raises for the clip's own failure."""
@@ -94,6 +102,9 @@ class ClipWorker:
                 if failure.reason is FailureReason.RATE_LIMITED:
                     self._throttle.limited()  # every worker pauses; this clip tries again after
                     continue
+                if isinstance(failure, BackendsFailed) and not failure.proven:
+                    log.info("%s: left for the next run: %s", segment.ytid, failure.detail)
+                    return ClipResult(segment, deferred=True, attempts=attempts)
                 if failure.reason in RETRIED_NOW and retries < self.settings.retries:
                     retries += 1
                     log.info("%s: %s (%s); retry %d of %d", segment.ytid, failure.reason, failure.detail,
@@ -103,8 +114,9 @@ class ClipWorker:
                 return ClipResult(segment, reason=failure.reason, detail=failure.detail,
                                   seconds=time.monotonic() - started, attempts=attempts)
             self._throttle.succeeded()
-            return ClipResult(segment, file=result[0], size=result[1], seconds=time.monotonic() - started,
-                              attempts=attempts)
+            return ClipResult(segment, file=self.outputs.relative_clip(segment.stem, self._extension),
+                              size=result.cut.size, seconds=time.monotonic() - started, attempts=attempts,
+                              backend=result.backend)
         return ClipResult(segment, interrupted=True, attempts=attempts)
 
     def finished_since(self, segment: Segment, since: float) -> ClipResult | None:
@@ -122,31 +134,44 @@ class ClipWorker:
         return ClipResult(segment, file=self.outputs.relative_clip(segment.stem, self._extension),
                           size=status.st_size)
 
-    def _attempt(self, segment: Segment, stop: threading.Event) -> tuple[str, int]:
-        source = self._resolve(segment)
+    def _attempt(self, segment: Segment, stop: threading.Event) -> _Cut:
         final = self.outputs.clip_path(segment.stem, self._extension)
-        try:
-            cut = cut_clip(source, segment, self.settings, final, stop)
-        except ClipFailure:
-            self._forget(segment.ytid)  # the URL may have expired: resolve afresh next time
-            raise
-        return self.outputs.relative_clip(segment.stem, self._extension), cut.size
 
-    def _resolve(self, segment: Segment) -> MediaSource:
-        now = time.monotonic()
+        def cut(source: MediaSource) -> _Cut:
+            return _Cut(cut_clip(source, segment, self.settings, final, stop), source.backend)
+
+        cached = self._cached(segment.ytid)
+        if cached is not None:
+            try:
+                return cut(cached)
+            except ClipFailure:
+                self._forget(segment.ytid)  # the URL may have expired: resolve afresh
+
+        def remember_and_cut(source: MediaSource) -> _Cut:
+            log.debug("%s: %s via %s", segment.ytid, source.description, source.backend)
+            source = self._with_cookies(source)
+            self._remember(segment.ytid, source)
+            try:
+                return cut(source)
+            except ClipFailure:
+                self._forget(segment.ytid)
+                raise
+
+        return self.chain.attempt(segment, remember_and_cut, stop)
+
+    def _cached(self, ytid: str) -> MediaSource | None:
         with self._lock:
-            cached = self._sources.get(segment.ytid)
-            if cached is not None and now - cached[0] < SOURCE_CACHE_TTL_S:
-                self._sources.move_to_end(segment.ytid)
-                return cached[1]
-        source = self.backend.resolve(segment)
-        log.debug("%s: %s", segment.ytid, source.description)
-        source = self._with_cookies(source)
+            cached = self._sources.get(ytid)
+            if cached is None or time.monotonic() - cached[0] >= SOURCE_CACHE_TTL_S:
+                return None
+            self._sources.move_to_end(ytid)
+            return cached[1]
+
+    def _remember(self, ytid: str, source: MediaSource) -> None:
         with self._lock:
-            self._sources[segment.ytid] = (now, source)
+            self._sources[ytid] = (time.monotonic(), source)
             if len(self._sources) > SOURCE_CACHE_SIZE:
                 self._sources.popitem(last=False)
-        return source
 
     def _with_cookies(self, source: MediaSource) -> MediaSource:
         """Add COOKIES_FILE's Cookie header for the media URL, unless the backend set one."""

@@ -45,7 +45,7 @@ from audioset_downloader.cutter import find_ffmpeg  # noqa: E402
 from audioset_downloader.runner import run_csv  # noqa: E402
 from audioset_downloader.settings import Settings  # noqa: E402
 from tests.support.audio import make_source  # noqa: E402
-from tests.support.fake_youtube import FakeVideo, FakeYouTube, reroute_pytube  # noqa: E402
+from tests.support.fake_youtube import FakeVideo, FakeYouTube, reroute_youtube  # noqa: E402
 from tests.support.server import Handler, MediaServer, Reply  # noqa: E402
 
 SOURCE_SECONDS = (120, 180, 240, 300, 360, 420, 480, 600)  # 2 to 10 minutes
@@ -298,7 +298,7 @@ def main() -> None:
     server = ServerProcess(sources, args.latency_ms / 1000, args.bandwidth_mbps * 1_000_000, ids)
     results: list[Result] = []
     try:
-        with reroute_pytube(server.base_url):
+        with reroute_youtube(server.base_url):
             results.append(measure("seed", 1, make_clips(args.seed_clips, ids, durations, rng),
                                    seed_approach, server))
             for workers in args.workers:

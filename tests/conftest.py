@@ -14,7 +14,7 @@ import pytest
 
 from audioset_downloader.cutter import find_ffmpeg
 from tests.support.audio import make_source, make_video
-from tests.support.fake_youtube import FakeYouTube, reroute_pytube
+from tests.support.fake_youtube import FakeYouTube, reroute_youtube
 from tests.support.server import MediaServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,7 +86,7 @@ def mirror(sources: Path, tmp_path: Path) -> Iterator[Mirror]:
 
 @pytest.fixture
 def youtube(server: MediaServer) -> Iterator[FakeYouTube]:
-    with reroute_pytube(server):
+    with reroute_youtube(server):
         yield FakeYouTube(server)
 
 

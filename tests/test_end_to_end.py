@@ -51,14 +51,14 @@ def test_a_full_run_writes_clips_manifests_and_log(project: Path) -> None:
     out = project / "out"
 
     rows = read_rows(out / "eval_segments.split-pos.csv")
-    assert rows[0] == ["file", "YTID", "start_seconds", "end_seconds", "positive_labels", "label_names"]
+    assert rows[0] == ["file", "YTID", "start_seconds", "end_seconds", "positive_labels", "label_names", "backend"]
     assert sorted(rows[1:]) == sorted([
         ["eval_segments/--4gqARaEJE.wav", "--4gqARaEJE", "0.000", "10.000", "/m/068hy,/m/07q6cd_,/m/0bt9lr,/m/0jbk",
-         "Domestic animals, pets;Squeak;Dog;Animal"],
-        ["eval_segments/-0DLPzsiXXE.wav", "-0DLPzsiXXE", "137.300", "147.300", "/m/04rlf", "Music"],
-        ["eval_segments/aaaaaaaaaaa.wav", "aaaaaaaaaaa", "12.000", "20.000", "/m/09x0r", "Speech"],
+         "Domestic animals, pets;Squeak;Dog;Animal", "direct"],
+        ["eval_segments/-0DLPzsiXXE.wav", "-0DLPzsiXXE", "137.300", "147.300", "/m/04rlf", "Music", "direct"],
+        ["eval_segments/aaaaaaaaaaa.wav", "aaaaaaaaaaa", "12.000", "20.000", "/m/09x0r", "Speech", "direct"],
         ["eval_segments/bbbbbbbbbbb.wav", "bbbbbbbbbbb", "290.000", "300.000", "/m/0jbk,/m/068hy",
-         "Animal;Domestic animals, pets"],
+         "Animal;Domestic animals, pets", "direct"],
     ])
     # The labels are one quoted field in the file itself, as in Google's CSVs.
     assert '"/m/0jbk,/m/068hy"' in (out / "eval_segments.split-pos.csv").read_text()
@@ -86,7 +86,7 @@ def test_a_full_run_writes_clips_manifests_and_log(project: Path) -> None:
     # The console shows the same lines as the log file.
     assert [line for line in result.stderr.splitlines() if "[eval_segments]" in line] == log.splitlines()
     assert result.stderr.strip().splitlines()[-1].endswith(
-        "4 written, 0 skipped (already done), 1 failed (unavailable 1), 1 invalid rows")
+        "4 written (direct 4), 0 skipped (already done), 1 failed (unavailable 1), 1 invalid rows")
     summary = json.loads((out / "eval_segments.summary.json").read_text())
     assert (summary["written"], summary["failed"], summary["invalid_rows"]) == (4, {"unavailable": 1}, 1)
 
@@ -151,7 +151,7 @@ def test_remove_exist_downloads_starts_over(project: Path, mirror: Mirror) -> No
     mirror.server.reset_counts()
     again = run_script("--config", "cfg.py", "--remove-existing", cwd=project)
     assert again.returncode == 0
-    assert "4 written, 0 skipped" in again.stderr
+    assert "4 written (direct 4), 0 skipped" in again.stderr
     assert mirror.requests_for("--4gqARaEJE") >= 1
     assert not stray.exists()
     assert len(read_rows(out / "eval_segments.split-pos.csv")) == 1 + 4
@@ -214,7 +214,7 @@ def test_ctrl_c_stops_cleanly_with_130_and_a_rerun_finishes(tmp_path: Path, sour
 
         rerun = run_script("--config", "cfg.py", cwd=tmp_path)
         assert rerun.returncode == 0
-        assert f"{len(ids) - len(rows)} written, {len(rows)} skipped" in rerun.stderr
+        assert f"{len(ids) - len(rows)} written (direct {len(ids) - len(rows)}), {len(rows)} skipped" in rerun.stderr
         assert sorted(row[1] for row in read_rows(split_pos)[1:]) == ids
 
 
@@ -253,8 +253,8 @@ def test_many_workers_lose_and_interleave_no_rows(tmp_path: Path, mirror: Mirror
                  BACKEND="direct", OUTPUT_DIR=str(tmp_path / "out"), TIMER=0, WORKERS=16)
     assert run_script("--config", "cfg.py", cwd=tmp_path).returncode == 0
     rows = read_rows(tmp_path / "out" / "eval_segments.split-pos.csv")
-    assert rows[0] == ["file", "YTID", "start_seconds", "end_seconds", "positive_labels", "label_names"]
+    assert rows[0] == ["file", "YTID", "start_seconds", "end_seconds", "positive_labels", "label_names", "backend"]
     assert sorted(row[1] for row in rows[1:]) == sorted(ids)
-    assert all(row == [f"eval_segments/{row[1]}.wav", row[1], "5.000", "7.000", "/m/a,/m/b", "/m/a;/m/b"]
+    assert all(row == [f"eval_segments/{row[1]}.wav", row[1], "5.000", "7.000", "/m/a,/m/b", "/m/a;/m/b", "direct"]
                for row in rows[1:])
     assert all((tmp_path / "out" / row[0]).stat().st_size > 300_000 for row in rows[1:])

@@ -92,5 +92,5 @@ def test_label_names_reach_split_pos_and_metadata(tmp_path: Path, mirror: Mirror
     assert cli.main(["--config", str(config)]) == 0
     with open(tmp_path / "out" / "eval_segments" / "metadata.csv", newline="") as handle:
         assert list(csv.reader(handle)) == [
-            ["file_name", "YTID", "start_seconds", "end_seconds", "labels", "label_names"],
-            ["dogspeech01.wav", "dogspeech01", "10.000", "20.000", "/m/0bt9lr,/m/09x0r", "Dog;Speech"]]
+            ["file_name", "YTID", "start_seconds", "end_seconds", "labels", "label_names", "backend"],
+            ["dogspeech01.wav", "dogspeech01", "10.000", "20.000", "/m/0bt9lr,/m/09x0r", "Dog;Speech", "direct"]]

@@ -33,10 +33,11 @@ def write_clip(outputs: CsvOutputs, ytid: str) -> str:
 def test_rows_are_on_disk_as_soon_as_recorded(tmp_path: Path) -> None:
     outputs, ledger = make(tmp_path)
     ledger.open()
-    ledger.record_written(seg("aaaaaaaaaaa"), write_clip(outputs, "aaaaaaaaaaa"))
+    ledger.record_written(seg("aaaaaaaaaaa"), write_clip(outputs, "aaaaaaaaaaa"), "pytube")
     # Not closed: a kill now must not lose the row.
     assert rows(outputs.split_pos) == [list(SPLIT_POS_HEADER),
-                                       ["eval_segments/aaaaaaaaaaa.wav", "aaaaaaaaaaa", "0.000", "10.000", "/m/a,/m/b", ""]]
+                                       ["eval_segments/aaaaaaaaaaa.wav", "aaaaaaaaaaa", "0.000", "10.000", "/m/a,/m/b", "",
+                                        "pytube"]]
     ledger.close()
 
 
@@ -48,10 +49,11 @@ def test_a_row_torn_by_a_kill_is_cut_off_and_appending_resumes(tmp_path: Path) -
                                  'eval_segments/bbbbbbbbbbb.wav,bbbbbbbbbbb,0.000,10.000,"/m/a')
     ledger.open()
     assert ledger.is_done(seg("aaaaaaaaaaa")) and not ledger.is_done(seg("bbbbbbbbbbb"))
-    ledger.record_written(seg("bbbbbbbbbbb"), write_clip(outputs, "bbbbbbbbbbb"))
+    ledger.record_written(seg("bbbbbbbbbbb"), write_clip(outputs, "bbbbbbbbbbb"), "pytube")
     ledger.close()
     assert [row[1] for row in rows(outputs.split_pos)[1:]] == ["aaaaaaaaaaa", "bbbbbbbbbbb"]
-    assert all(len(row) == 6 for row in rows(outputs.split_pos))
+    # The old row gains the columns it lacked (label_names, and backend, unknown: ""); the new one has them.
+    assert [row[5:] for row in rows(outputs.split_pos)] == [["label_names", "backend"], ["", ""], ["", "pytube"]]
 
 
 def test_a_row_whose_clip_is_missing_is_dropped_so_the_clip_is_fetched_again(tmp_path: Path) -> None:
@@ -73,7 +75,7 @@ def test_failed_csv_keeps_one_row_per_segment_with_the_latest_reason(tmp_path: P
     ledger.record_failed(a.key, FailedRow(a.ytid, a.start_text, a.end_text, "network", "reset"))
     ledger.record_failed(b.key, FailedRow(b.ytid, b.start_text, b.end_text, "timeout", "slow"))
     ledger.record_failed(a.key, FailedRow(a.ytid, a.start_text, a.end_text, "unavailable", "HTTP error 404"))
-    ledger.record_written(b, write_clip(outputs, "bbbbbbbbbbb"))  # b succeeded on a retry
+    ledger.record_written(b, write_clip(outputs, "bbbbbbbbbbb"), "pytube")  # b succeeded on a retry
     ledger.close()
     assert rows(outputs.failed) == [list(FAILED_HEADER), ["aaaaaaaaaaa", "0.000", "10.000", "unavailable", "HTTP error 404"]]
 

@@ -21,7 +21,7 @@ from audioset_downloader.segments import Segment
 from audioset_downloader.settings import Settings
 from tests.conftest import write_config, write_csv
 from tests.support.audio import decode, video_stream, window_offset
-from tests.support.fake_youtube import FakeVideo, FakeYouTube, reroute_pytube
+from tests.support.fake_youtube import FakeVideo, FakeYouTube, reroute_youtube
 from tests.support.server import MediaServer
 
 
@@ -34,7 +34,7 @@ def library(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def youtube(server: MediaServer, library: str):
-    with reroute_pytube(server, module=library):
+    with reroute_youtube(server):
         yield FakeYouTube(server)
 
 

@@ -11,29 +11,30 @@ import importlib
 from typing import TYPE_CHECKING
 
 from ..errors import BackendUnavailableError
+from ..settings import BACKEND_NAMES, Settings
 
 if TYPE_CHECKING:
-    from ..settings import Settings
     from .base import Backend
 
-# name -> (module, class, the project's extra that installs its package)
+# name -> (module, class, the project's extra that installs its package; "" for the base install)
 BACKENDS: dict[str, tuple[str, str, str]] = {
     "pytube": (".pytube", "PytubeBackend", ""),
     "direct": (".direct", "DirectBackend", ""),
-    "yt-dlp": (".ytdlp", "YtDlpBackend", "ytdlp"),
+    "yt-dlp": (".ytdlp", "YtDlpBackend", ""),
     "pytubefix": (".pytubefix", "PytubefixBackend", "pytubefix"),
 }
+assert set(BACKENDS) == set(BACKEND_NAMES), "settings.BACKEND_NAMES and the registry must agree"
 
 
-def load_backend(settings: Settings) -> Backend:
-    """Build the configured backend, or say in one line how to install it."""
-    module_name, class_name, extra = BACKENDS[settings.backend]
+def load_backend(settings: Settings, name: str | None = None) -> Backend:
+    """Build a backend (BACKEND by default), or say in one line how to install it."""
+    name = name or settings.backend
+    module_name, class_name, extra = BACKENDS[name]
     try:
         module = importlib.import_module(module_name, __name__)
     except ModuleNotFoundError as exc:
-        command = f'pip install -e ".[{extra}]"' if extra else f"pip install {exc.name}"
+        command = f'pip install -e ".[{extra}]"' if extra else "pip install -e ."
         raise BackendUnavailableError(
-            f"BACKEND = {settings.backend!r} needs the {exc.name!r} package, which is not installed; "
-            f"install it with: {command}"
+            f"backend {name!r} needs the {exc.name!r} package, which is not installed; install it with: {command}"
         ) from exc
     return getattr(module, class_name)(settings)

@@ -23,8 +23,12 @@ from .base import DEFAULT_HEADERS, MediaSource, reason_from_message
 DEFAULT_MAX_BITRATE = 160_000
 DEFAULT_MIN_HEIGHT = 360  # VIDEO without DOWN_HIGHEST_QUALITY: enough to see, small to store
 
-# Exception classes of pytube and pytubefix that name the reason themselves.
+# Exception classes of pytube and pytubefix that name the reason themselves. pytubefix
+# raises every failure as a VideoUnavailable, also those that are its own: a client that
+# needs a PO token, or no answer from the API. Those are the backend's, not the video's.
 _CLASS_REASONS: tuple[tuple[str, FailureReason], ...] = (
+    ("PoTokenRequired", FailureReason.BACKEND_ERROR),
+    ("InnerTubeResponseError", FailureReason.BACKEND_ERROR),
     ("VideoPrivate", FailureReason.PRIVATE),
     ("MembersOnly", FailureReason.MEMBERS_ONLY),
     ("BotDetection", FailureReason.RATE_LIMITED),
@@ -36,6 +40,9 @@ _CLASS_REASONS: tuple[tuple[str, FailureReason], ...] = (
     ("VideoRegionBlocked", FailureReason.REGION_BLOCKED),
     ("VideoBlockedByCopyright", FailureReason.REGION_BLOCKED),
 )
+# pytubefix's "YouTube said something we did not expect": unless its words say more
+# (e.g. LoginRequired with "confirm you're not a bot"), the next backend is asked.
+_UNSURE_CLASSES = ("LoginRequired", "UnknownVideoError")
 
 
 class PytubeBackend:
@@ -48,15 +55,18 @@ class PytubeBackend:
         self._lib: ModuleType = importlib.import_module(self.package)
         self._exceptions: ModuleType = importlib.import_module(f"{self.package}.exceptions")
         self._extract: ModuleType = importlib.import_module(f"{self.package}.extract")
+        self._innertube: ModuleType = importlib.import_module(f"{self.package}.innertube")
         # pytube has no cookie support; a proxy it takes for its metadata requests.
         self._proxies = {"http": settings.proxy, "https": settings.proxy} if settings.proxy else None
 
     def resolve(self, segment: Segment) -> MediaSource:
         video = None
         try:
-            video = self._lib.YouTube(self._settings.url_for(segment.ytid), proxies=self._proxies)
-            streams = list(video.streams.filter(only_audio=True))
-            pictures = list(video.streams.filter(only_video=True)) if self._settings.video else []
+            video = self._lib.YouTube(self._settings.url_for(segment.ytid), **self._youtube_options())
+            # A SABR stream (pytubefix) has no file URL, only YouTube's streaming endpoint.
+            streams = [s for s in video.streams.filter(only_audio=True) if not getattr(s, "is_sabr", False)]
+            pictures = ([s for s in video.streams.filter(only_video=True) if not getattr(s, "is_sabr", False)]
+                        if self._settings.video else [])
         except Exception as exc:  # every library error becomes a reason here, at the seam
             raise ClipFailure(self._reason(exc, video), f"{type(exc).__name__}: {exc}") from exc
         stream = choose_audio_stream(streams, self._settings.down_highest_quality)
@@ -79,15 +89,23 @@ class PytubeBackend:
             video_url=video_url,
         )
 
+    def _youtube_options(self) -> dict[str, Any]:
+        """Keyword arguments for the library's YouTube class."""
+        return {"proxies": self._proxies}
+
     def _reason(self, exc: Exception, video: Any) -> FailureReason:
         for class_name, reason in _CLASS_REASONS:
             cls = getattr(self._exceptions, class_name, None)  # some exist in one library only
             if cls is not None and isinstance(exc, cls):
                 return reason
         from_text = reason_from_message(f"{exc} {self._status_text(video)}")
+        if from_text is not None:
+            return from_text
+        if type(exc).__name__ in _UNSURE_CLASSES:
+            return FailureReason.BACKEND_ERROR
         if isinstance(exc, self._exceptions.VideoUnavailable):
-            return from_text or FailureReason.UNAVAILABLE
-        return from_text or reason_for_exception(exc)
+            return FailureReason.UNAVAILABLE
+        return reason_for_exception(exc)
 
     def _status_text(self, video: Any) -> str:
         """YouTube's own message, from what was already fetched: the player response or the watch page."""

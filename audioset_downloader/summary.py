@@ -1,0 +1,78 @@
+"""What happened to one CSV: the record saved as X.summary.json and shown at the end.
+
+It lives below both the runner, which fills it, and the progress module, which
+prints it, so that neither imports the other.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass
+class CsvSummary:
+    """What happened to one CSV; saved as X.summary.json and printed at the end."""
+
+    csv: str
+    rows: int = 0
+    invalid_rows: int = 0
+    filtered_out: int = 0  # not carrying LABELS, or carrying EXCLUDE_LABELS
+    other_shards: int = 0  # --shard K/N: rows of the other shards
+    already_done: int = 0
+    skipped_failed: int = 0  # failed before for good (private, removed...): not tried again
+    not_attempted: int = 0  # beyond TIMER's limit
+    attempted: int = 0
+    written: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+    by_backend: dict[str, int] = field(default_factory=dict)  # clips written, per backend that resolved them
+    bytes_written: int = 0
+    wall_seconds: float = 0.0
+    interrupted: bool = False
+    # What produced the clips: package, backends and their versions, JS runtime, ffmpeg, UTC start and end.
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed_total(self) -> int:
+        return sum(self.failed.values())
+
+    def line(self) -> str:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(self.failed.items()))
+        backends = ", ".join(f"{name} {count}" for name, count in sorted(self.by_backend.items()))
+        text = (
+            f"{self.csv}: {self.written} written{f' ({backends})' if backends else ''}, "
+            f"{self.already_done} skipped (already done), "
+            f"{self.failed_total} failed{f' ({reasons})' if reasons else ''}, "
+            f"{self.invalid_rows} invalid rows"
+        )
+        if self.filtered_out:
+            text += f", {self.filtered_out} left out by the label filters"
+        if self.other_shards:
+            text += f", {self.other_shards} in other shards"
+        if self.skipped_failed:
+            text += f", {self.skipped_failed} skipped (failed for good before; RETRY_FAILED = True retries them)"
+        if self.not_attempted:
+            text += f", {self.not_attempted} left for later (TIMER)"
+        if self.interrupted:
+            text += " - interrupted"
+        return text
+
+    def plan_line(self) -> str:
+        """What --dry-run prints: what a run would do now."""
+        return (
+            f"{self.csv}: {self.rows} rows ({self.rows - self.invalid_rows} valid, {self.invalid_rows} invalid); "
+            f"{self.filtered_out} left out by the label filters, "
+            + (f"{self.other_shards} in other shards, " if self.other_shards else "")
+            + f"{self.already_done} already done, {self.skipped_failed} failed for good (skipped), "
+            f"{self.attempted} to attempt, {self.not_attempted} left for later (TIMER)"
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> CsvSummary:
+        """Read a saved summary; keys of other versions (older or newer) are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in json.loads(text).items() if key in known})
