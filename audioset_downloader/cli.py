@@ -22,6 +22,7 @@ from . import __version__, dask_engine
 from .backends import load_backend
 from .cookies import check_cookies_file
 from .cutter import find_ffmpeg
+from .doctor import run_doctor
 from .errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, ConfigError, DownloaderError
 from .layout import CsvOutputs
 from .labels import LabelFilter
@@ -55,6 +56,7 @@ _OVERRIDES = {
     "video": "VIDEO",
     "engine": "ENGINE",
     "shard": "SHARD",
+    "fallback": "FALLBACK_BACKENDS",
 }
 
 
@@ -76,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --verify: drop broken rows and files so that a rerun fetches them again")
     modes.add_argument("--merge", nargs="+", type=Path, metavar="DIR",
                        help="merge the outputs of other runs (shards, machines) into OUTPUT_DIR, without duplicates")
+    modes.add_argument("--doctor", action="store_true",
+                       help="check ffmpeg, the backends, yt-dlp's JS runtime, cookies, proxy and OUTPUT_DIR, with fixes")
+    modes.add_argument("--online", action="store_true",
+                       help="with --doctor: also resolve and cut one second of a public YouTube video per backend")
     modes.add_argument("--list-labels", nargs="?", const="", metavar="TEXT",
                        help="list AudioSet classes (matching TEXT) with how many segments of each CSV carry them")
     what = parser.add_argument_group("what to download")
@@ -89,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="delete each CSV's earlier outputs first (REMOVE_EXIST_DOWNLOADS)")
     how = parser.add_argument_group("how to fetch")
     how.add_argument("--backend", choices=BACKEND_NAMES, help="what resolves a YTID to media (BACKEND)")
+    how.add_argument("--fallback", action="append", metavar="NAME",
+                     help="a backend to try when BACKEND fails for its own reasons; repeat for several "
+                          "(FALLBACK_BACKENDS)")
     how.add_argument("--url-format", metavar="URL", help="URL with {YTID} (YTB_URL_FORMAT)")
     how.add_argument("--highest-quality", action=argparse.BooleanOptionalAction, default=None,
                      help="pick the highest-bitrate audio stream (DOWN_HIGHEST_QUALITY)")
@@ -289,6 +298,12 @@ def main(argv: list[str] | None = None, default_config: Path | None = None) -> i
         settings = settings_from_args(args, default_config)
         if args.repair and not args.verify:
             raise ConfigError("--repair goes with --verify: python AudioDownloader.py --verify --repair")
+        if args.online and not args.doctor:
+            raise ConfigError("--online goes with --doctor: python AudioDownloader.py --doctor --online")
+        if args.doctor:
+            table, status = run_doctor(settings, args.online)
+            print(table)
+            return status
         if args.list_labels is not None:
             return list_labels(settings, args.list_labels)
         if args.merge:

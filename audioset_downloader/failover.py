@@ -104,6 +104,20 @@ class BackendChain:
             proven = any(standing.proven for standing in self._standings)
         raise BackendsFailed("; ".join(errors) or "every backend is broken", proven)
 
+    def await_verdict(self, stop: threading.Event) -> bool:
+        """After a clip every backend failed before any had worked: wait for the clips in flight.
+
+        True once a backend has worked (the clip is worth one more try, and a second
+        failure is then the clip's); False when nothing else is trying a backend or the
+        run stops, and the clip is left for the next run.
+        """
+        with self._changed:
+            while not any(standing.proven for standing in self._standings):
+                if stop.is_set() or not any(standing.trying for standing in self._standings):
+                    return False
+                self._changed.wait(WAIT_S)
+            return True
+
     def _admit(self, standing: _Standing, stop: threading.Event) -> bool:
         """Take a place to try this backend; False once it is broken."""
         with self._changed:

@@ -17,6 +17,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from . import provenance
+from .cutter import find_ffmpeg
 from .errors import ConfigError, OutputLockedError, OutputUnwritableError
 from .labels import LabelFilter, Ontology, ontology_path
 from .layout import CsvOutputs, write_atomically
@@ -141,6 +143,7 @@ class CsvRun:
     def execute(self, dispatch: Dispatch = local_dispatch) -> CsvSummary:
         started = time.monotonic()
         worker = ClipWorker(self.settings, self.outputs)
+        self.summary.provenance = provenance.collect(worker.chain.backends, find_ffmpeg(self.settings.ffmpeg_binary))
         self.ledger.open()
         try:
             dispatch(worker, self.plan(), self.record, self.stop)
@@ -156,6 +159,7 @@ class CsvRun:
         finally:
             self.summary.failed = dict(self._failed)
             self.summary.by_backend = dict(self._by_backend)
+            self.summary.provenance["ended_utc"] = provenance.utc_now()
             self.summary.wall_seconds = round(time.monotonic() - started, 3)
             self.ledger.close()
             write_atomically(self.outputs.summary, self.summary.to_json())
@@ -236,9 +240,10 @@ def run_csv(csv_path: Path, settings: Settings, stop: threading.Event | None = N
                 log.info("removed %d temporary files left by an interrupted run", removed)
             run = CsvRun(csv_path, settings, stop)
             if bars:  # the same plan, counted first, gives the bar its total and so an ETA
-                run.progress = ProgressBar(outputs.name, _count_planned(csv_path, settings), position)
-            log.info("%s: downloading with backend %s into %s (%s engine, %d workers, pid %d)",
-                     csv_path, settings.backend, outputs.clip_dir, settings.engine, settings.workers, os.getpid())
+                run.progress = ProgressBar(outputs.name, count_planned(csv_path, settings), position)
+            log.info("%s: downloading with backends %s into %s (%s engine, %d workers, pid %d)",
+                     csv_path, " > ".join(settings.backend_chain), outputs.clip_dir, settings.engine,
+                     settings.workers, os.getpid())
             try:
                 summary = run.execute(dispatch)
             finally:
@@ -251,7 +256,7 @@ def run_csv(csv_path: Path, settings: Settings, stop: threading.Event | None = N
             return summary
 
 
-def _count_planned(csv_path: Path, settings: Settings) -> int:
+def count_planned(csv_path: Path, settings: Settings) -> int:
     run = CsvRun(csv_path, settings, threading.Event(), dry_run=True)
     run.ledger.load()
     quiet = logging.getLogger("audioset_downloader")

@@ -103,6 +103,8 @@ class ClipWorker:
                     self._throttle.limited()  # every worker pauses; this clip tries again after
                     continue
                 if isinstance(failure, BackendsFailed) and not failure.proven:
+                    if self.chain.await_verdict(stop):
+                        continue  # a backend has worked since: now a failure says something
                     log.info("%s: left for the next run: %s", segment.ytid, failure.detail)
                     return ClipResult(segment, deferred=True, attempts=attempts)
                 if failure.reason in RETRIED_NOW and retries < self.settings.retries:

@@ -30,11 +30,10 @@ def load_backend(settings: Settings, name: str | None = None) -> Backend:
     """Build a backend (BACKEND by default), or say in one line how to install it."""
     name = name or settings.backend
     module_name, class_name, extra = BACKENDS[name]
-    try:
-        module = importlib.import_module(module_name, __name__)
+    try:  # a backend's package is imported by its module or, like pytubefix's, by its class
+        return getattr(importlib.import_module(module_name, __name__), class_name)(settings)
     except ModuleNotFoundError as exc:
         command = f'pip install -e ".[{extra}]"' if extra else "pip install -e ."
         raise BackendUnavailableError(
             f"backend {name!r} needs the {exc.name!r} package, which is not installed; install it with: {command}"
         ) from exc
-    return getattr(module, class_name)(settings)

@@ -22,6 +22,7 @@ signature or n was not deciphered correctly, as YouTube does.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import Counter
@@ -32,7 +33,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .server import Handler, MediaServer, Reply
 
-PLAYER_JS_PATH = "/s/player/0a1b2c3d/player_ias.vflset/en_US/base.js"
 
 BASE_JS = r"""var XY={rv:function(a){a.reverse()}, sp:function(a,b){a.splice(0,b)}, sw:function(a,b){var c=a[0];a[0]=a[b%a.length];a[b%a.length]=c}};
 Qb=function(a){a=a.split("");XY.rv(a,1);XY.sp(a,2);XY.sw(a,5);return a.join("")};
@@ -122,6 +122,12 @@ class FakeYouTube:
     def __post_init__(self) -> None:
         self.server.routes.append(self.route)
 
+    @property
+    def player_js_path(self) -> str:
+        # Each player has its own id, as YouTube's do; backends cache a player by its URL.
+        player_id = hashlib.sha1(self.player_js.encode()).hexdigest()[:8]
+        return f"/s/player/{player_id}/player_ias.vflset/en_US/base.js"
+
     def route(self, handler: Handler) -> Reply | None:
         path = handler.url_path
         query = parse_qs(handler.query)
@@ -139,7 +145,7 @@ class FakeYouTube:
             if client in self.refused_clients:
                 return Reply(400, b'{"error": {"code": 400, "message": "Request contains an invalid argument."}}')
             return self._player(video_id, client)
-        if path == PLAYER_JS_PATH:
+        if path == self.player_js_path:
             return Reply(200, self.player_js.encode(), (("Content-Type", "text/javascript"),))
         if "available" in query and (early := self._check_available(float(query["available"][0]))):
             return early
@@ -164,7 +170,7 @@ class FakeYouTube:
         page = (
             "<html><head><script>var ytInitialPlayerResponse = "
             + json.dumps({"playabilityStatus": status})
-            + ";</script><script>var cfg = {\"jsUrl\":\"" + PLAYER_JS_PATH + "\"};</script></head></html>"
+            + ";</script><script>var cfg = {\"jsUrl\":\"" + self.player_js_path + "\"};</script></head></html>"
         )
         return Reply(200, page.encode(), (("Content-Type", "text/html"),))
 

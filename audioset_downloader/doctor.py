@@ -1,0 +1,248 @@
+"""``--doctor``: a preflight table of everything a download depends on, each with its fix.
+
+One line per check, status ``ok``, ``warn`` or ``FAIL``. Offline it inspects this
+machine only (ffmpeg, the backends and their versions, yt-dlp's JS runtime, the
+cache, cookies, proxy, the output folder); ``--online`` also has each backend
+resolve one long-lived public video and ffmpeg read one second of it. Exit status
+0 when nothing FAILs, else 1.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from . import provenance
+from .backends import load_backend
+from .backends.base import Backend
+from .cutter import cut_clip, find_ffmpeg
+from .errors import ClipFailure, DownloaderError, EXIT_FATAL, EXIT_OK
+from .runner import count_planned
+from .segments import Segment
+from .settings import Settings
+
+OK, WARN, FAIL, SKIPPED = "ok", "warn", "FAIL", "skipped"
+
+# "Me at the zoo" (2005): YouTube's first video, public ever since; 19 s long.
+ONLINE_VIDEO = "jNQXAC9IVRw"
+# pytube's last release (15.0.0, May 2023) fails against YouTube's player (pytube#2032, #1954).
+PYTUBE_LAST_RELEASE = ("15.0.0", "2023-05")
+YTDLP_STALE_DAYS = 90  # YouTube changes monthly; a yt-dlp older than this has likely missed a fix
+# Estimated bytes per second of clip, per format, for the free-space check.
+BYTES_PER_SECOND = {"flac": 0.6, "opus": 16_000, "m4a": 24_000, "mp4": 80_000}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    detail: str
+
+
+def run_doctor(settings: Settings, online: bool) -> tuple[str, int]:
+    """The table to print and the exit status."""
+    checks = list(_checks(settings, online))
+    width = max(len(check.name) for check in checks)
+    lines = [f"{'check':<{width}}  status   detail"]
+    lines += [f"{check.name:<{width}}  {check.status:<7}  {check.detail}" for check in checks]
+    failed = sum(check.status == FAIL for check in checks)
+    warned = sum(check.status == WARN for check in checks)
+    lines.append(f"{failed} failed, {warned} warnings" + ("" if online else "; --doctor --online also tries YouTube"))
+    return "\n".join(lines), EXIT_FATAL if failed else EXIT_OK
+
+
+def _checks(settings: Settings, online: bool) -> Iterator[Check]:
+    ffmpeg_check, ffmpeg = _ffmpeg(settings)
+    yield ffmpeg_check
+    backends: list[Backend] = []
+    for index, name in enumerate(settings.backend_chain):
+        check, backend = _backend(settings, name, first=index == 0)
+        yield check
+        if backend is not None:
+            backends.append(backend)
+    if any(backend.name == "yt-dlp" for backend in backends):
+        yield from _js_runtime(backends)
+    yield _cache(settings)
+    yield _cookies(settings)
+    yield _proxy(settings)
+    yield _output(settings)
+    youtube = [backend for backend in backends if backend.name != "direct"]
+    if not online or not ffmpeg:
+        why = "no usable ffmpeg" if online else "offline; add --online to resolve and cut one second of a public video"
+        yield from (Check(f"online: {backend.name}", SKIPPED, why) for backend in youtube)
+        return
+    tried = [_online(settings, backend, f"online: {backend.name}") for backend in youtube]
+    if any(check.status == OK for check in tried):  # the chain gets through: a failing member only warns
+        tried = [replace(check, status=WARN) if check.status == FAIL else check for check in tried]
+    yield from tried
+
+
+def _ffmpeg(settings: Settings) -> tuple[Check, str]:
+    try:
+        ffmpeg = find_ffmpeg(settings.ffmpeg_binary)
+    except DownloaderError as exc:
+        return Check("ffmpeg", FAIL, str(exc)), ""
+    version = provenance.ffmpeg_version(ffmpeg)
+    protocols = subprocess.run([ffmpeg, "-hide_banner", "-protocols"], capture_output=True, text=True).stdout
+    if "https" not in protocols.split():
+        return Check("ffmpeg", FAIL, f"{version} at {ffmpeg} cannot read https URLs; pip install -U "
+                                     "imageio-ffmpeg, or set FFMPEG_BINARY to an ffmpeg built with TLS"), ""
+    return Check("ffmpeg", OK, f"{version} at {ffmpeg}, reads https"), ffmpeg
+
+
+def _backend(settings: Settings, name: str, first: bool) -> tuple[Check, Backend | None]:
+    label = f"backend {name}" + (" (BACKEND)" if first else " (fallback)")
+    try:
+        backend = load_backend(settings, name)
+    except DownloaderError as exc:
+        return Check(label, FAIL if first else WARN, f"{exc}" + ("" if first else "; left out of the chain")), None
+    version = provenance.backend_version(name) or "?"
+    if name == "pytube" and _numbers(version) <= _numbers(PYTUBE_LAST_RELEASE[0]):
+        return Check(label, WARN, f"{version}, released {PYTUBE_LAST_RELEASE[1]}: broken against today's YouTube "
+                                  f"(its player API answers 400); the chain goes on to the next backend"), backend
+    if name == "yt-dlp":
+        age = _days_since_release(version)
+        if age is not None and age > YTDLP_STALE_DAYS:
+            return Check(label, WARN, f"{version}, {age} days old: YouTube changes often; "
+                                      "pip install -U 'yt-dlp[default,deno]'"), backend
+    return Check(label, OK, version), backend
+
+
+def _numbers(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+def _days_since_release(version: str) -> int | None:
+    """yt-dlp's versions are its release dates (2026.10.26)."""
+    try:
+        released = time.mktime(time.strptime(".".join(version.split(".")[:3]), "%Y.%m.%d"))
+    except ValueError:
+        return None
+    return int((time.time() - released) // 86400)
+
+
+def _js_runtime(backends: list[Backend]) -> Iterator[Check]:
+    runtime = provenance.js_runtime_of(backends)
+    if runtime is None:
+        yield Check("JS runtime", WARN, "yt-dlp finds none: YouTube's signature challenges go unsolved and formats "
+                                        "go missing (yt-dlp#15012); pip install -U 'yt-dlp[default,deno]'")
+    elif not runtime["supported"]:
+        yield Check("JS runtime", WARN, f"{runtime['name']} {runtime['version']} at {runtime['path']} is too old for "
+                                        "yt-dlp; pip install -U deno")
+    else:
+        yield Check("JS runtime", OK, f"{runtime['name']} {runtime['version']} at {runtime['path']} (as yt-dlp sees it)")
+    ejs = provenance.distribution_version("yt-dlp-ejs")
+    yield (Check("yt-dlp-ejs", OK, f"{ejs}: the challenge solver scripts") if ejs else
+           Check("yt-dlp-ejs", WARN, "not installed: no solver scripts; pip install -U 'yt-dlp[default,deno]'"))
+
+
+def _existing(folder: Path) -> Path:
+    """``folder``, or its nearest parent that exists: what a run would create it in."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def _writable(folder: Path) -> str | None:
+    """None when the run could write in ``folder`` (creating it if need be), else why not; creates nothing."""
+    existing = _existing(folder.absolute())
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
+
+
+def _size(count: float) -> str:
+    return f"{count / 1e9:.1f} GB" if count >= 1e9 else f"{count / 1e6:.0f} MB"
+
+
+def _cache(settings: Settings) -> Check:
+    folder = settings.cache_folder
+    problem = _writable(folder)
+    if problem:
+        return Check("cache folder", WARN, f"{folder}: {problem}; yt-dlp solves each player again. Set CACHE_DIR")
+    return Check("cache folder", OK, f"{folder}")
+
+
+def _cookies(settings: Settings) -> Check:
+    path = settings.cookies_file
+    if path is None:
+        return Check("COOKIES_FILE", OK, "none: a guest session (about 300 videos an hour before YouTube's bot check)")
+    jar = http.cookiejar.MozillaCookieJar(str(path))
+    try:
+        jar.load(ignore_discard=True, ignore_expires=True)
+    except (OSError, http.cookiejar.LoadError) as exc:
+        return Check("COOKIES_FILE", FAIL, f"{path}: not a Netscape cookies file ({exc}); export it again")
+    youtube = [cookie for cookie in jar if cookie.domain.lstrip(".").endswith("youtube.com")]
+    now = time.time()
+    expired = [cookie for cookie in youtube if cookie.expires and cookie.expires < now]
+    if not youtube:
+        return Check("COOKIES_FILE", WARN, f"{path}: no youtube.com cookies; export them from a browser signed in "
+                                           "to YouTube")
+    if len(expired) == len(youtube):
+        return Check("COOKIES_FILE", WARN, f"{path}: all {len(youtube)} youtube.com cookies have expired; "
+                                           "export them again")
+    return Check("COOKIES_FILE", OK, f"{path}: {len(youtube)} youtube.com cookies, {len(expired)} expired")
+
+
+def _proxy(settings: Settings) -> Check:
+    if settings.proxy is None:
+        return Check("PROXY", OK, "none: direct connections")
+    parts = urlsplit(settings.proxy)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=5):
+            pass
+    except OSError as exc:
+        return Check("PROXY", FAIL, f"{parts.hostname}:{port} does not answer ({exc.strerror or exc}); "
+                                    "check PROXY or start the proxy")
+    return Check("PROXY", OK, f"{parts.hostname}:{port} answers")
+
+
+def clip_bytes(settings: Settings, seconds: float = 10.0) -> float:
+    """A rough size of one clip: AudioSet's windows are 10 s; YouTube's audio is 44.1 or 48 kHz stereo."""
+    wav = (settings.sample_rate or 48_000) * (settings.channels or 2) * 2 * seconds
+    per_second = BYTES_PER_SECOND.get(settings.clip_format)
+    if per_second is None:
+        return wav
+    return wav * per_second if per_second < 1 else per_second * seconds
+
+
+def _output(settings: Settings) -> Check:
+    folder = settings.output_dir
+    problem = _writable(folder)
+    if problem:
+        return Check("OUTPUT_DIR", FAIL, f"{folder}: {problem}; choose another folder")
+    planned = sum(count_planned(path, settings) for path in settings.csv_file_names if path.is_file())
+    needed = planned * clip_bytes(settings)
+    free = shutil.disk_usage(_existing(folder.absolute())).free
+    detail = f"{folder}: {_size(free)} free, about {_size(needed)} for {planned} planned clips"
+    if needed > free:
+        return Check("OUTPUT_DIR", WARN, detail + "; free space or choose another folder")
+    return Check("OUTPUT_DIR", OK, detail)
+
+
+def _online(settings: Settings, backend: Backend, name: str) -> Check:
+    segment = Segment(ONLINE_VIDEO, 1000, 2000, "", 0, ONLINE_VIDEO)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="doctor.") as folder:
+        try:
+            source = backend.resolve(segment)
+            cut = cut_clip(source, segment, settings, Path(folder) / f"{ONLINE_VIDEO}.{settings.clip_format}",
+                           threading.Event())
+        except ClipFailure as failure:
+            return Check(name, FAIL, f"{failure.reason}: {failure.detail}; fix: {backend.fix_hint}")
+    return Check(name, OK, f"resolved {ONLINE_VIDEO} ({source.description}) and cut {cut.seconds:.1f} s "
+                           f"in {time.monotonic() - started:.1f} s")
+
