@@ -24,9 +24,13 @@ REMOVE_EXIST_DOWNLOADS = False
 # Where clips (OUTPUT_DIR/<csv name>/<YTID>.<format>) and manifests go.
 OUTPUT_DIR = "downloads"
 
-# What turns a YTID into media: "pytube" (YouTube), "yt-dlp" or "pytubefix" (maintained; install
-# with pip install -e ".[ytdlp]" or ".[pytubefix]"), or "direct" (YTB_URL_FORMAT is the media URL).
+# What turns a YTID into media, tried first: "pytube" (the original's), "yt-dlp", "pytubefix"
+# (pip install -e ".[pytubefix]"), or "direct" (YTB_URL_FORMAT is the media URL itself).
 BACKEND = "pytube"
+
+# Tried in turn when BACKEND fails for reasons of its own (pytube does against today's YouTube);
+# one not installed is left out. [] turns failover off. Not used with "direct".
+FALLBACK_BACKENDS = ["yt-dlp", "pytubefix"]
 
 # Audio format of the clips: "wav" (16-bit PCM), "flac", "opus" or "m4a" (AAC sources copied as they are).
 AUDIO_FORMAT = "wav"
@@ -81,6 +85,18 @@ COOKIES_FILE = None
 
 # An http:// proxy for every request (e.g. "http://proxy.lab:3128"); None: direct.
 PROXY = None
+
+# --- Backends in detail (see README.md, Backends) ---
+
+# Where yt-dlp keeps YouTube's player code and solved challenges between runs;
+# None: ~/.cache/audioset-downloader (or $XDG_CACHE_HOME/audioset-downloader).
+CACHE_DIR = None
+
+# More yt-dlp options, merged into ours, e.g. {"extractor_args": {"youtube": {"player_client": ["tv"]}}}.
+YTDLP_OPTIONS = {}
+
+# The YouTube client pytubefix poses as; "VISION_OS" needs no PO token and no player code.
+PYTUBEFIX_CLIENT = "VISION_OS"
 
 # --- Running on many machines (see README.md) ---
 

@@ -197,8 +197,10 @@ def test_ctrl_c_stops_cleanly_with_130_and_a_rerun_finishes(tmp_path: Path, sour
         csv_path = write_csv(tmp_path / "eval_segments.csv", [f'{y}, 10.000, 20.000, "/m/a"' for y in ids])
         write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=[str(csv_path)], BACKEND="direct", TIMER=0, WORKERS=2,
                      YTB_URL_FORMAT=slow.base_url + "/{YTID}.m4a", OUTPUT_DIR=str(tmp_path / "out"))
+        # A shell's background job (pytest run with &) ignores SIGINT, and its children would inherit that.
         process = subprocess.Popen([sys.executable, str(REPO / "AudioDownloader.py"), "--config", "cfg.py"],
-                                   cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                   cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         split_pos = tmp_path / "out" / "eval_segments.split-pos.csv"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and (not split_pos.exists() or len(read_rows(split_pos)) < 2):
