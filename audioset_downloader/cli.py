@@ -24,6 +24,7 @@ from .cookies import check_cookies_file
 from .cutter import find_ffmpeg
 from .doctor import run_doctor
 from .errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, ConfigError, DownloaderError
+from .inputs import input_file_problem
 from .layout import CsvOutputs
 from .labels import LabelFilter
 from .merge import csv_names, merge_csv
@@ -136,14 +137,16 @@ def _default_config(beside_script: Path | None) -> Path | None:
 def preflight(settings: Settings, dry_run: bool = False) -> None:
     """Everything that can be checked before any work, so a mistake costs nothing."""
     for index, path in enumerate(settings.csv_file_names):
-        if not path.is_file():
+        if (problem := input_file_problem(path)) == "does not exist":
             raise ConfigError(
                 f"CSV_FILE_NAMES[{index}]: {path} does not exist (relative paths start at {Path.cwd()}); "
                 "fix the path or download the CSV from research.google.com/audioset"
             )
+        if problem is not None:
+            raise ConfigError(f"CSV_FILE_NAMES[{index}]: {path} {problem}; name a segment CSV file")
     if settings.cookies_file is not None:
-        if not settings.cookies_file.is_file():
-            raise ConfigError(f"COOKIES_FILE {settings.cookies_file} does not exist; fix the path or set it to None")
+        if (problem := input_file_problem(settings.cookies_file)) is not None:
+            raise ConfigError(f"COOKIES_FILE {settings.cookies_file} {problem}; fix the path or set it to None")
         check_cookies_file(settings.cookies_file)
     find_ffmpeg(settings.ffmpeg_binary)
     load_backend(settings)

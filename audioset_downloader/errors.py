@@ -54,6 +54,10 @@ class BackendBrokenError(DownloaderError):
     """The backend fails on every clip: it no longer understands the source."""
 
 
+class NetworkDownError(DownloaderError):
+    """The run's first clips could not even reach their host: no network, not the videos' fault."""
+
+
 class ThrottledError(DownloaderError):
     """The source has rate-limited us for longer than MAX_BACKOFF_MINUTES."""
 

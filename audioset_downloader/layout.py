@@ -112,11 +112,11 @@ def partial_path(final: Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Path) -> Iterator[TextIO]:
+def atomic_writer(path: Path, errors: str = "strict") -> Iterator[TextIO]:
     """A text handle whose content replaces ``path`` only once complete: a crash leaves the old file."""
     temp = partial_path(path)
     try:
-        with open(temp, "w", encoding="utf-8", newline="") as handle:
+        with open(temp, "w", encoding="utf-8", newline="", errors=errors) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from .errors import FailureReason
 from .layout import CsvOutputs, atomic_writer
-from .segments import Segment, row_key
+from .segments import UNDECODABLE as _UNDECODABLE
+from .segments import OneLine, Segment, parse_ms, row_key
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +54,31 @@ class FailedRow:
         return FailureReason.from_label(self.reason)
 
 
-class AppendOnlyCsv:
-    """A CSV file that only grows, one flushed row at a time."""
+@dataclass(frozen=True, slots=True)
+class DamagedLine:
+    """A line of a manifest that is not a row this tool wrote: skipped, and kept as it is."""
 
-    def __init__(self, path: Path, header: tuple[str, ...]) -> None:
+    line: int
+    text: str  # as read, undecodable bytes as U+DC80..U+DCFF, so that they are written back unchanged
+    problem: str
+
+
+class AppendOnlyCsv:
+    """A CSV file that only grows, one flushed row at a time.
+
+    A line a user edited or damaged (a torn row in the middle, a byte that is not
+    UTF-8, a stray quote) is reported once with its line, left out of the rows, and
+    written back unchanged whenever the file is rewritten: never the tool's to delete.
+    """
+
+    def __init__(self, path: Path, header: tuple[str, ...], min_fields: int | None = None,
+                 check: Callable[[list[str]], str | None] = lambda row: None) -> None:
         self.path = path
         self.header = header
+        self._min_fields = min_fields or len(header)
+        self._check = check
+        self.damaged: list[DamagedLine] = []
+        self._reported: set[int] = set()
         self._handle: io.TextIOWrapper | None = None
         self._writer = None
 
@@ -68,24 +88,54 @@ class AppendOnlyCsv:
             return
         if repair:
             _cut_torn_tail(self.path)
-        with open(self.path, newline="", encoding="utf-8") as handle:
-            lines: Iterable[str] = handle
-            if not _ends_with_newline(self.path):  # a torn last line: leave it out
-                lines = (line for line in handle if line.endswith("\n"))
-            for row in csv.reader(lines):
-                if row and row[0] != self.header[0]:
+        damaged: list[DamagedLine] = []
+        feed = OneLine()
+        reader = csv.reader(feed, strict=True)  # one line at a time: a stray quote cannot swallow the rest
+        with open(self.path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
+            whole = _ends_with_newline(self.path)
+            for line_no, line in enumerate(handle, start=1):
+                if not whole and not line.endswith("\n"):
+                    break  # a torn last line: leave it out
+                feed.line = line
+                try:
+                    row = next(reader, [])
+                except csv.Error:
+                    row, problem = [], "unbalanced quotes"
+                else:
+                    if not row or row[0] == self.header[0]:
+                        continue  # blank, or the header
+                    problem = self._problem(line, row)
+                if problem is None:
                     yield row
+                else:
+                    damaged.append(DamagedLine(line_no, line.rstrip("\r\n"), problem))
+                    self._report(damaged[-1])
+        self.damaged = damaged
+
+    def _problem(self, line: str, row: list[str]) -> str | None:
+        if _UNDECODABLE.search(line):
+            return "a byte that is not UTF-8"
+        if not self._min_fields <= len(row) <= len(self.header):
+            return f"{len(row)} fields where {len(self.header)} belong"
+        return self._check(row)
+
+    def _report(self, damaged: DamagedLine) -> None:
+        if damaged.line not in self._reported:
+            self._reported.add(damaged.line)
+            log.warning("%s:%d: skipped a line this tool did not write (%s); left in the file as it is",
+                        self.path, damaged.line, damaged.problem)
 
     def has_current_header(self) -> bool:
         if not self.path.exists():
             return True
-        with open(self.path, newline="", encoding="utf-8") as handle:
-            return next(csv.reader(handle), list(self.header)) == list(self.header)
+        with open(self.path, "rb") as handle:
+            first = handle.readline().decode("utf-8", "replace")
+        return next(csv.reader([first]), []) == list(self.header)
 
     def count_rows(self) -> int:
         if not self.path.exists():
             return -1
-        with open(self.path, encoding="utf-8") as handle:
+        with open(self.path, "rb") as handle:
             return sum(1 for _ in handle) - 1
 
     def open(self) -> None:
@@ -104,10 +154,11 @@ class AppendOnlyCsv:
         """Replace the file atomically with exactly these rows (streamed, never all in memory)."""
         reopen = self._handle is not None
         self.close()
-        with atomic_writer(self.path) as handle:
+        with atomic_writer(self.path, errors="surrogateescape") as handle:
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(self.header)
-            writer.writerows(rows)
+            writer.writerows(rows)  # streamed from this file: self.damaged is complete once they are
+            handle.writelines(damaged.text + "\n" for damaged in self.damaged)
         if reopen:
             self.open()
 
@@ -146,14 +197,19 @@ def _cut_torn_tail(path: Path) -> None:
         log.warning("%s: removed a row torn by an interrupted run", path.name)
 
 
+def _times_problem(row: list[str]) -> str | None:
+    """A split-pos row's start and end must be numbers: they are the clip's identity."""
+    return None if parse_ms(row[2]) is not None and parse_ms(row[3]) is not None else "start or end is not a number"
+
+
 class Ledger:
     """What is done and what failed, for one CSV; the only writer of its manifests."""
 
     def __init__(self, outputs: CsvOutputs, label_names: Callable[[str], str] = lambda labels: "") -> None:
         self.outputs = outputs
         self._label_names = label_names  # "/m/0bt9lr,/m/05tny_" -> "Dog;Bark"
-        self._split_pos = AppendOnlyCsv(outputs.split_pos, SPLIT_POS_HEADER)
-        self._metadata = AppendOnlyCsv(outputs.metadata, METADATA_HEADER)
+        self._split_pos = split_pos_csv(outputs)
+        self._metadata = AppendOnlyCsv(outputs.metadata, METADATA_HEADER, OLDEST_SPLIT_POS_ROW)
         self._failed_csv = AppendOnlyCsv(outputs.failed, FAILED_HEADER)
         self.done: set[tuple] = set()
         self.failed: dict[tuple, FailedRow] = {}
@@ -168,7 +224,7 @@ class Ledger:
         split_pos_stale, failed_stale = self._load(repair=True)
         if split_pos_stale or not self._split_pos.has_current_header():
             self._split_pos.rewrite(self._live_split_pos_rows(self.outputs.existing_clips()))
-        if failed_stale:
+        if failed_stale or not self._failed_csv.has_current_header():
             self._failed_csv.rewrite(row.fields() for row in self.failed.values())
         # metadata.csv follows split-pos.csv row for row; rebuilt from it when they differ.
         if self._metadata.count_rows() != len(self.done) or not self._metadata.has_current_header():
@@ -194,8 +250,6 @@ class Ledger:
         rows = 0
         for row in self._failed_csv.rows(repair):
             rows += 1
-            if len(row) != len(FAILED_HEADER):
-                continue
             key = row_key(row[0], row[1], row[2])
             self.failed.pop(key, None)  # the last row of a segment wins
             if key not in self.done:
@@ -257,6 +311,10 @@ class Ledger:
         self._split_pos.close()
         self._failed_csv.close()
         self._metadata.close()
+
+
+def split_pos_csv(outputs: CsvOutputs) -> AppendOnlyCsv:
+    return AppendOnlyCsv(outputs.split_pos, SPLIT_POS_HEADER, OLDEST_SPLIT_POS_ROW, _times_problem)
 
 
 def _metadata_row(split_pos_row: Iterable[str]) -> list[str]:

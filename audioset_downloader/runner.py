@@ -147,6 +147,8 @@ class CsvRun:
         self.ledger.open()
         try:
             dispatch(worker, self.plan(), self.record, self.stop)
+            if worker.reachability.never_answered and not self.summary.written and not self._failed:
+                raise worker.reachability.down_error()  # fewer clips than it takes to say so mid-run
         except KeyboardInterrupt:
             self.summary.interrupted = True
             raise

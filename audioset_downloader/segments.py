@@ -24,9 +24,14 @@ from .errors import ConfigError
 
 YTID_PATTERN = re.compile(r"[A-Za-z0-9_-]{11}")
 HEADER_FIRST_FIELD = "YTID"
+MAX_SECONDS = 86_400  # a window lies within its video; no AudioSet video is a day long
+MAX_MS = MAX_SECONDS * 1000
 # A well-formed row in Google's shape, recognised in one step (2 M rows must plan
 # in seconds); anything else goes through the csv module and is explained if bad.
-_GOOGLE_ROW = re.compile(r'([A-Za-z0-9_-]{11}), *(\d+(?:\.\d*)?), *(\d+(?:\.\d*)?), *"([^"]*)"\s*')
+# Labels hold no NUL and no undecodable byte (read as U+DC80..U+DCFF): those rows
+# take the careful path, which says what is wrong with them.
+_GOOGLE_ROW = re.compile(r'([A-Za-z0-9_-]{11}), *(\d{1,5}(?:\.\d*)?), *(\d{1,5}(?:\.\d*)?), *"([^"\x00\udc80-\udcff]*)"\s*')
+UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 
 class Segment(NamedTuple):
@@ -107,12 +112,12 @@ def format_seconds(ms: int) -> str:
 
 
 def parse_ms(text: str) -> int | None:
-    """Seconds text to whole milliseconds; None when it is not a finite number."""
+    """Seconds text to whole milliseconds; None when it is not a number of at most a day either way."""
     try:
         seconds = float(text)
     except ValueError:
         return None
-    if not math.isfinite(seconds):
+    if not math.isfinite(seconds) or abs(seconds) > MAX_SECONDS:  # 1e309 is a float too: infinity
         return None
     return round(seconds * 1000)
 
@@ -134,7 +139,8 @@ def _problem(fields: list[str]) -> str | None:
         return f"YTID {ytid[:40]!r} is not 11 characters of A-Z a-z 0-9 _ -"
     start_ms, end_ms = parse_ms(start_text), parse_ms(end_text)
     if start_ms is None or end_ms is None:
-        return f"start {start_text[:20]!r} and end {end_text[:20]!r} must be numbers of seconds"
+        return (f"start {start_text[:20]!r} and end {end_text[:20]!r} must be numbers of seconds "
+                f"from 0 to {MAX_SECONDS} (a day)")
     if start_ms < 0:
         return f"start {start_text} is negative"
     if end_ms <= start_ms:
@@ -147,9 +153,11 @@ def read_segments(path: Path) -> Iterator[Segment | InvalidRow]:
 
     Comment lines (``#``), blank lines and a ``YTID,...`` header are skipped,
     so Google's files work unchanged and so do files with the comments removed.
+    A byte-order mark (Excel) is skipped; a line with a byte that is not UTF-8 or a
+    NUL is an InvalidRow, and the rest of the file still counts.
     """
-    try:
-        handle = open(path, newline="", encoding="utf-8")
+    try:  # undecodable bytes become U+DC80..U+DCFF, to be reported line by line
+        handle = open(path, newline="", encoding="utf-8-sig", errors="surrogateescape")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot open CSV ({exc.strerror}); check CSV_FILE_NAMES") from exc
     seen: set[str] = set()
@@ -161,8 +169,8 @@ def read_segments(path: Path) -> Iterator[Segment | InvalidRow]:
             if match is not None:
                 ytid, start_text, end_text, labels = match.groups()
                 start_ms, end_ms = round(float(start_text) * 1000), round(float(end_text) * 1000)
-                if end_ms <= start_ms:
-                    yield InvalidRow(line_no, match.groups(), f"end {end_text} is not after start {start_text}")
+                if end_ms <= start_ms or end_ms > MAX_MS:
+                    yield InvalidRow(line_no, match.groups(), _problem(list(match.groups())) or "")
                     continue
             else:
                 if _skipped(line):
@@ -186,13 +194,13 @@ def _skipped(line: str) -> bool:
     return not stripped or stripped.startswith("#") or stripped.split(",", 1)[0].strip() == HEADER_FIRST_FIELD
 
 
-class _OneLine:
+class OneLine:
     """Feeds a csv.reader exactly one line, so a stray quote cannot swallow the next rows."""
 
     def __init__(self) -> None:
         self.line: str | None = None
 
-    def __iter__(self) -> _OneLine:
+    def __iter__(self) -> OneLine:
         return self
 
     def __next__(self) -> str:
@@ -206,22 +214,37 @@ class _CarefulParser:
     """Rows not in Google's exact shape: parsed by the csv module, and explained when bad."""
 
     def __init__(self) -> None:
-        self._feed = _OneLine()
+        self._feed = OneLine()
         self._reader = csv.reader(self._feed, skipinitialspace=True, strict=True)
 
     def parse(self, line_no: int, line: str) -> tuple[str, int, int, str] | InvalidRow:
+        if (undecodable := UNDECODABLE.search(line)) is not None:
+            byte = ord(undecodable.group()) - 0xDC00
+            return InvalidRow(line_no, _raw_fields(line),
+                              f"byte 0x{byte:02x} at column {undecodable.start() + 1} is not UTF-8; save the file as UTF-8")
+        if "\x00" in line:
+            return InvalidRow(line_no, _raw_fields(line), "holds a NUL byte; is this a text file?")
         self._feed.line = line
         try:
             fields = [field.strip() for field in next(self._reader)]
-        except (StopIteration, csv.Error):
-            raw_fields = tuple(part.strip() for part in line.split(",", 3))
-            return InvalidRow(line_no, raw_fields, 'unbalanced quotes: close the labels field with "')
+        except csv.Error as exc:
+            problem = ('unbalanced quotes: close the labels field with "' if "field larger" not in str(exc)
+                       else f"a field longer than {csv.field_size_limit()} characters")
+            return InvalidRow(line_no, _raw_fields(line), problem)
+        except StopIteration:
+            return InvalidRow(line_no, _raw_fields(line), 'unbalanced quotes: close the labels field with "')
         problem = _problem(fields)
         if problem is not None:
             return InvalidRow(line_no, tuple(fields), problem)
         ytid, start_text, end_text, labels = fields
         labels = ",".join(label.strip() for label in labels.split(","))
         return ytid, parse_ms(start_text), parse_ms(end_text), labels  # type: ignore[return-value]
+
+
+def _raw_fields(line: str) -> tuple[str, ...]:
+    """A bad line's fields as well as they can be told, printable, for the record."""
+    printable = line.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
+    return tuple(part.strip() for part in printable.split(",", 3))
 
 
 def count_labels(path: Path) -> Counter[str]:

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .inputs import input_file_problem
 
 AUDIO_FORMATS = ("wav", "flac", "opus", "m4a")
 # The backends' names; backends/__init__.py maps each to its module (and checks it has them all).
@@ -135,14 +136,18 @@ def _timer(value: Any) -> int:
 
 def _positive(value: Any) -> float:
     """A positive finite number (seconds, minutes or a rate: the constant's name says which)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ValueError("must be a number above 0")
+    if isinstance(value, int) and value.bit_length() > 64 or not math.isfinite(value):  # float(10**400) overflows
+        raise ValueError("must be a number above 0, and not that large")
     return float(value)
 
 
 def _text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("must be a non-empty string")
+    if "\x00" in value:  # no path, URL or name holds one; the OS would refuse it later, less clearly
+        raise ValueError("must not hold a NUL character")
     return value
 
 
@@ -286,14 +291,26 @@ assert set(_FIELD_TO_CONSTANT) == {f.name for f in fields(Settings)}, "every set
 
 def read_config_file(path: Path) -> dict[str, tuple[Any, int]]:
     """The constants of a config file: name -> (literal value, line number)."""
+    if (problem := input_file_problem(path)) is not None:
+        raise ConfigError(f"{path}: the config {problem}; pass --config with a settings file")
     try:
-        source = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config ({exc.strerror}); pass --config with an existing file") from exc
+    try:
+        source = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8; save the file as UTF-8") from None
+    if "\x00" in source:
+        line = source.count("\n", 0, source.index("\x00")) + 1
+        raise ConfigError(f"{path}:{line}: holds a NUL byte; is this the settings file?")
     try:
         tree = ast.parse(source, filename=str(path))
     except SyntaxError as exc:
         raise ConfigError(f"{path}:{exc.lineno}: not valid Python ({exc.msg}); fix the line") from exc
+    except (ValueError, RecursionError, MemoryError) as exc:  # e.g. an int of 5000 digits, nesting too deep
+        raise ConfigError(f"{path}: not a settings file Python can read ({type(exc).__name__}); fix it") from None
     found: dict[str, tuple[Any, int]] = {}
     for node in tree.body:
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
@@ -305,7 +322,7 @@ def read_config_file(path: Path) -> dict[str, tuple[Any, int]]:
             )
         try:
             value = ast.literal_eval(value_node)
-        except ValueError as exc:
+        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError) as exc:  # {[1]: 2} is TypeError
             raise ConfigError(
                 f"{path}:{node.lineno}: {target} must be a literal (number, string, list, True/False/None)"
             ) from exc

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .cutter import FORMATS, find_ffmpeg
 from .layout import CsvOutputs
-from .ledger import OLDEST_SPLIT_POS_ROW, SPLIT_POS_HEADER, AppendOnlyCsv, Ledger
+from .ledger import OLDEST_SPLIT_POS_ROW, AppendOnlyCsv, Ledger, split_pos_csv
 from .probe import Undecodable, probe
 from .settings import Settings
 
@@ -35,7 +35,7 @@ class Report:
 def verify_csv(csv_path: Path, settings: Settings, repair: bool) -> Report:
     outputs = CsvOutputs.for_csv(settings.output_dir, csv_path)
     report = Report(str(csv_path))
-    split_pos = AppendOnlyCsv(outputs.split_pos, SPLIT_POS_HEADER)
+    split_pos = split_pos_csv(outputs)
     rows = list(split_pos.rows(repair=False))
     report.rows = len(rows)
     ffmpeg = find_ffmpeg(settings.ffmpeg_binary)

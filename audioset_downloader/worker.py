@@ -21,6 +21,7 @@ from .cutter import CutResult, cut_clip, extension_for
 from .errors import BackendsFailed, ClipFailure, FailureReason, Interrupted
 from .failover import BackendChain
 from .layout import CsvOutputs
+from .reachability import Reachability
 from .segments import Segment
 from .settings import Settings
 from .throttle import Throttle
@@ -53,7 +54,7 @@ class ClipResult:
     seconds: float = 0.0  # wall time spent on the clip
     attempts: int = 0
     interrupted: bool = False
-    deferred: bool = False  # every backend failed before any had worked: left for the next run
+    deferred: bool = False  # no backend had worked yet, or the host could not be reached: left for the next run
     backend: str = ""  # the backend that resolved the written clip
 
     @property
@@ -69,6 +70,7 @@ class ClipWorker:
         self._chain: BackendChain | None = None
         self._throttle = Throttle(settings.retry_backoff, settings.max_backoff_minutes * 60,
                                   settings.requests_per_minute)
+        self.reachability = Reachability(settings)
         self._sources: OrderedDict[str, tuple[float, MediaSource]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -99,6 +101,12 @@ class ClipWorker:
             except ClipFailure as failure:
                 if stop.is_set():
                     break
+                if self.reachability.no_network(failure):
+                    log.info("%s: left for the next run: cannot reach %s: %s", segment.ytid, self.reachability.host,
+                             failure.detail)
+                    return ClipResult(segment, deferred=True, attempts=attempts)
+                if failure.reason not in (FailureReason.NETWORK, FailureReason.TIMEOUT):
+                    self.reachability.answered()
                 if failure.reason is FailureReason.RATE_LIMITED:
                     self._throttle.limited()  # every worker pauses; this clip tries again after
                     continue
@@ -116,6 +124,7 @@ class ClipWorker:
                 return ClipResult(segment, reason=failure.reason, detail=failure.detail,
                                   seconds=time.monotonic() - started, attempts=attempts)
             self._throttle.succeeded()
+            self.reachability.answered()
             return ClipResult(segment, file=self.outputs.relative_clip(segment.stem, self._extension),
                               size=result.cut.size, seconds=time.monotonic() - started, attempts=attempts,
                               backend=result.backend)

@@ -7,6 +7,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -86,10 +87,12 @@ def test_a_429_storm_pauses_every_worker_and_ends_with_no_failure(tmp_path: Path
     assert rows_by_id(tmp_path / "out" / "eval_segments.failed.csv") == {}
     assert "all workers pause" in result.stderr
     # The pause holds every worker: after the first refusal no request comes for 0.3 s,
-    # except those already under way when it came.
+    # except those already under way when it came, one at most from each of the 3 other
+    # workers (each refused, its ffmpeg ends). Without the pause, 4 workers retrying at
+    # once would send dozens. Counted, not timed to the millisecond: CI machines are slow.
     first = faults.seen[0][0]
-    early = [t for t, _ in faults.seen if 0.05 < t - first < 0.29]
-    assert early == [], early
+    early = [t for t, _ in faults.seen if 0 < t - first < 0.29]
+    assert len(early) <= 3, early
 
 
 def test_endless_throttling_stops_the_run_cleanly(tmp_path: Path, mirror: Mirror) -> None:
@@ -293,3 +296,48 @@ def test_a_read_only_output_dir_is_refused_before_any_work(tmp_path: Path, mirro
     assert "exit=2" in result.stdout
     assert result.stderr.startswith(f"error: OUTPUT_DIR {out}: not writable")
     assert mirror.server.requests == {}  # nothing was fetched
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # nothing listens once it is closed
+
+
+@pytest.mark.parametrize(("url_format", "host", "timer"), [
+    ("http://nowhere.invalid/{YTID}.m4a", "nowhere.invalid", 0),  # .invalid never resolves (RFC 2606)
+    ("http://127.0.0.1:{port}/{YTID}.m4a", "127.0.0.1:{port}", 0),
+    ("http://127.0.0.1:{port}/{YTID}.m4a", "127.0.0.1:{port}", 3),  # 4 clips: fewer than it takes mid-run
+])
+def test_a_dead_network_is_one_message_and_no_failure(tmp_path: Path, url_format: str, host: str, timer: int) -> None:
+    port = closed_port()
+    ids = [f"deadnetw{i:03d}" for i in range(30)]
+    csv_path = write_csv(tmp_path / "eval_segments.csv", [f'{ytid}, 1.000, 2.000, "/m/a"' for ytid in ids])
+    write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=[str(csv_path)], BACKEND="direct", TIMER=timer,
+                 YTB_URL_FORMAT=url_format.replace("{port}", str(port)), OUTPUT_DIR=str(tmp_path / "out"))
+    result = run_script("--config", "cfg.py", cwd=tmp_path)
+    assert result.returncode == 1
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and error[0].startswith(f"error: cannot reach {host.replace('{port}', str(port))}: ")
+    assert "none marked failed" in error[0] and "PROXY" in error[0] and "--doctor" in error[0]
+    assert rows_by_id(tmp_path / "out" / "eval_segments.failed.csv") == {}
+    log = (tmp_path / "out" / "eval_segments_dl.log").read_text()
+    assert log.count("left for the next run: cannot reach") <= 10  # it stopped, it did not go through all 30
+    assert "retry 1 of" not in log  # and paid for no retries
+
+
+def test_once_something_answered_an_outage_is_passing_trouble_again() -> None:
+    from audioset_downloader.errors import ClipFailure, FailureReason, NetworkDownError
+    from audioset_downloader.reachability import FIRST_CLIPS, Reachability
+    from audioset_downloader.settings import Settings
+
+    refused = ClipFailure(FailureReason.NETWORK, "Connection to tcp://127.0.0.1:9 failed: Connection refused")
+    reset = ClipFailure(FailureReason.NETWORK, "Connection reset by peer")
+    before = Reachability(Settings(proxy="http://proxy.lab:3128"))
+    assert not before.no_network(reset)  # trouble mid-transfer says the network is there
+    assert all(before.no_network(refused) for _ in range(FIRST_CLIPS - 1))
+    with pytest.raises(NetworkDownError, match=r"^cannot reach the proxy proxy\.lab:3128: "):
+        before.no_network(refused)
+    after = Reachability(Settings())
+    after.answered()
+    assert not after.no_network(refused) and not after.never_answered
