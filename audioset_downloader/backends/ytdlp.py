@@ -105,7 +105,7 @@ def ytdlp_options(settings: Settings) -> dict[str, Any]:
         "quiet": True, "no_warnings": False, "logger": _LogOnce(), "skip_download": True,
         "noplaylist": True, "socket_timeout": settings.clip_timeout, "format": _format_spec(settings),
         "cachedir": str(settings.cache_folder / "yt-dlp"),
-        # None: yt-dlp's default (a deno on PATH), when the deno package is missing.
+        # Without the deno package, {} lets yt-dlp look for a deno on PATH itself.
         "js_runtimes": {"deno": {"path": runtime} if runtime else {}},
     }
     if settings.cookies_file:
