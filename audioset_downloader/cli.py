@@ -20,7 +20,7 @@ from typing import Any
 
 from . import __version__, dask_engine
 from .backends import load_backend
-from .cookies import check_cookies_file
+from .cookies import load_cookies
 from .cutter import find_ffmpeg
 from .doctor import run_doctor
 from .errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, ConfigError, DownloaderError
@@ -145,9 +145,7 @@ def preflight(settings: Settings, dry_run: bool = False) -> None:
         if problem is not None:
             raise ConfigError(f"CSV_FILE_NAMES[{index}]: {path} {problem}; name a segment CSV file")
     if settings.cookies_file is not None:
-        if (problem := input_file_problem(settings.cookies_file)) is not None:
-            raise ConfigError(f"COOKIES_FILE {settings.cookies_file} {problem}; fix the path or set it to None")
-        check_cookies_file(settings.cookies_file)
+        load_cookies(settings.cookies_file)
     find_ffmpeg(settings.ffmpeg_binary)
     load_backend(settings)
     if settings.engine == "dask":

@@ -13,10 +13,14 @@ import urllib.request
 from pathlib import Path
 
 from .errors import ConfigError
+from .inputs import input_file_problem
 
 
 @functools.lru_cache(maxsize=4)
-def _jar(path: Path) -> http.cookiejar.MozillaCookieJar:
+def load_cookies(path: Path) -> http.cookiejar.MozillaCookieJar:
+    """The cookies of COOKIES_FILE, expired ones included, or one ConfigError saying what is wrong."""
+    if (problem := input_file_problem(path)) is not None:  # a FIFO would block the load
+        raise ConfigError(f"COOKIES_FILE {path} {problem}; fix the path or set it to None")
     jar = http.cookiejar.MozillaCookieJar(str(path))
     try:
         jar.load(ignore_discard=True, ignore_expires=True)
@@ -30,12 +34,8 @@ def _jar(path: Path) -> http.cookiejar.MozillaCookieJar:
     return jar
 
 
-def check_cookies_file(path: Path) -> None:
-    _jar(path)
-
-
 def cookie_header(path: Path, url: str) -> str:
     """The Cookie header value the file holds for ``url`` ("" when none)."""
     request = urllib.request.Request(url)
-    _jar(path).add_cookie_header(request)
+    load_cookies(path).add_cookie_header(request)
     return request.get_header("Cookie", "")

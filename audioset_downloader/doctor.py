@@ -9,7 +9,6 @@ resolve one long-lived public video and ffmpeg read one second of it. Exit statu
 
 from __future__ import annotations
 
-import http.cookiejar
 import os
 import shutil
 import socket
@@ -25,8 +24,9 @@ from urllib.parse import urlsplit
 from . import provenance
 from .backends import load_backend
 from .backends.base import Backend
+from .cookies import load_cookies
 from .cutter import cut_clip, find_ffmpeg
-from .errors import ClipFailure, DownloaderError, EXIT_FATAL, EXIT_OK
+from .errors import EXIT_FATAL, EXIT_OK, ClipFailure, ConfigError, DownloaderError
 from .runner import count_planned
 from .segments import Segment
 from .settings import Settings
@@ -179,11 +179,10 @@ def _cookies(settings: Settings) -> Check:
     path = settings.cookies_file
     if path is None:
         return Check("COOKIES_FILE", OK, "none: a guest session (about 300 videos an hour before YouTube's bot check)")
-    jar = http.cookiejar.MozillaCookieJar(str(path))
     try:
-        jar.load(ignore_discard=True, ignore_expires=True)
-    except (OSError, http.cookiejar.LoadError) as exc:
-        return Check("COOKIES_FILE", FAIL, f"{path}: not a Netscape cookies file ({exc}); export it again")
+        jar = load_cookies(path)
+    except ConfigError as exc:
+        return Check("COOKIES_FILE", FAIL, str(exc))
     youtube = [cookie for cookie in jar if cookie.domain.lstrip(".").endswith("youtube.com")]
     now = time.time()
     expired = [cookie for cookie in youtube if cookie.expires and cookie.expires < now]

@@ -67,10 +67,6 @@ class BackendChain:
         self._changed = threading.Condition()
 
     @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(standing.backend.name for standing in self._standings)
-
-    @property
     def backends(self) -> tuple[Backend, ...]:
         return tuple(standing.backend for standing in self._standings)
 
@@ -102,7 +98,7 @@ class BackendChain:
             if all(standing.broken for standing in self._standings):
                 raise BackendBrokenError(self._all_broken_message())
             proven = any(standing.proven for standing in self._standings)
-        raise BackendsFailed("; ".join(errors) or "every backend is broken", proven)
+        raise BackendsFailed("; ".join(errors), proven)  # some backend was admitted: one is not broken
 
     def await_verdict(self, stop: threading.Event) -> bool:
         """After a clip every backend failed before any had worked: wait for the clips in flight.

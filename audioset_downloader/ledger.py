@@ -323,13 +323,11 @@ def _metadata_row(split_pos_row: Iterable[str]) -> list[str]:
 
 
 def _live_key(row: list[str], present: set[str], seen: set[tuple]) -> tuple | None:
-    """The key of a split-pos row that still counts: well-formed, its clip present, not repeated."""
-    if not OLDEST_SPLIT_POS_ROW <= len(row) <= len(SPLIT_POS_HEADER):  # also rows of earlier versions
-        return None
-    try:  # times as this module writes them ("417.300"); a row without numbers is dropped
-        key = (row[1], round(float(row[2]) * 1000), round(float(row[3]) * 1000))
-    except (ValueError, OverflowError):
-        return None
+    """The key of a split-pos row that still counts: its clip present, not repeated.
+
+    The row is well-formed: split_pos_csv() leaves out (and keeps) any other.
+    """
+    key = row_key(row[1], row[2], row[3])
     if key in seen or row[0].rpartition("/")[2] not in present:
         return None
     return key
