@@ -68,23 +68,30 @@ CLIP_TIMEOUT = 120
 # Retries within a run after passing trouble (network, timeout, server error).
 RETRIES = 3
 
-# Seconds before the first retry, doubling with each further one (also the first pause when rate-limited).
+# Seconds before the first retry, doubling with each further one (also the first cooldown of a
+# rate-limited identity).
 RETRY_BACKOFF = 2
 
 # True: a rerun also retries clips that failed for good (video unavailable, private, ...).
 RETRY_FAILED = False
 
-# Stop after this many minutes of uninterrupted rate limiting.
-MAX_BACKOFF_MINUTES = 30
+# Stop after this many minutes with every identity rate-limited (YouTube's block lasts up to an hour).
+MAX_BACKOFF_MINUTES = 90
 
-# Start at most this many clip attempts per minute; None: no cap.
-REQUESTS_PER_MINUTE = None
+# Clip attempts per minute per identity, shared by every worker, CSV and Dask worker of the run.
+# "auto": learn each identity's limit (and keep it in OUTPUT_DIR/identities.json); None: no cap.
+REQUESTS_PER_MINUTE = "auto"
 
 # A Netscape cookies.txt exported from a browser signed in to YouTube (yt-dlp and media requests); None: none.
 COOKIES_FILE = None
 
 # An http:// proxy for every request (e.g. "http://proxy.lab:3128"); None: direct.
 PROXY = None
+
+# Several identities (addresses, accounts) to spread the clips over, each paced on its own, e.g.
+# [{"name": "lab", "proxy": "http://proxy.lab:3128"}, {"name": "me", "cookies_file": "cookies.txt"}].
+# Keys: name, proxy, cookies_file. []: one identity made of PROXY and COOKIES_FILE.
+IDENTITIES = []
 
 # --- Backends in detail (see README.md, Backends) ---
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import multiprocessing
 import os
 import sys
@@ -28,7 +29,8 @@ from .inputs import input_file_problem
 from .layout import CsvOutputs
 from .labels import LabelFilter
 from .merge import csv_names, merge_csv
-from .progress import summary_table
+from .pacing import Book, hosted_book, new_book, planned_per_minute, save_learned
+from .progress import duration, summary_table
 from .runner import exclusive, load_ontology, plan_csv, run_csv
 from .summary import CsvSummary
 from .segments import count_labels
@@ -163,10 +165,29 @@ def preflight(settings: Settings, dry_run: bool = False) -> None:
         raise ConfigError(f"OUTPUT_DIR {settings.output_dir}: not writable; choose another folder")
 
 
-def _run_in_child(csv_path: Path, settings: Settings, position: int) -> None:
-    """A CSV's own process (one per CSV, as the original script did)."""
+def dry_run(settings: Settings) -> int:
+    """Per CSV and in total: what a run would attempt now, and how long that takes at the run's pace."""
+    per_minute, source = planned_per_minute(settings)
+    total = 0
+    for csv_path in settings.csv_file_names:
+        summary = plan_csv(csv_path, settings)
+        total += summary.attempted
+        print(f"{summary.plan_line()}; {_time_at(summary.attempted, per_minute)}")
+    print(f"total: {total} clips to attempt; {_time_at(total, per_minute)} "
+          f"(all CSVs share the identities); pace: {source}")
+    return EXIT_OK
+
+
+def _time_at(clips: int, per_minute: float) -> str:
+    if math.isinf(per_minute):
+        return "time unknown: no pace set"
+    return f"about {duration(60 * clips / per_minute)} at {per_minute:.1f} clips/min"
+
+
+def _run_in_child(csv_path: Path, settings: Settings, position: int, book: Book) -> None:
+    """A CSV's own process (one per CSV, as the original script did); the run's book is shared."""
     try:
-        run_csv(csv_path, settings, position=position)
+        run_csv(csv_path, settings, position=position, book=book)
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
     except DownloaderError as exc:
@@ -179,12 +200,34 @@ def run_all(settings: Settings) -> int:
     if settings.engine == "dask":
         return run_on_dask(settings)
     if len(settings.csv_file_names) == 1:
-        summary = run_csv(settings.csv_file_names[0], settings)
-        print(summary_table([summary]))
+        book = new_book(settings)
+        try:
+            summary = run_csv(settings.csv_file_names[0], settings, book=book)
+            print(summary_table([summary]))
+        finally:
+            _close_book(settings, book)
         return EXIT_INTERRUPTED if summary.interrupted else EXIT_OK
+    with hosted_book(settings) as book:
+        try:
+            return _run_processes(settings, book)
+        finally:
+            _close_book(settings, book)
+
+
+def _close_book(settings: Settings, book: Book) -> None:
+    """Say how each identity did over the run, and keep the paces learnt for the next one."""
+    stats = book.stats()
+    for entry in stats:
+        print(entry.line())
+    with contextlib.suppress(OSError):  # a full disk has been reported already
+        save_learned(settings.output_dir, stats)
+
+
+def _run_processes(settings: Settings, book: Book) -> int:
+    """One process per CSV, all pacing their requests through one book."""
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(target=_run_in_child, args=(path, settings, index), name=path.stem)
+        context.Process(target=_run_in_child, args=(path, settings, index, book), name=path.stem)
         for index, path in enumerate(settings.csv_file_names)
     ]
     for process in processes:
@@ -218,14 +261,18 @@ def run_on_dask(settings: Settings) -> int:
                        csv_file_names=tuple(path.resolve() for path in settings.csv_file_names))
     summaries: list[CsvSummary] = []
     client = dask_engine.connect(settings)
+    book = None
     try:
+        book = dask_engine.shared_book(client, settings)
         dispatch = dask_engine.DaskDispatch(client, settings.shard_size)
         for index, csv_path in enumerate(settings.csv_file_names):
-            summaries.append(run_csv(csv_path, settings, position=index, dispatch=dispatch))
+            summaries.append(run_csv(csv_path, settings, position=index, dispatch=dispatch, book=book))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     finally:
         print(summary_table(summaries))
+        if book is not None:
+            _close_book(settings, book)
         dask_engine.disconnect(client)
     return EXIT_OK
 
@@ -313,9 +360,7 @@ def main(argv: list[str] | None = None, default_config: Path | None = None) -> i
         if args.verify:
             return verify_all(settings, args.repair)
         if args.dry_run:
-            for csv_path in settings.csv_file_names:
-                print(plan_csv(csv_path, settings).plan_line())
-            return EXIT_OK
+            return dry_run(settings)
         return run_all(settings)
     except DownloaderError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -16,16 +16,16 @@ from .errors import ConfigError
 from .inputs import input_file_problem
 
 
-@functools.lru_cache(maxsize=4)
-def load_cookies(path: Path) -> http.cookiejar.MozillaCookieJar:
-    """The cookies of COOKIES_FILE, expired ones included, or one ConfigError saying what is wrong."""
+@functools.lru_cache(maxsize=64)
+def load_cookies(path: Path, setting: str = "COOKIES_FILE") -> http.cookiejar.MozillaCookieJar:
+    """The cookies of a cookies file, expired ones included, or one ConfigError saying what is wrong."""
     if (problem := input_file_problem(path)) is not None:  # a FIFO would block the load
-        raise ConfigError(f"COOKIES_FILE {path} {problem}; fix the path or set it to None")
+        raise ConfigError(f"{setting} {path} {problem}; fix the path or set it to None")
     jar = http.cookiejar.MozillaCookieJar(str(path))
     try:
         jar.load(ignore_discard=True, ignore_expires=True)
     except (OSError, http.cookiejar.LoadError) as exc:
-        raise ConfigError(f"COOKIES_FILE {path}: cannot read it as a Netscape cookies file ({exc}); "
+        raise ConfigError(f"{setting} {path}: cannot read it as a Netscape cookies file ({exc}); "
                           "export the cookies again (e.g. with a 'cookies.txt' browser extension)") from exc
     for cookie in jar:
         if cookie.expires == 0:  # Netscape's "0" is a session cookie; Python would take it as long expired

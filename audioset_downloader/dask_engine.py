@@ -15,6 +15,8 @@ after a local kill. Only the driver writes manifests, so no row is written twice
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import threading
 import time
@@ -24,6 +26,7 @@ from itertools import islice
 from typing import Any
 
 from .errors import ConfigError
+from .pacing import Book
 from .pool import run_bounded
 from .segments import Segment
 from .settings import Settings
@@ -45,7 +48,14 @@ def run_shard(worker: ClipWorker, segments: list[Segment], since: float) -> list
             results.append(kept)
         else:
             todo.append(segment)
-    run_bounded(worker, todo, worker.settings.workers, results.append, threading.Event())
+    # The pool's threads run in a copy of this task's context: the book reaches the
+    # scheduler through the worker's client, found by a context variable new threads would not see.
+    task_context = contextvars.copy_context()
+
+    def in_task_context(segment: Segment, stop: threading.Event) -> ClipResult:
+        return task_context.copy().run(worker, segment, stop)
+
+    run_bounded(in_task_context, todo, worker.settings.workers, results.append, threading.Event())
     return results
 
 
@@ -75,8 +85,19 @@ def connect(settings: Settings) -> Any:
                           "start it with: dask scheduler (then dask worker <address> on each machine)") from None
 
 
+def shared_book(client: Any, settings: Settings) -> Book:
+    """One pacing book for every worker of the cluster, on the scheduler (see dask_book.py)."""
+    from .dask_book import install_book
+
+    return install_book(client, settings)
+
+
 def disconnect(client: Any) -> None:
-    """Close the client, and the LocalCluster if this run started one."""
+    """Close the client, and the LocalCluster if this run started one; the run's book goes with it."""
+    from .dask_book import PLUGIN_NAME
+
+    with contextlib.suppress(Exception):  # a scheduler that is gone has no book left to remove
+        client.unregister_scheduler_plugin(PLUGIN_NAME)
     cluster = client.cluster
     client.close()
     if cluster is not None:

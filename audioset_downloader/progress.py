@@ -17,8 +17,13 @@ class ProgressBar:
         self._bar = tqdm(total=total, desc=name, unit="clip", position=position, leave=True, dynamic_ncols=True,
                          file=sys.stdout)
 
-    def update(self, written: int, failed: int) -> None:
-        self._bar.set_postfix(written=written, failed=failed, refresh=False)
+    def update(self, written: int, failed: int, per_minute: float | None = None) -> None:
+        """One more clip finished; ``per_minute``: the paced rate, which says the time left better than
+        the rate so far (that counts the unpaced start and any cooling)."""
+        postfix = {"written": written, "failed": failed}
+        if per_minute:
+            postfix["left"] = duration(60 * (self._bar.total - self._bar.n - 1) / per_minute)
+        self._bar.set_postfix(postfix, refresh=False)
         self._bar.update(1)
 
     def close(self) -> None:
@@ -49,7 +54,7 @@ def summary_table(summaries: Sequence[CsvSummary]) -> str:
     for s in summaries:
         rows.append((s.csv, str(s.written), str(s.already_done + s.skipped_failed), str(s.failed_total),
                      str(s.invalid_rows), str(s.filtered_out + s.other_shards + s.not_attempted), f"{s.bytes_written / 1e6:.1f}",
-                     _duration(s.wall_seconds)))
+                     duration(s.wall_seconds)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
              for row in rows]
@@ -62,7 +67,7 @@ def summary_table(summaries: Sequence[CsvSummary]) -> str:
     return "\n".join(lines)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

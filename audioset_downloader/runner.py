@@ -15,6 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 from . import provenance
@@ -23,8 +24,9 @@ from .errors import ConfigError, OutputLockedError, OutputUnwritableError
 from .labels import LabelFilter, Ontology, ontology_path
 from .layout import CsvOutputs, write_atomically
 from .ledger import FailedRow, Ledger
+from .pacing import Book, IdentityStats
 from .pool import run_bounded
-from .progress import BarFriendlyHandler, ProgressBar, show_progress
+from .progress import BarFriendlyHandler, ProgressBar, duration, show_progress
 from .segments import InvalidRow, Segment, read_segments, shard_of
 from .settings import Settings
 from .summary import CsvSummary
@@ -33,6 +35,7 @@ from .worker import ClipResult, ClipWorker
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 30.0
+PACE_EVERY_S = 5.0
 OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
@@ -50,8 +53,10 @@ def local_dispatch(worker: ClipWorker, segments: Iterator[Segment], record: Call
 class CsvRun:
     """The state of one CSV's run: its ledger, its counters, its progress."""
 
-    def __init__(self, csv_path: Path, settings: Settings, stop: threading.Event, dry_run: bool = False) -> None:
+    def __init__(self, csv_path: Path, settings: Settings, stop: threading.Event, dry_run: bool = False,
+                 book: Book | None = None) -> None:
         self.csv_path = csv_path
+        self.book = book
         self.dry_run = dry_run
         self.settings = settings
         self.stop = stop
@@ -62,6 +67,9 @@ class CsvRun:
         self.summary = CsvSummary(csv=str(csv_path))
         self._failed = Counter[str]()
         self._by_backend = Counter[str]()
+        self._by_identity = Counter[str]()
+        self._pace: float | None = None  # the book's paced rate, clips per minute, for the time left
+        self._pace_read = 0.0
         self._last_progress = time.monotonic()
         self.progress: ProgressBar | None = None
 
@@ -115,6 +123,7 @@ class CsvRun:
             self.summary.written += 1
             self.summary.bytes_written += result.size
             self._by_backend[result.backend] += 1
+            self._by_identity[result.identity] += 1
             log.info("%s [%s-%s] written by %s (%.1f s)", segment.ytid, segment.start_text, segment.end_text,
                      result.backend, result.seconds)
         else:
@@ -127,9 +136,17 @@ class CsvRun:
             log.warning("%s [%s-%s] failed: %s: %s", segment.ytid, segment.start_text, segment.end_text,
                         result.reason, result.detail)
         if self.progress is not None:
-            self.progress.update(self.summary.written, sum(self._failed.values()))
+            self.progress.update(self.summary.written, sum(self._failed.values()), self._paced_per_minute())
         else:
             self._maybe_report_progress()
+
+    def _paced_per_minute(self) -> float | None:
+        """The book's paced rate, asked every few seconds (it may live in another process)."""
+        now = time.monotonic()
+        if self.book is not None and now - self._pace_read >= PACE_EVERY_S:
+            self._pace_read = now
+            self._pace = self.book.per_minute()
+        return self._pace
 
     def _maybe_report_progress(self) -> None:
         now = time.monotonic()
@@ -137,12 +154,16 @@ class CsvRun:
             return
         self._last_progress = now
         finished = self.summary.written + sum(self._failed.values())
-        log.info("progress: %d clips finished (%d written, %d failed) of %d started so far",
-                 finished, self.summary.written, sum(self._failed.values()), self.summary.attempted)
+        pace = self._paced_per_minute()
+        left = (f"; about {duration(60 * (self.summary.attempted - finished) / pace)} left at the paced "
+                f"{pace:.1f} clips/min" if pace else "")
+        log.info("progress: %d clips finished (%d written, %d failed) of %d started so far%s",
+                 finished, self.summary.written, sum(self._failed.values()), self.summary.attempted, left)
 
     def execute(self, dispatch: Dispatch = local_dispatch) -> CsvSummary:
         started = time.monotonic()
-        worker = ClipWorker(self.settings, self.outputs)
+        worker = ClipWorker(self.settings, self.outputs, self.book)
+        self.book = worker.book
         self.summary.provenance = provenance.collect(worker.chain.backends, find_ffmpeg(self.settings.ffmpeg_binary))
         self.ledger.open()
         try:
@@ -161,6 +182,8 @@ class CsvRun:
         finally:
             self.summary.failed = dict(self._failed)
             self.summary.by_backend = dict(self._by_backend)
+            self.summary.by_identity = dict(self._by_identity)
+            self.summary.identities = [asdict(entry) for entry in self.book.stats()]
             self.summary.provenance["ended_utc"] = provenance.utc_now()
             self.summary.wall_seconds = round(time.monotonic() - started, 3)
             self.ledger.close()
@@ -225,7 +248,7 @@ def csv_log(outputs: CsvOutputs, console: bool, to_file: bool = True, bars: bool
 
 
 def run_csv(csv_path: Path, settings: Settings, stop: threading.Event | None = None, console: bool = True,
-            position: int = 0, dispatch: Dispatch = local_dispatch) -> CsvSummary:
+            position: int = 0, dispatch: Dispatch = local_dispatch, book: Book | None = None) -> CsvSummary:
     """Download every segment of one CSV into OUTPUT_DIR; the run's whole life."""
     bars = console and show_progress()
     stop = stop or threading.Event()
@@ -240,7 +263,7 @@ def run_csv(csv_path: Path, settings: Settings, stop: threading.Event | None = N
             removed = outputs.remove_partials()
             if removed:
                 log.info("removed %d temporary files left by an interrupted run", removed)
-            run = CsvRun(csv_path, settings, stop)
+            run = CsvRun(csv_path, settings, stop, book=book)
             if bars:  # the same plan, counted first, gives the bar its total and so an ETA
                 run.progress = ProgressBar(outputs.name, count_planned(csv_path, settings), position)
             log.info("%s: downloading with backends %s into %s (%s engine, %d workers, pid %d)",
@@ -255,6 +278,8 @@ def run_csv(csv_path: Path, settings: Settings, stop: threading.Event | None = N
                 # whose run was killed (kill -9) may outlive it and write one late.
                 outputs.remove_partials()
             log.info("%s", summary.line())
+            for entry in summary.identities:
+                log.info("%s (whole run so far)", IdentityStats(**entry).line())
             return summary
 
 

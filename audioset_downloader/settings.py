@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .identities import DEFAULT_NAME, Identity, check_identities, check_proxy
 from .inputs import input_file_problem
 
 AUDIO_FORMATS = ("wav", "flac", "opus", "m4a")
@@ -53,10 +54,12 @@ class Settings:
     retries: int = 3
     retry_backoff: float = 2.0
     retry_failed: bool = False
-    max_backoff_minutes: float = 30.0
-    requests_per_minute: float | None = None
+    # YouTube blocks a throttled session for up to an hour (yt-dlp wiki, Extractors): wait past that.
+    max_backoff_minutes: float = 90.0
+    requests_per_minute: float | str | None = "auto"  # per identity; "auto": learnt (pacing.py); None: no cap
     cookies_file: Path | None = None
     proxy: str | None = None
+    identities: tuple[Identity, ...] = ()  # (): one identity of PROXY and COOKIES_FILE
     labels: tuple[str, ...] = ()
     include_child_labels: bool = False
     exclude_labels: tuple[str, ...] = ()
@@ -92,6 +95,15 @@ class Settings:
         if self.cache_dir is not None:
             return self.cache_dir
         return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "audioset-downloader"
+
+    @property
+    def identity_list(self) -> tuple[Identity, ...]:
+        """IDENTITIES, or the one identity PROXY and COOKIES_FILE make."""
+        return self.identities or (Identity(DEFAULT_NAME, self.proxy, self.cookies_file),)
+
+    def for_identity(self, identity: Identity) -> Settings:
+        """These settings as one identity's requests see them: its proxy, its cookies."""
+        return replace(self, proxy=identity.proxy, cookies_file=identity.cookies_file)
 
     @property
     def clip_limit(self) -> int | None:
@@ -180,11 +192,14 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(v.strip() for v in value)
 
 
-def _proxy(value: Any) -> str:
-    text = _text(value)
-    if urlsplit(text).scheme not in ("http", "https") or not urlsplit(text).hostname:
-        raise ValueError('must be an http:// proxy URL, e.g. "http://proxy.lab:3128" (ffmpeg speaks no other kind)')
-    return text
+def _pace(value: Any) -> float | str | None:
+    if value == "auto" or value is None:
+        return value
+    try:
+        return _positive(value)
+    except ValueError:
+        raise ValueError('must be "auto" (learn each identity\'s limit), clip attempts per minute per identity '
+                         "(a number above 0), or None (no cap)") from None
 
 
 def _url_format(value: Any) -> str:
@@ -268,9 +283,10 @@ CONSTANTS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "RETRY_BACKOFF": ("retry_backoff", _positive),
     "RETRY_FAILED": ("retry_failed", _flag),
     "MAX_BACKOFF_MINUTES": ("max_backoff_minutes", _positive),
-    "REQUESTS_PER_MINUTE": ("requests_per_minute", _optional(_positive)),
+    "REQUESTS_PER_MINUTE": ("requests_per_minute", _pace),
     "COOKIES_FILE": ("cookies_file", _optional(_path)),
-    "PROXY": ("proxy", _optional(_proxy)),
+    "PROXY": ("proxy", _optional(check_proxy)),
+    "IDENTITIES": ("identities", check_identities),
     "LABELS": ("labels", _names),
     "INCLUDE_CHILD_LABELS": ("include_child_labels", _flag),
     "EXCLUDE_LABELS": ("exclude_labels", _names),

@@ -27,6 +27,9 @@ class CsvSummary:
     written: int = 0
     failed: dict[str, int] = field(default_factory=dict)
     by_backend: dict[str, int] = field(default_factory=dict)  # clips written, per backend that resolved them
+    by_identity: dict[str, int] = field(default_factory=dict)  # clips written, per identity they went through
+    # Per identity, over the whole run so far (all CSVs): clips, rate_limited, cooling_s, per_minute.
+    identities: list[dict[str, Any]] = field(default_factory=list)
     bytes_written: int = 0
     wall_seconds: float = 0.0
     interrupted: bool = False

@@ -14,17 +14,18 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from .backends.base import MediaSource
 from .cookies import cookie_header
 from .cutter import CutResult, cut_clip, extension_for
-from .errors import BackendsFailed, ClipFailure, FailureReason, Interrupted
+from .errors import BackendsFailed, ClipFailure, FailureReason, Interrupted, ThrottledError
 from .failover import BackendChain
 from .layout import CsvOutputs
 from .reachability import Reachability
+from .pacing import Book, new_book
 from .segments import Segment
 from .settings import Settings
-from .throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,8 @@ log = logging.getLogger(__name__)
 SOURCE_CACHE_SIZE = 4096
 SOURCE_CACHE_TTL_S = 1800.0
 
-# Retried within the run, with backoff. Rate limiting is waited out instead (see
-# throttle.py); a backend or ffmpeg error will not mend in seconds: a rerun retries those.
+# Retried within the run, with backoff. Rate limiting cools the identity instead (see
+# pacing.py); a backend or ffmpeg error will not mend in seconds: a rerun retries those.
 RETRIED_NOW = frozenset({FailureReason.NETWORK, FailureReason.TIMEOUT, FailureReason.SERVER_ERROR})
 
 
@@ -56,6 +57,7 @@ class ClipResult:
     interrupted: bool = False
     deferred: bool = False  # no backend had worked yet, or the host could not be reached: left for the next run
     backend: str = ""  # the backend that resolved the written clip
+    identity: str = ""  # the identity its last attempt went out through
 
     @property
     def written(self) -> bool:
@@ -63,39 +65,47 @@ class ClipResult:
 
 
 class ClipWorker:
-    def __init__(self, settings: Settings, outputs: CsvOutputs) -> None:
+    def __init__(self, settings: Settings, outputs: CsvOutputs, book: Book | None = None) -> None:
         self.settings = settings
         self.outputs = outputs
+        # The run's pacing book, shared with every other worker of the run (pacing.py).
+        self.book: Book = book if book is not None else new_book(settings)
+        self._identities = settings.identity_list
+        self._seen_as = [settings.for_identity(identity) for identity in self._identities]
         self._extension = extension_for(settings.clip_format)
-        self._chain: BackendChain | None = None
-        self._throttle = Throttle(settings.retry_backoff, settings.max_backoff_minutes * 60,
-                                  settings.requests_per_minute)
-        self.reachability = Reachability(settings)
-        self._sources: OrderedDict[str, tuple[float, MediaSource]] = OrderedDict()
+        self._chains: dict[int, BackendChain] = {}
+        self.reachability = Reachability(self._seen_as[0])
+        self._sources: OrderedDict[tuple[int, str], tuple[float, MediaSource]] = OrderedDict()
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict:
-        # The backends, throttle and lock stay behind; each process builds its own.
-        return {"settings": self.settings, "outputs": self.outputs}
+        # The backends, caches and lock stay behind; each process builds its own. The book
+        # travels: it is a proxy for the one the whole run shares.
+        return {"settings": self.settings, "outputs": self.outputs, "book": self.book}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["settings"], state["outputs"])  # type: ignore[misc]
+        self.__init__(state["settings"], state["outputs"], state["book"])  # type: ignore[misc]
 
     @property
     def chain(self) -> BackendChain:
+        return self.chain_for(0)
+
+    def chain_for(self, index: int) -> BackendChain:
+        """Identity ``index``'s backends: built with its proxy and cookies, and learning on their own."""
         with self._lock:
-            if self._chain is None:
-                self._chain = BackendChain(self.settings)
-            return self._chain
+            if index not in self._chains:
+                self._chains[index] = BackendChain(self._seen_as[index])
+            return self._chains[index]
 
     def __call__(self, segment: Segment, stop: threading.Event) -> ClipResult:
         """Fetch one clip, retrying passing trouble; never raises for the clip's own failure."""
         started = time.monotonic()
         attempts = retries = 0
-        while self._throttle.wait_turn(stop):
+        while (index := self._turn(stop)) is not None:
+            name = self._identities[index].name
             attempts += 1
             try:
-                result = self._attempt(segment, stop)
+                result = self._attempt(segment, index, stop)
             except Interrupted:
                 break
             except ClipFailure as failure:
@@ -105,13 +115,14 @@ class ClipWorker:
                     log.info("%s: left for the next run: cannot reach %s: %s", segment.ytid, self.reachability.host,
                              failure.detail)
                     return ClipResult(segment, deferred=True, attempts=attempts)
+                if failure.reason is FailureReason.RATE_LIMITED:
+                    self._cool(index, segment)  # this identity cools; the clip goes on through another
+                    continue
                 if failure.reason not in (FailureReason.NETWORK, FailureReason.TIMEOUT):
                     self.reachability.answered()
-                if failure.reason is FailureReason.RATE_LIMITED:
-                    self._throttle.limited()  # every worker pauses; this clip tries again after
-                    continue
+                    self.book.answered(index)
                 if isinstance(failure, BackendsFailed) and not failure.proven:
-                    if self.chain.await_verdict(stop):
+                    if self.chain_for(index).await_verdict(stop):
                         continue  # a backend has worked since: now a failure says something
                     log.info("%s: left for the next run: %s", segment.ytid, failure.detail)
                     return ClipResult(segment, deferred=True, attempts=attempts)
@@ -122,13 +133,37 @@ class ClipWorker:
                     stop.wait(self._backoff(retries))
                     continue
                 return ClipResult(segment, reason=failure.reason, detail=failure.detail,
-                                  seconds=time.monotonic() - started, attempts=attempts)
-            self._throttle.succeeded()
+                                  seconds=time.monotonic() - started, attempts=attempts, identity=name)
+            self.book.answered(index)
             self.reachability.answered()
             return ClipResult(segment, file=self.outputs.relative_clip(segment.stem, self._extension),
                               size=result.cut.size, seconds=time.monotonic() - started, attempts=attempts,
-                              backend=result.backend)
+                              backend=result.backend, identity=name)
         return ClipResult(segment, interrupted=True, attempts=attempts)
+
+    def _turn(self, stop: threading.Event) -> int | None:
+        """Wait for a turn from the book: the index of the identity to go through, None when stopping."""
+        while not stop.is_set():
+            turn = self.book.take()
+            if turn.given_up:
+                raise ThrottledError(
+                    f"every identity has been refused as rate-limited for over {self.settings.max_backoff_minutes:g} "
+                    "minutes; wait an hour or more, add identities (IDENTITIES) or lower REQUESTS_PER_MINUTE, "
+                    "then rerun: finished clips are kept")
+            if turn.index >= 0:
+                return None if turn.wait_s > 0 and stop.wait(turn.wait_s) else turn.index
+            stop.wait(turn.wait_s)
+        return None
+
+    def _cool(self, index: int, segment: Segment) -> None:
+        cooling = self.book.limited(index)
+        if cooling is None:  # already cooling: a clip that was under way when the block came
+            log.info("%s: rate limited through identity %s, which is cooling; tried again through another",
+                     segment.ytid, self._identities[index].name)
+            return
+        pace = f"; its pace is now {cooling.per_minute:.1f} clips/min" if cooling.per_minute else ""
+        log.warning("rate limited through identity %s: it cools for %.1f s%s%s", cooling.name, cooling.cool_s, pace,
+                    "; every identity is cooling, so the run waits" if cooling.all_cooling else "")
 
     def finished_since(self, segment: Segment, since: float) -> ClipResult | None:
         """The segment's clip, if one was put in place at or after ``since`` (epoch seconds).
@@ -145,56 +180,60 @@ class ClipWorker:
         return ClipResult(segment, file=self.outputs.relative_clip(segment.stem, self._extension),
                           size=status.st_size)
 
-    def _attempt(self, segment: Segment, stop: threading.Event) -> _Cut:
+    def _attempt(self, segment: Segment, index: int, stop: threading.Event) -> _Cut:
+        """One try through identity ``index``: its proxy and cookies for every request."""
         final = self.outputs.clip_path(segment.stem, self._extension)
+        seen_as = self._seen_as[index]
+        key = (index, segment.ytid)  # a source carries its identity's cookies: never lent to another
 
         def cut(source: MediaSource) -> _Cut:
-            return _Cut(cut_clip(source, segment, self.settings, final, stop), source.backend)
+            return _Cut(cut_clip(source, segment, seen_as, final, stop), source.backend)
 
-        cached = self._cached(segment.ytid)
+        cached = self._cached(key)
         if cached is not None:
             try:
                 return cut(cached)
             except ClipFailure:
-                self._forget(segment.ytid)  # the URL may have expired: resolve afresh
+                self._forget(key)  # the URL may have expired: resolve afresh
 
         def remember_and_cut(source: MediaSource) -> _Cut:
             log.debug("%s: %s via %s", segment.ytid, source.description, source.backend)
-            source = self._with_cookies(source)
-            self._remember(segment.ytid, source)
+            source = _with_cookies(source, seen_as.cookies_file)
+            self._remember(key, source)
             try:
                 return cut(source)
             except ClipFailure:
-                self._forget(segment.ytid)
+                self._forget(key)
                 raise
 
-        return self.chain.attempt(segment, remember_and_cut, stop)
+        return self.chain_for(index).attempt(segment, remember_and_cut, stop)
 
-    def _cached(self, ytid: str) -> MediaSource | None:
+    def _cached(self, key: tuple[int, str]) -> MediaSource | None:
         with self._lock:
-            cached = self._sources.get(ytid)
+            cached = self._sources.get(key)
             if cached is None or time.monotonic() - cached[0] >= SOURCE_CACHE_TTL_S:
                 return None
-            self._sources.move_to_end(ytid)
+            self._sources.move_to_end(key)
             return cached[1]
 
-    def _remember(self, ytid: str, source: MediaSource) -> None:
+    def _remember(self, key: tuple[int, str], source: MediaSource) -> None:
         with self._lock:
-            self._sources[ytid] = (time.monotonic(), source)
+            self._sources[key] = (time.monotonic(), source)
             if len(self._sources) > SOURCE_CACHE_SIZE:
                 self._sources.popitem(last=False)
 
-    def _with_cookies(self, source: MediaSource) -> MediaSource:
-        """Add COOKIES_FILE's Cookie header for the media URL, unless the backend set one."""
-        if self.settings.cookies_file is None or any(name.lower() == "cookie" for name, _ in source.headers):
-            return source
-        value = cookie_header(self.settings.cookies_file, source.url)
-        return replace(source, headers=(*source.headers, ("Cookie", value))) if value else source
-
-    def _forget(self, ytid: str) -> None:
+    def _forget(self, key: tuple[int, str]) -> None:
         with self._lock:
-            self._sources.pop(ytid, None)
+            self._sources.pop(key, None)
 
     def _backoff(self, retry: int) -> float:
         """Exponential, with jitter so that workers failing together do not retry together."""
         return self.settings.retry_backoff * 2 ** (retry - 1) * random.uniform(0.5, 1.5)
+
+
+def _with_cookies(source: MediaSource, cookies_file: Path | None) -> MediaSource:
+    """Add the identity's Cookie header for the media URL, unless the backend set one."""
+    if cookies_file is None or any(name.lower() == "cookie" for name, _ in source.headers):
+        return source
+    value = cookie_header(cookies_file, source.url)
+    return replace(source, headers=(*source.headers, ("Cookie", value))) if value else source

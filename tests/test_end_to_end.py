@@ -85,10 +85,14 @@ def test_a_full_run_writes_clips_manifests_and_log(project: Path) -> None:
     assert "eval_segments.csv:8: skipped invalid row" in log
     # The console shows the same lines as the log file.
     assert [line for line in result.stderr.splitlines() if "[eval_segments]" in line] == log.splitlines()
-    assert result.stderr.strip().splitlines()[-1].endswith(
-        "4 written (direct 4), 0 skipped (already done), 1 failed (unavailable 1), 1 invalid rows")
+    last = result.stderr.strip().splitlines()[-2:]
+    assert last[0].endswith("4 written (direct 4), 0 skipped (already done), 1 failed (unavailable 1), 1 invalid rows")
+    # Then how the run's one identity did: the 4 written and the 1 the server said was gone.
+    assert last[1].endswith("identity default: 5 clips, 0 rate-limited, 0 s cooling, unpaced (whole run so far)")
+    assert result.stdout.strip().splitlines()[-1] == "identity default: 5 clips, 0 rate-limited, 0 s cooling, unpaced"
     summary = json.loads((out / "eval_segments.summary.json").read_text())
     assert (summary["written"], summary["failed"], summary["invalid_rows"]) == (4, {"unavailable": 1}, 1)
+    assert summary["by_identity"] == {"default": 4}
 
 
 def test_rerun_skips_finished_clips_and_writes_no_duplicates(project: Path, mirror: Mirror) -> None:
@@ -228,9 +232,12 @@ def test_dry_run_plans_and_changes_nothing(project: Path, mirror: Mirror) -> Non
     out = project / "out"
     fresh = run_script("--config", "cfg.py", "--dry-run", "--timer", "1", cwd=project)
     assert fresh.returncode == 0, fresh.stderr
-    assert fresh.stdout.strip().endswith(
-        "6 rows (5 valid, 1 invalid); 0 left out by the label filters, 0 already done, 0 failed for good (skipped), 2 to attempt, "
-        "3 left for later (TIMER)")
+    # Nothing learnt yet: the time is at YouTube's guest limit, 300 clips an hour, and it says so.
+    assert fresh.stdout.strip().splitlines() == [
+        f"{project / 'eval_segments.csv'}: 6 rows (5 valid, 1 invalid); 0 left out by the label filters, 0 already done, "
+        "0 failed for good (skipped), 2 to attempt, 3 left for later (TIMER); about 0:24 at 5.0 clips/min",
+        "total: 2 clips to attempt; about 0:24 at 5.0 clips/min (all CSVs share the identities); pace: 1 at 300 "
+        "clips an hour (YouTube's guest limit, about; nothing learnt yet)"]
     assert "eval_segments.csv:8: skipped invalid row" in fresh.stderr
     assert not out.exists() and mirror.server.requests == {}
 
@@ -239,9 +246,9 @@ def test_dry_run_plans_and_changes_nothing(project: Path, mirror: Mirror) -> Non
     before = _snapshot(out)
     mirror.server.reset_counts()
     planned = run_script("--config", "cfg.py", "--dry-run", cwd=project)
-    assert planned.stdout.strip().endswith(
+    assert planned.stdout.strip().splitlines()[0].endswith(
         "6 rows (5 valid, 1 invalid); 0 left out by the label filters, 3 already done, 1 failed for good (skipped), 1 to attempt, "
-        "0 left for later (TIMER)")
+        "0 left for later (TIMER); about 0:12 at 5.0 clips/min")
     assert _snapshot(out) == before  # not a byte written, not even the log
     assert mirror.server.requests == {}
 

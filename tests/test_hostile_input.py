@@ -209,7 +209,7 @@ def test_the_shipped_config_is_fine_and_each_seed_says_its_line(tmp_path: Path) 
     for data, said in [(b"TIMER = 3\nX = '\xff'\n", ":2: byte 0xff is not UTF-8"),
                        (b"TIMER = 3\nOUTPUT_DIR = 'a\x00'\n", ":2: holds a NUL byte"),
                        (b"LABELS = {[1]: 2}\n", ":1: LABELS must be a literal"),
-                       (b"REQUESTS_PER_MINUTE = 1" + b"0" * 400 + b"\n", ":1: REQUESTS_PER_MINUTE must be a number")]:
+                       (b"REQUESTS_PER_MINUTE = 1" + b"0" * 400 + b"\n", ':1: REQUESTS_PER_MINUTE must be "auto"')]:
         path.write_bytes(data)
         with pytest.raises(ConfigError) as caught:
             load_settings(path)
