@@ -52,6 +52,9 @@ class SchedulerBook:
     def answered(self, index: int) -> None:
         self._call("answered", index)
 
+    def missed(self, index: int) -> None:
+        self._call("missed", index)
+
     def stats(self) -> list[IdentityStats]:
         return self._call("stats")
 

@@ -9,17 +9,22 @@ only the identity that got it (exponential, with jitter); the clip goes on throu
 another. Only when every identity is cooling does the run wait, and after
 MAX_BACKOFF_MINUTES of that it gives up.
 
+After a block, one clip goes first; the others follow at the pace once it is answered,
+never all at once.
+
 One book serves a whole run: the workers of a process share the object, the CSV
 processes of a local run one hosted by a multiprocessing manager (``hosted_book``),
-a Dask run's workers one hosted by a Dask actor (dask_engine.py). It answers with
+a Dask run's workers one kept on the scheduler (dask_book.py). It answers with
 waits, never clock times, so the clocks of other machines do not matter.
 
 Each identity's pace follows a policy: a fixed REQUESTS_PER_MINUTE, none, or "auto",
-learnt the way TCP learns its window: unpaced until the first 429 (slow start ends
-at half the rate measured then), multiplicative decrease on each later block,
-additive increase after each answered clip while the pace is what holds the
-identity back: quickly up to just under the rate that last drew a 429, slowly
-beyond it, so a long run settles under the limit instead of bouncing off it.
+learnt the way TCP learns its window. Unpaced at first (slow start: a mirror or a
+generous limit costs nothing); the first 429 sets the ceiling at the rate the identity
+was answered at until then (a 429 before any answer only cools it: it was blocked
+already, which says nothing of the rate), each later one at the pace it came at; either
+way the pace drops to 85 % of it. Each answered clip, while the pace is what holds the
+identity back, adds to it: quickly up to just under the ceiling, slowly beyond, so a
+long run settles under the limit instead of bouncing off it.
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ log = logging.getLogger(__name__)
 
 HORIZON_S = 1.0  # turns are handed out at most this far ahead, so no turn outlives news of a 429
 MAX_COOL_S = 600.0  # a blocked identity is tried again at least every ten minutes
-MEASURE_S = 20.0  # the window over which an unpaced identity's rate is measured
+MEASURE_S = 60.0  # an unpaced identity's rate is measured over at most this window
+MIN_SPAN_S = 1.0  # and over at least this long, so a burst is not taken for a rate
 MIN_PER_MINUTE = 0.5
 GUEST_PER_HOUR = 300.0  # YouTube's limit for a guest session, about: the ETA's guess before anything is learnt
 LEARNED_FILE = "identities.json"
@@ -56,7 +62,9 @@ class Pace(Protocol):
 
     per_minute: float | None  # None: unpaced
 
-    def limited(self, measured_per_minute: float) -> None: ...
+    def limited(self, answered_per_minute: float | None) -> None: ...
+
+    def recovered(self, blocked_s: float) -> None: ...
 
     def answered(self) -> None: ...
 
@@ -65,7 +73,10 @@ class Pace(Protocol):
 class FixedPace:
     per_minute: float | None  # REQUESTS_PER_MINUTE as a number, or None: no cap
 
-    def limited(self, measured_per_minute: float) -> None:
+    def limited(self, answered_per_minute: float | None) -> None:
+        pass
+
+    def recovered(self, blocked_s: float) -> None:
         pass
 
     def answered(self) -> None:
@@ -74,30 +85,67 @@ class FixedPace:
 
 @dataclass
 class AutoPace:
-    """Additive increase, multiplicative decrease, relative to the rate that last drew a 429."""
+    """TCP CUBIC's way, counted in clips: back off on a 429, climb back towards it, then probe beyond.
 
-    per_minute: float | None = None  # None until the first 429, or a rate learnt by an earlier run
-    ceiling: float | None = None  # the pace at the last 429
-    SLOW_START_EXIT = 0.5
-    DECREASE = 0.85
-    NEAR = 0.95  # below NEAR x ceiling the pace climbs RAMP x ceiling per clip, above it PROBE x ceiling
-    RAMP = 0.01
-    PROBE = 0.001
+    A 429 at a pace puts the ceiling a little below it (the limit lay below the pace
+    that broke it); the pace drops to DECREASE x ceiling, then follows
+    ceiling x (1 + (1 - DECREASE) x ((n - k) / k)^3) over the n clips answered since:
+    concave up to the ceiling at n = k (quick at first, flat near the limit), convex
+    beyond it (slow at first, then fast, so a ceiling guessed too low is soon left
+    behind). k is COST_FACTOR times the clips the last block cost (the time it kept the
+    identity refused, at its pace), and at least MIN_PROBE_AFTER_S worth of clips: a
+    block of seconds is probed for again within a few minutes, YouTube's block of up
+    to an hour only after many hours, so blocks cost about 1 / COST_FACTOR of the time.
+    The ceiling slow start ends at is only a rough measure (a burst, then a 429): from
+    there the pace grows by GROWTH a clip, as TCP's slow start does, up to the first 429
+    it meets paced. A block that outlasts LONG_BLOCK_S is not a burst limit but a quota
+    (YouTube's, by the hour): the pace starts again from a guest's.
+    """
 
-    def limited(self, measured_per_minute: float) -> None:
-        if self.per_minute is None:  # the end of slow start: TCP halves its window here
-            self.ceiling = measured_per_minute
-            self.per_minute = max(MIN_PER_MINUTE, measured_per_minute * self.SLOW_START_EXIT)
-        else:
-            self.ceiling = self.per_minute
-            self.per_minute = max(MIN_PER_MINUTE, self.per_minute * self.DECREASE)
+    per_minute: float | None = None  # None: unpaced, until the first 429 (or a pace an earlier run learnt)
+    ceiling: float | None = None  # the pace that last drew a 429
+    probe_after: float | None = None  # k: clips from a 429 back up to its ceiling (None: the least)
+    since: int = 0  # n: clips answered since the last 429 while the pace held the identity back
+    # Gentler than TCP's 0.7: identities share no limit that backing off would be fair to,
+    # and the closer the pace stays to the limit, the more it gets.
+    DECREASE = 0.9
+    BELOW = 0.97  # the ceiling, as a share of the pace that drew the 429
+    MIN_PROBE_AFTER_S = 60.0
+    COST_FACTOR = 20.0
+    GROWTH = 1.02  # a clip, after slow start's rough measure: doubling in 35 clips
+    LONG_BLOCK_S = 120.0
+    measured: bool = False  # the ceiling is slow start's measure, not a pace that drew a 429
+
+    def limited(self, answered_per_minute: float | None) -> None:
+        """A 429: ``answered_per_minute`` is the rate the identity was answered at, unpaced (None: none yet)."""
+        if self.per_minute is not None:
+            self.ceiling, self.measured = self.per_minute * self.BELOW, False
+        elif answered_per_minute is not None:  # the end of slow start
+            self.ceiling, self.measured = answered_per_minute, True
+        else:  # refused before anything was answered: blocked already, which says nothing of the rate
+            return
+        self.per_minute = max(MIN_PER_MINUTE, self.ceiling * self.DECREASE)
+        self.since = 0
+
+    def recovered(self, blocked_s: float) -> None:
+        """Answered again after a block that lasted ``blocked_s``."""
+        if self.ceiling is None or self.per_minute is None:
+            return
+        if blocked_s > self.LONG_BLOCK_S and self.ceiling > GUEST_PER_HOUR / 60:
+            self.ceiling, self.measured, self.since = GUEST_PER_HOUR / 60, False, 0
+            self.per_minute = self.ceiling * self.DECREASE
+        self.probe_after = self.COST_FACTOR * blocked_s * self.per_minute / 60  # the clips the block cost
 
     def answered(self) -> None:
-        if self.per_minute is None:
+        if self.ceiling is None or self.per_minute is None:
             return
-        ceiling = self.ceiling or self.per_minute
-        step = self.RAMP if self.per_minute < self.NEAR * ceiling else self.PROBE
-        self.per_minute += step * ceiling
+        if self.measured:
+            self.per_minute *= self.GROWTH
+            return
+        self.since += 1
+        k = max(self.probe_after or 0.0, self.MIN_PROBE_AFTER_S * self.ceiling / 60, 1.0)
+        self.per_minute = max(MIN_PER_MINUTE,
+                              self.ceiling * (1 + (1 - self.DECREASE) * ((self.since - k) / k) ** 3))
 
 
 def pace_for(settings: Settings, learned_per_minute: float | None) -> Pace:
@@ -138,8 +186,10 @@ class IdentityStats:
 
     def line(self) -> str:
         pace = f"pace {self.per_minute:.1f}/min" if self.per_minute else "unpaced"
+        blocked = ("; blocked: refused every time (use it again later, or drop it from IDENTITIES)"
+                   if self.rate_limited and not self.clips else "")
         return (f"identity {self.name}: {self.clips} clips, {self.rate_limited} rate-limited, "
-                f"{self.cooling_s:.0f} s cooling, {pace}")
+                f"{self.cooling_s:.0f} s cooling, {pace}{blocked}")
 
 
 @dataclass
@@ -149,25 +199,38 @@ class _Identity:
     next_start: float = 0.0
     cooling_until: float = 0.0
     strikes: int = 0  # blocks in a row with no answer between them
+    blocked_since: float = 0.0  # the first of those blocks
+    probing: bool = False  # after a block, one clip goes first; the others wait for its answer
     held_back: bool = False  # its last turn waited for its pace: the pace binds, so it may rise
+    first_turn: float | None = None  # since the last cooldown
+    turns: int = 0  # taken: among identities free at once, the least used goes first
+    answers: deque[float] = field(default_factory=deque)  # when its recent clips were answered
     stats: IdentityStats = field(init=False)
-    starts: deque[float] = field(default_factory=deque)
 
     def __post_init__(self) -> None:
         self.stats = IdentityStats(self.name)
 
-    def ready_at(self, now: float) -> float:
-        return max(now, self.next_start, self.cooling_until)
+    def cooling(self, now: float) -> bool:
+        return now < self.cooling_until or self.probing
 
-    def measured_per_minute(self, now: float) -> float:
-        while self.starts and self.starts[0] < now - MEASURE_S:
-            self.starts.popleft()
-        span = max(1.0, now - self.starts[0]) if self.starts else MEASURE_S
-        return 60.0 * len(self.starts) / span
+    def ready_at(self, now: float) -> float:
+        return math.inf if self.probing else max(now, self.next_start, self.cooling_until)
+
+    def answered_per_minute(self, now: float) -> float | None:
+        """The rate it was answered at over the last MEASURE_S (None: never answered)."""
+        while self.answers and self.answers[0] < now - MEASURE_S:
+            self.answers.popleft()
+        if not self.answers or self.first_turn is None:
+            return None
+        span = max(MIN_SPAN_S, now - max(self.first_turn, now - MEASURE_S))
+        return 60.0 * len(self.answers) / span
 
 
 class PacingBook:
-    """Every identity's pace and cooldown, for the whole run (thread-safe; see the module's docstring)."""
+    """Every identity's pace and cooldown, for the whole run (thread-safe; see the module's docstring).
+
+    Each turn taken is settled by one call: ``answered``, ``limited`` or ``missed``.
+    """
 
     def __init__(self, names: Sequence[str], paces: Sequence[Pace], first_cool_s: float, max_cooling_s: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -181,21 +244,24 @@ class PacingBook:
     def take(self) -> Turn:
         with self._lock:
             now = self._clock()
-            if all(identity.cooling_until > now for identity in self._identities):
+            if all(identity.cooling(now) for identity in self._identities):
                 if self._all_cooling_since is None:
                     self._all_cooling_since = now
                 if now - self._all_cooling_since > self._max_cooling_s:
                     return Turn(-1, 0.0, given_up=True)
             index = min(range(len(self._identities)),
-                        key=lambda i: (self._identities[i].ready_at(now), self._identities[i].stats.clips))
+                        key=lambda i: (self._identities[i].ready_at(now), self._identities[i].turns))
             identity = self._identities[index]
             start = identity.ready_at(now)
             if start - now > HORIZON_S:
                 return Turn(-1, HORIZON_S)
             identity.held_back = identity.next_start > now
+            identity.turns += 1
+            identity.probing = identity.strikes > 0
+            if identity.first_turn is None:
+                identity.first_turn = start
             per_minute = identity.pace.per_minute
             identity.next_start = start + (60.0 / per_minute if per_minute else 0.0)
-            identity.starts.append(start)
             return Turn(index, start - now)
 
     def limited(self, index: int) -> Cooling | None:
@@ -207,24 +273,41 @@ class PacingBook:
             if now < identity.cooling_until:
                 return None  # the clips already under way when it was blocked: one block, one step
             if identity.strikes == 0:  # a long block is one event, however often it is probed
-                identity.pace.limited(identity.measured_per_minute(now))
+                identity.pace.limited(identity.answered_per_minute(now))
+                identity.blocked_since = now
+            identity.answers.clear()  # slow start, if it goes on, is measured afresh after the cooldown
+            identity.first_turn = None
             cool_s = min(MAX_COOL_S, self._first_cool_s * 2 ** identity.strikes) * random.uniform(0.75, 1.25)
             identity.strikes += 1
+            identity.probing = False
             identity.cooling_until = now + cool_s
-            identity.next_start = identity.cooling_until  # then one clip at a time, at the pace
+            identity.next_start = identity.cooling_until
             identity.stats.cooling_s += cool_s
-            all_cooling = all(other.cooling_until > now for other in self._identities)
+            all_cooling = all(other.cooling(now) for other in self._identities)
             return Cooling(identity.name, cool_s, identity.pace.per_minute, all_cooling)
 
     def answered(self, index: int) -> None:
-        """A request through identity ``index`` was answered (not rate-limited)."""
+        """A clip through identity ``index`` was answered (written, or refused for the video's reasons)."""
         with self._lock:
+            now = self._clock()
             identity = self._identities[index]
             identity.stats.clips += 1
-            identity.strikes = 0
+            if now < identity.cooling_until:
+                return  # a clip started before the block came: it says nothing of the block
+            if identity.strikes:
+                identity.pace.recovered(now - identity.blocked_since)
+                identity.strikes = 0
+            identity.probing = False
             self._all_cooling_since = None
+            if identity.pace.per_minute is None:  # unpaced: measured, for the end of slow start
+                identity.answers.append(now)
             if identity.held_back:
                 identity.pace.answered()
+
+    def missed(self, index: int) -> None:
+        """A clip through identity ``index`` got no answer at all (network trouble): it says nothing of the limit."""
+        with self._lock:
+            self._identities[index].probing = False
 
     def stats(self) -> list[IdentityStats]:
         with self._lock:
@@ -252,6 +335,8 @@ class Book(Protocol):
     def limited(self, index: int) -> Cooling | None: ...
 
     def answered(self, index: int) -> None: ...
+
+    def missed(self, index: int) -> None: ...
 
     def stats(self) -> list[IdentityStats]: ...
 

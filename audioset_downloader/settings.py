@@ -382,7 +382,8 @@ def _checked(name: str, check: Callable[[Any], Any], raw: Any, where: str) -> An
     try:
         return check(raw)
     except ValueError as exc:
-        raise ConfigError(f"{where}: {name} {exc} (got {raw!r})") from None
+        said = str(exc)  # a message that names the bad part already is not followed by the whole value
+        raise ConfigError(f"{where}: {name} {said}" + ("" if "(got " in said else f" (got {raw!r})")) from None
 
 
 def load_settings(config_path: Path | None, overrides: Mapping[str, Any] | None = None) -> Settings:

@@ -107,20 +107,24 @@ class ClipWorker:
             try:
                 result = self._attempt(segment, index, stop)
             except Interrupted:
+                self.book.missed(index)
                 break
             except ClipFailure as failure:
                 if stop.is_set():
+                    self.book.missed(index)
                     break
+                if failure.reason is FailureReason.RATE_LIMITED:
+                    self._cool(index, segment)  # this identity cools; the clip goes on through another
+                    continue
+                if failure.reason in (FailureReason.NETWORK, FailureReason.TIMEOUT):
+                    self.book.missed(index)
+                else:
+                    self.reachability.answered()
+                    self.book.answered(index)
                 if self.reachability.no_network(failure):
                     log.info("%s: left for the next run: cannot reach %s: %s", segment.ytid, self.reachability.host,
                              failure.detail)
                     return ClipResult(segment, deferred=True, attempts=attempts)
-                if failure.reason is FailureReason.RATE_LIMITED:
-                    self._cool(index, segment)  # this identity cools; the clip goes on through another
-                    continue
-                if failure.reason not in (FailureReason.NETWORK, FailureReason.TIMEOUT):
-                    self.reachability.answered()
-                    self.book.answered(index)
                 if isinstance(failure, BackendsFailed) and not failure.proven:
                     if self.chain_for(index).await_verdict(stop):
                         continue  # a backend has worked since: now a failure says something

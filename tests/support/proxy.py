@@ -1,4 +1,4 @@
-"""A forward HTTP proxy on 127.0.0.1 that counts who came through it (for PROXY tests)."""
+"""A forward HTTP proxy on 127.0.0.1 that counts who came through it and names itself in Via (PROXY tests)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class _Forward(BaseHTTPRequestHandler):
         client = "ffmpeg" if self.headers.get("Icy-MetaData") else "other"
         self.server.clients[client] += 1  # type: ignore[attr-defined]
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        headers["Via"] = f"1.1 {self.server.name}"  # type: ignore[attr-defined]  # as real proxies say who passed it on
         upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
         upstream.request("GET", target.path + (f"?{target.query}" if target.query else ""), headers=headers)
         response = upstream.getresponse()
@@ -42,9 +43,10 @@ class _Forward(BaseHTTPRequestHandler):
 
 
 class CountingProxy:
-    def __init__(self) -> None:
+    def __init__(self, name: str = "proxy") -> None:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Forward)
         self._httpd.daemon_threads = True
+        self._httpd.name = name  # type: ignore[attr-defined]
         self._httpd.clients = Counter()  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 

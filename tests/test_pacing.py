@@ -1,0 +1,151 @@
+"""The pacing book and its "auto" policy on a clock the test moves: exact, and quick.
+
+A simulated identity limit (a token bucket and a penalty, as support/limit.py plays
+it over HTTP) answers the book's turns, so the policy is seen converging, not just
+stepping.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+from audioset_downloader.pacing import AutoPace, FixedPace, PacingBook, load_learned, save_learned
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def book(paces: list, clock: Clock, first_cool_s: float = 2.0, max_cooling_s: float = 60.0) -> PacingBook:
+    return PacingBook([f"id{i}" for i in range(len(paces))], paces, first_cool_s, max_cooling_s, clock=clock)
+
+
+def test_a_fixed_pace_spaces_turns_and_spreads_them_over_identities() -> None:
+    clock = Clock()
+    pacing = book([FixedPace(60.0), FixedPace(60.0)], clock)
+    turns = [pacing.take() for _ in range(4)]
+    assert [(t.index, t.wait_s) for t in turns] == [(0, 0.0), (1, 0.0), (0, 1.0), (1, 1.0)]
+    assert pacing.take().index == -1  # the next turns lie past the horizon: ask again later
+
+
+def test_after_a_block_one_clip_goes_first_and_the_rest_follow_at_the_pace() -> None:
+    clock = Clock()
+    pacing = book([FixedPace(120.0)], clock, first_cool_s=2.0)
+    assert pacing.take().index == 0
+    random.seed(1)
+    cooling = pacing.limited(0)
+    assert cooling is not None and cooling.all_cooling and 1.5 <= cooling.cool_s <= 2.5
+    assert pacing.limited(0) is None  # a clip that was under way: the same block, not a second
+    clock.now += cooling.cool_s
+    probe = pacing.take()
+    assert (probe.index, probe.wait_s) == (0, 0.0)
+    for _ in range(3):  # however long the probe takes, nothing else goes through the identity meanwhile
+        clock.now += 5.0
+        assert pacing.take().index == -1
+    pacing.answered(0)
+    assert pacing.take().index == 0
+    nxt = pacing.take()
+    assert (nxt.index, nxt.wait_s) == (0, 0.5)  # then at the pace, one at a time
+
+
+def test_the_run_gives_up_only_when_every_identity_has_cooled_for_the_limit() -> None:
+    clock = Clock()
+    pacing = book([FixedPace(None), FixedPace(None)], clock, first_cool_s=1.0, max_cooling_s=10.0)
+    for _ in range(2):
+        pacing.limited(pacing.take().index)
+    assert not pacing.take().given_up
+    while not (turn := pacing.take()).given_up:
+        clock.now += 1.0
+        if turn.index >= 0:
+            pacing.limited(turn.index)
+    assert clock.now - 100.0 > 10.0
+
+
+def simulate(pace: AutoPace, clips: int, per_second: float, requests_per_clip: int, penalty_s: float,
+             seed: int = 7) -> tuple[float, int]:
+    """One identity, clips taking no time: (clips a second, 429s) against a token-bucket limit."""
+    rng = random.Random(seed)
+    clock = Clock()
+    pacing = book([pace], clock, first_cool_s=3.0, max_cooling_s=1e9)
+    tokens, last, blocked_until = per_second, clock.now, 0.0
+    start, done, refused = clock.now, 0, 0
+    while done < clips:
+        turn = pacing.take()
+        clock.now += turn.wait_s if turn.index >= 0 else max(turn.wait_s, 0.01)
+        if turn.index < 0:
+            continue
+        clock.now += rng.uniform(0.0, 0.02)  # latency
+        tokens = min(per_second, tokens + (clock.now - last) * per_second)
+        last = clock.now
+        if clock.now < blocked_until or tokens < requests_per_clip:
+            if clock.now >= blocked_until:
+                blocked_until = clock.now + penalty_s
+            refused += 1
+            pacing.limited(0)
+        else:
+            tokens -= requests_per_clip
+            done += 1
+            pacing.answered(0)
+    return done / (clock.now - start), refused
+
+
+def test_auto_settles_just_under_the_limit_with_few_429s() -> None:
+    # 6 requests a second, 3 a clip: at most 2 clips a second (120 a minute).
+    pace = AutoPace()
+    rate, refused = simulate(pace, 3000, per_second=6, requests_per_clip=3, penalty_s=2.0)
+    assert rate > 0.9 * 2.0, rate
+    assert refused < 20 * 3, refused  # fewer than 20 in 1,000 clips
+    assert 0.85 * 120 < pace.per_minute < 1.1 * 120
+
+
+def test_auto_leaves_a_ceiling_measured_too_low_behind() -> None:
+    pace = AutoPace()
+    pace.limited(30.0)  # slow start ended at a quarter of the real 120 a minute
+    rate, _ = simulate(pace, 1500, per_second=6, requests_per_clip=3, penalty_s=2.0)
+    assert pace.per_minute > 100, pace
+
+
+def test_a_block_that_lasts_is_a_quota_and_pacing_starts_again_from_a_guests() -> None:
+    pace = AutoPace(per_minute=60.0, ceiling=60.0)
+    pace.limited(None)
+    pace.recovered(blocked_s=1800.0)  # refused for half an hour
+    assert pace.per_minute is not None and pace.per_minute <= 5.0  # 300 an hour, YouTube's guest limit
+    assert pace.probe_after is not None and pace.probe_after > 1000  # and it waits long before probing again
+
+
+def test_a_429_before_anything_was_answered_only_cools() -> None:
+    pace = AutoPace()
+    pace.limited(None)
+    assert pace.per_minute is None and pace.ceiling is None
+
+
+def test_learnt_paces_are_kept_and_read_back(tmp_path: Path) -> None:
+    clock = Clock()
+    pacing = book([AutoPace(), AutoPace()], clock)
+    for _ in range(5):
+        pacing.answered(pacing.take().index)
+        clock.now += 1.0
+    pacing.limited(0)
+    save_learned(tmp_path, pacing.stats())
+    saved = json.loads((tmp_path / "identities.json").read_text())["identities"]
+    assert list(saved) == ["id0"]  # id1 never met its limit: nothing learnt of it
+    learned = load_learned(tmp_path)
+    assert math.isclose(learned["id0"], saved["id0"]["per_minute"])
+    (tmp_path / "identities.json").write_text("{not json")
+    assert load_learned(tmp_path) == {}
+
+
+@pytest.mark.parametrize("value", ["nan", "-3", "1e400"])
+def test_a_learnt_pace_that_makes_no_sense_is_ignored(tmp_path: Path, value: str) -> None:
+    (tmp_path / "identities.json").write_text('{"identities": {"a": {"per_minute": %s}}}' % value
+                                              .replace("nan", "NaN").replace("1e400", "Infinity"))
+    assert load_learned(tmp_path) == {}
