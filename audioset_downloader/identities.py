@@ -17,11 +17,12 @@ from urllib.parse import urlsplit
 
 from .cookies import load_cookies
 from .errors import ConfigError
+from .socks import SCHEMES as SOCKS_SCHEMES
 
 DEFAULT_NAME = "default"
 KEYS = ("name", "proxy", "cookies_file")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-PROXY_SCHEMES = ("http", "https")
+PROXY_SCHEMES = ("http", "https", *SOCKS_SCHEMES)
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class Identity:
 
 
 def check_proxy(value: Any) -> str:
-    """A proxy URL ffmpeg can use for the media as well as the backends for the metadata."""
+    """A proxy URL for the metadata and the media: http:// (https://), or socks5:// (socks5h://) through a relay."""
     if not isinstance(value, str) or not value.strip() or "\x00" in value:
         raise ValueError("must be a proxy URL string")
     parts = urlsplit(value)
@@ -40,11 +41,9 @@ def check_proxy(value: Any) -> str:
         parts.port  # noqa: B018 - raises on a port that is not a number
     except ValueError:
         raise ValueError(f"has a port that is not a number: {value!r}") from None
-    if parts.scheme == "socks5" or parts.scheme == "socks5h":
-        raise ValueError(f"is a SOCKS proxy ({value!r}); ffmpeg, which fetches the media, speaks only HTTP "
-                         "proxies: give the HTTP port of the same proxy (most offer one), e.g. http://host:3128")
     if parts.scheme not in PROXY_SCHEMES or not parts.hostname:
-        raise ValueError(f'must be an http:// proxy URL, e.g. "http://proxy.lab:3128" (got {value!r})')
+        raise ValueError('must be an http:// or socks5:// proxy URL, e.g. "http://proxy.lab:3128" or '
+                         f'"socks5://user:password@proxy.lab:1080" (got {value!r})')
     return value
 
 

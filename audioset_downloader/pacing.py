@@ -148,9 +148,11 @@ class AutoPace:
                               self.ceiling * (1 + (1 - self.DECREASE) * ((self.since - k) / k) ** 3))
 
 
-def pace_for(settings: Settings, learned_per_minute: float | None) -> Pace:
+def pace_for(settings: Settings, learned: Learned | None) -> Pace:
     if settings.requests_per_minute == "auto":
-        return AutoPace(learned_per_minute, learned_per_minute)
+        if learned is None:
+            return AutoPace()
+        return AutoPace(learned.per_minute, learned.ceiling or learned.per_minute, learned.probe_after)
     assert not isinstance(settings.requests_per_minute, str)
     return FixedPace(settings.requests_per_minute)
 
@@ -183,6 +185,8 @@ class IdentityStats:
     rate_limited: int = 0  # 429s and bot checks
     cooling_s: float = 0.0
     per_minute: float | None = None  # its pace at the end (learnt, with "auto")
+    ceiling: float | None = None  # "auto": the pace its limit lies just under, as learnt
+    probe_after: float | None = None  # "auto": clips after a 429 before it probes beyond the ceiling
 
     def line(self) -> str:
         pace = f"pace {self.per_minute:.1f}/min" if self.per_minute else "unpaced"
@@ -317,7 +321,8 @@ class PacingBook:
                 unserved = max(0.0, identity.cooling_until - now)  # a cooldown the run did not live to see end
                 report.append(IdentityStats(identity.name, identity.stats.clips, identity.stats.rate_limited,
                                             round(identity.stats.cooling_s - unserved, 1),
-                                            identity.pace.per_minute))
+                                            identity.pace.per_minute, getattr(identity.pace, "ceiling", None),
+                                            getattr(identity.pace, "probe_after", None)))
             return report
 
     def per_minute(self) -> float | None:
@@ -381,17 +386,35 @@ def hosted_book(settings: Settings) -> Iterator[Book]:
 # starts there instead of bouncing off the limit again, and --dry-run can say how long.
 
 
-def load_learned(output_dir: Path) -> dict[str, float]:
-    """Identity name -> clip attempts per minute, as learnt by earlier runs ({} when none)."""
+@dataclass(frozen=True)
+class Learned:
+    """What "auto" learnt of an identity, kept between runs."""
+
+    per_minute: float
+    ceiling: float | None
+    probe_after: float | None
+
+
+def load_learned(output_dir: Path) -> dict[str, Learned]:
+    """Identity name -> what earlier runs learnt of it ({} when none)."""
     try:
         data = json.loads((output_dir / LEARNED_FILE).read_text(encoding="utf-8"))
-        rates = {str(name): float(entry["per_minute"]) for name, entry in data["identities"].items()}
+        learned = {str(name): Learned(float(entry["per_minute"]), _rate(entry.get("ceiling")),
+                                      _rate(entry.get("probe_after")))
+                   for name, entry in data["identities"].items()}
     except FileNotFoundError:
         return {}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         log.warning("%s: unreadable (%s); pacing starts afresh", output_dir / LEARNED_FILE, exc)
         return {}
-    return {name: rate for name, rate in rates.items() if math.isfinite(rate) and rate >= MIN_PER_MINUTE}
+    return {name: entry for name, entry in learned.items() if _rate(entry.per_minute) is not None}
+
+
+def _rate(value: object) -> float | None:
+    """A positive finite number from the file, else None (a hand-edited file may hold anything)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    return float(value) if math.isfinite(value) and value >= MIN_PER_MINUTE else None
 
 
 def save_learned(output_dir: Path, stats: Sequence[IdentityStats]) -> None:
@@ -400,7 +423,7 @@ def save_learned(output_dir: Path, stats: Sequence[IdentityStats]) -> None:
     with contextlib.suppress(FileNotFoundError, ValueError, OSError, KeyError, TypeError):
         previous = json.loads((output_dir / LEARNED_FILE).read_text(encoding="utf-8"))["identities"]
     for entry in stats:
-        if entry.per_minute is not None and entry.rate_limited:  # a pace that never met the limit says nothing
+        if entry.per_minute is not None and entry.ceiling is not None:  # "auto" that has met the limit
             previous[entry.name] = {**asdict(entry), "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if previous:
         write_atomically(output_dir / LEARNED_FILE, json.dumps({"identities": previous}, indent=2) + "\n")
@@ -416,7 +439,7 @@ def planned_per_minute(settings: Settings) -> tuple[float, str]:
         return settings.requests_per_minute * len(identities), \
             f"REQUESTS_PER_MINUTE = {settings.requests_per_minute:g} x {len(identities)} identities"
     learned = load_learned(settings.output_dir)
-    known = [learned[identity.name] for identity in identities if identity.name in learned]
+    known = [learned[identity.name].per_minute for identity in identities if identity.name in learned]
     guessed = len(identities) - len(known)
     parts = []
     if known:

@@ -26,6 +26,7 @@ from .reachability import Reachability
 from .pacing import Book, new_book
 from .segments import Segment
 from .settings import Settings
+from .socks import relayed
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +72,10 @@ class ClipWorker:
         # The run's pacing book, shared with every other worker of the run (pacing.py).
         self.book: Book = book if book is not None else new_book(settings)
         self._identities = settings.identity_list
-        self._seen_as = [settings.for_identity(identity) for identity in self._identities]
+        self._seen_as = [relayed(settings.for_identity(identity)) for identity in self._identities]
         self._extension = extension_for(settings.clip_format)
         self._chains: dict[int, BackendChain] = {}
-        self.reachability = Reachability(self._seen_as[0])
+        self.reachability = Reachability(settings.for_identity(self._identities[0]))  # named as configured
         self._sources: OrderedDict[tuple[int, str], tuple[float, MediaSource]] = OrderedDict()
         self._lock = threading.Lock()
 

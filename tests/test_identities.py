@@ -20,6 +20,7 @@ from tests.conftest import Mirror, run_script, write_config, write_csv
 from tests.support.audio import decode, window_offset
 from tests.support.limit import IdentityLimit
 from tests.support.proxy import CountingProxy
+from tests.support.socks_server import SocksServer
 
 PER_SECOND = 4  # requests an identity may make a second
 PENALTY_S = 2.0  # refused for this long past that
@@ -120,6 +121,44 @@ def test_every_request_of_a_clip_goes_out_through_its_one_identity(tmp_path: Pat
         assert first.clients["other"] >= 1 and first.clients["ffmpeg"] >= 1
 
 
+@pytest.mark.parametrize("backend", ["direct", "yt-dlp"])
+def test_socks5_identities_carry_metadata_and_media_from_their_own_addresses(tmp_path: Path, mirror: Mirror,
+                                                                            backend: str) -> None:
+    """ffmpeg and pytube speak no SOCKS: they go through a local relay, and out from the proxy's address."""
+    if backend == "yt-dlp":
+        pytest.importorskip("yt_dlp")
+    limit = IdentityLimit(mirror.server, per_second=1000, penalty_s=0)
+    ids = [f"socked{n:05d}" for n in range(6)]
+    with SocksServer("127.0.0.2") as plain, SocksServer("127.0.0.3", credentials=("ann", "p@ss")) as signed:
+        identities = [{"name": "plain", "proxy": plain.url()}, {"name": "signed", "proxy": signed.url("socks5h")}]
+        config = configure(tmp_path, mirror, {"eval_segments": ids}, IDENTITIES=identities, BACKEND=backend)
+        assert cli.main(["--config", str(config)]) == 0
+        opened = plain.connections + signed.connections
+    assert set(rows_by_id(tmp_path / "out" / "eval_segments.split-pos.csv")) == set(ids)
+    assert set(limit.served) == {"from 127.0.0.2", "from 127.0.0.3"}  # nothing went out directly
+    by_clip: dict[str, set[str]] = {}
+    for seen in limit.seen:
+        by_clip.setdefault(seen.path, set()).add(seen.who)
+    assert all(len(whos) == 1 for whos in by_clip.values()), by_clip
+    assert opened >= len(ids)
+    clip = decode(tmp_path / "out" / rows_by_id(tmp_path / "out" / "eval_segments.split-pos.csv")[ids[0]]["file"])
+    assert abs(clip.duration - 10) < 0.02 and abs(window_offset(clip, 30)) < 0.02
+
+
+def test_a_socks5_proxy_that_refuses_is_passing_trouble_and_the_log_says_why(tmp_path: Path, mirror: Mirror) -> None:
+    with SocksServer("127.0.0.2", credentials=("ann", "right")) as proxy:
+        wrong = proxy.url().replace("ann:right", "ann:wrong")
+        config = configure(tmp_path, mirror, {"eval_segments": ["refused0001"]}, RETRIES=0,
+                           IDENTITIES=[{"name": "wrong", "proxy": wrong}])
+        assert cli.main(["--config", str(config)]) == 0
+    # The relay answers as an HTTP proxy would (502): a transient reason, retried by the next run.
+    failed = rows_by_id(tmp_path / "out" / "eval_segments.failed.csv")
+    assert {ytid: row["reason"] for ytid, row in failed.items()} == {"refused0001": "server_error"}
+    log = (tmp_path / "out" / "eval_segments_dl.log").read_text()
+    assert "refused the user name and password" in log
+    assert mirror.server.requests == {}
+
+
 def assert_paced(limit: IdentityLimit, per_minute: float) -> None:
     """No identity started clips faster than its cap: any n starts span at least (n - 1) turns, less a burst."""
     turn = 60.0 / per_minute
@@ -183,7 +222,8 @@ def test_a_blocked_identity_is_named_and_the_others_finish_every_clip(tmp_path: 
 @pytest.mark.parametrize(("entry", "message"), [
     ({"name": "lab", "proxi": "http://127.0.0.1:3128"}, "IDENTITIES entry 0: unknown key 'proxi'; did you mean 'proxy'?"),
     ({"cookies_file": "missing.txt"}, "IDENTITIES entry 0: cookies_file missing.txt does not exist"),
-    ({"proxy": "htp://127.0.0.1:3128"}, "IDENTITIES entry 0: proxy must be an http:// proxy URL"),
+    ({"proxy": "htp://127.0.0.1:3128"}, "IDENTITIES entry 0: proxy must be an http:// or socks5:// proxy URL"),
+    ({"proxy": "socks5://:1080"}, "IDENTITIES entry 0: proxy must be an http:// or socks5:// proxy URL"),
     ({"proxy": "http://127.0.0.1:port"}, "IDENTITIES entry 0: proxy has a port that is not a number"),
     ({"name": "../x"}, "IDENTITIES entry 0: name must be letters, digits"),
     ("http://127.0.0.1:3128", "IDENTITIES entry 0: must be a dict with keys from name, proxy, cookies_file"),

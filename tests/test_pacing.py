@@ -138,8 +138,11 @@ def test_learnt_paces_are_kept_and_read_back(tmp_path: Path) -> None:
     save_learned(tmp_path, pacing.stats())
     saved = json.loads((tmp_path / "identities.json").read_text())["identities"]
     assert list(saved) == ["id0"]  # id1 never met its limit: nothing learnt of it
-    learned = load_learned(tmp_path)
-    assert math.isclose(learned["id0"], saved["id0"]["per_minute"])
+    learned = load_learned(tmp_path)["id0"]
+    assert math.isclose(learned.per_minute, saved["id0"]["per_minute"])
+    assert learned.ceiling == saved["id0"]["ceiling"] and learned.ceiling is not None
+    resumed = AutoPace(learned.per_minute, learned.ceiling, learned.probe_after)
+    assert resumed.per_minute == pacing.stats()[0].per_minute
     (tmp_path / "identities.json").write_text("{not json")
     assert load_learned(tmp_path) == {}
 

@@ -3,8 +3,9 @@
 Each identity may make ``per_second`` requests a second (a token bucket that holds a
 second's worth, so a burst of that many passes); past that it is answered 429 for
 ``penalty_s``, whatever it asks. Identities are told apart as YouTube tells them: by
-their session cookie (``who=NAME``), else by the address they come from, which
-behind a forwarding proxy (support/proxy.py) is the proxy's, named in its Via header.
+their session cookie (``who=NAME``), else by the address they come from: behind a
+forwarding HTTP proxy (support/proxy.py) the proxy's, named in its Via header; behind
+a SOCKS5 proxy (support/socks_server.py) the loopback address its connections leave from.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class IdentityLimit:
         if cookie:
             return cookie.group(1)
         via = _VIA.match(handler.headers.get("Via", ""))
-        return f"via {via.group(1)}" if via else "anonymous"
+        return f"via {via.group(1)}" if via else f"from {handler.client_address[0]}"
 
     def route(self, handler: Handler) -> Reply | None:
         who = self.identity_of(handler)
