@@ -73,8 +73,13 @@ def _checks(settings: Settings, online: bool) -> Iterator[Check]:
     if any(backend.name == "yt-dlp" for backend in backends):
         yield from _js_runtime(backends)
     yield _cache(settings)
-    yield _cookies(settings)
-    yield _proxy(settings)
+    if settings.identities:  # each identity's own address and account
+        for identity in settings.identities:
+            yield _cookies(identity.cookies_file, f"identity {identity.name}: cookies")
+            yield _proxy(identity.proxy, f"identity {identity.name}: proxy")
+    else:
+        yield _cookies(settings.cookies_file, "COOKIES_FILE")
+        yield _proxy(settings.proxy, "PROXY")
     yield _output(settings)
     youtube = [backend for backend in backends if backend.name != "direct"]
     if not online or not ffmpeg:
@@ -175,38 +180,37 @@ def _cache(settings: Settings) -> Check:
     return Check("cache folder", OK, f"{folder}")
 
 
-def _cookies(settings: Settings) -> Check:
-    path = settings.cookies_file
+def _cookies(path: Path | None, name: str) -> Check:
     if path is None:
-        return Check("COOKIES_FILE", OK, "none: a guest session (about 300 videos an hour before YouTube's bot check)")
+        return Check(name, OK, "none: a guest session (about 300 videos an hour before YouTube's bot check)")
     try:
         jar = load_cookies(path)
     except ConfigError as exc:
-        return Check("COOKIES_FILE", FAIL, str(exc))
+        return Check(name, FAIL, str(exc))
     youtube = [cookie for cookie in jar if cookie.domain.lstrip(".").endswith("youtube.com")]
     now = time.time()
     expired = [cookie for cookie in youtube if cookie.expires and cookie.expires < now]
     if not youtube:
-        return Check("COOKIES_FILE", WARN, f"{path}: no youtube.com cookies; export them from a browser signed in "
+        return Check(name, WARN, f"{path}: no youtube.com cookies; export them from a browser signed in "
                                            "to YouTube")
     if len(expired) == len(youtube):
-        return Check("COOKIES_FILE", WARN, f"{path}: all {len(youtube)} youtube.com cookies have expired; "
+        return Check(name, WARN, f"{path}: all {len(youtube)} youtube.com cookies have expired; "
                                            "export them again")
-    return Check("COOKIES_FILE", OK, f"{path}: {len(youtube)} youtube.com cookies, {len(expired)} expired")
+    return Check(name, OK, f"{path}: {len(youtube)} youtube.com cookies, {len(expired)} expired")
 
 
-def _proxy(settings: Settings) -> Check:
-    if settings.proxy is None:
-        return Check("PROXY", OK, "none: direct connections")
-    parts = urlsplit(settings.proxy)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+def _proxy(proxy: str | None, name: str) -> Check:
+    if proxy is None:
+        return Check(name, OK, "none: direct connections")
+    parts = urlsplit(proxy)
+    port = parts.port or {"https": 443, "socks5": 1080, "socks5h": 1080}.get(parts.scheme, 80)
     try:
         with socket.create_connection((parts.hostname, port), timeout=5):
             pass
     except OSError as exc:
-        return Check("PROXY", FAIL, f"{parts.hostname}:{port} does not answer ({exc.strerror or exc}); "
-                                    "check PROXY or start the proxy")
-    return Check("PROXY", OK, f"{parts.hostname}:{port} answers")
+        return Check(name, FAIL, f"{parts.hostname}:{port} does not answer ({exc.strerror or exc}); "
+                                    f"check {name} or start the proxy")
+    return Check(name, OK, f"{parts.hostname}:{port} answers")
 
 
 def clip_bytes(settings: Settings, seconds: float = 10.0) -> float:

@@ -68,6 +68,28 @@ def test_doctor_fails_on_a_dead_proxy_and_warns_on_expired_cookies(tmp_path: Pat
     assert result.stdout.splitlines()[-1].startswith("1 failed,")
 
 
+def test_doctor_checks_each_identitys_proxy_and_cookies(tmp_path: Path) -> None:
+    with socket.socket() as closed, socket.socket() as listening:
+        closed.bind(("127.0.0.1", 0))
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        dead, alive = closed.getsockname()[1], listening.getsockname()[1]
+        cookies = tmp_path / "cookies.txt"
+        cookies.write_text("# Netscape HTTP Cookie File\n.youtube.com\tTRUE\t/\tTRUE\t0\tSID\tx\n")
+        config = configure(tmp_path, IDENTITIES=[{"name": "lab", "proxy": f"socks5://127.0.0.1:{alive}"},
+                                                 {"name": "home", "proxy": f"http://127.0.0.1:{dead}",
+                                                  "cookies_file": str(cookies)}])
+        result = run_script("--config", str(config), "--doctor", cwd=tmp_path)
+    assert result.returncode == 1
+    rows = parse(result.stdout)
+    assert rows["identity lab: proxy"] == ("ok", f"127.0.0.1:{alive} answers")
+    assert rows["identity lab: cookies"][0] == "ok" and "guest session" in rows["identity lab: cookies"][1]
+    assert rows["identity home: proxy"][0] == "FAIL"
+    assert "check identity home: proxy or start the proxy" in rows["identity home: proxy"][1]
+    assert rows["identity home: cookies"] == ("ok", f"{cookies}: 1 youtube.com cookies, 0 expired")
+    assert "PROXY" not in rows and "COOKIES_FILE" not in rows
+
+
 def test_doctor_fails_without_ffmpeg_and_online_needs_doctor(tmp_path: Path) -> None:
     config = configure(tmp_path, FFMPEG_BINARY=str(tmp_path / "no-such-ffmpeg"))
     result = run_script("--config", str(config), "--doctor", cwd=tmp_path)
