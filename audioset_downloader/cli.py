@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import __version__, dask_engine
+from . import __version__, dask_engine, report
 from .backends import load_backend
 from .cookies import load_cookies
 from .cutter import find_ffmpeg
@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="check ffmpeg, the backends, yt-dlp's JS runtime, cookies, proxy and OUTPUT_DIR, with fixes")
     modes.add_argument("--online", action="store_true",
                        help="with --doctor: also resolve and cut one second of a public YouTube video per backend")
+    modes.add_argument("--report", action="store_true",
+                       help="per class: segments, written, failed by kind, availability (X.report.csv and .png)")
     modes.add_argument("--list-labels", nargs="?", const="", metavar="TEXT",
                        help="list AudioSet classes (matching TEXT) with how many segments of each CSV carry them")
     what = parser.add_argument_group("what to download")
@@ -175,6 +177,22 @@ def dry_run(settings: Settings) -> int:
         print(f"{summary.plan_line()}; {_time_at(summary.attempted, per_minute)}")
     print(f"total: {total} clips to attempt; {_time_at(total, per_minute)} "
           f"(all CSVs share the identities); pace: {source}")
+    return EXIT_OK
+
+
+def report_all(settings: Settings) -> int:
+    """--report: per CSV, the class-by-class account of what the manifests hold."""
+    ontology = load_ontology(settings)
+    for csv_path in settings.csv_file_names:
+        outputs = CsvOutputs.for_csv(settings.output_dir, csv_path)
+        outputs.root.mkdir(parents=True, exist_ok=True)
+        with exclusive(outputs):  # not while a run is writing the manifests
+            csv_report = report.count(csv_path, outputs)
+            files = report.write_report(csv_report, outputs, ontology)
+        print(csv_report.headline())
+        print("  wrote " + ", ".join(map(str, files)))
+    if hint := report.missing_plot_hint():
+        print(hint)
     return EXIT_OK
 
 
@@ -356,7 +374,9 @@ def main(argv: list[str] | None = None, default_config: Path | None = None) -> i
             return list_labels(settings, args.list_labels)
         if args.merge:
             return merge_all(settings, args.merge)
-        preflight(settings, dry_run=args.dry_run or args.verify)
+        preflight(settings, dry_run=args.dry_run or args.verify or args.report)
+        if args.report:
+            return report_all(settings)
         if args.verify:
             return verify_all(settings, args.repair)
         if args.dry_run:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
-from . import provenance
+from . import card, provenance, report
 from .cutter import find_ffmpeg
 from .errors import ConfigError, OutputLockedError, OutputUnwritableError
 from .labels import LabelFilter, Ontology, ontology_path
@@ -280,6 +280,8 @@ def run_csv(csv_path: Path, settings: Settings, stop: threading.Event | None = N
             log.info("%s", summary.line())
             for entry in summary.identities:
                 log.info("%s (whole run so far)", IdentityStats(**entry).line())
+            # Counted from the manifests, so the card covers every run so far, not just this one.
+            card.write_card(report.count(csv_path, outputs), summary, settings, outputs)
             return summary
 
 

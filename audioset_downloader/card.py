@@ -1,0 +1,106 @@
+"""The dataset card: OUTPUT_DIR/X.README.md, rewritten at the end of every run.
+
+What was downloaded (from the manifests, so it covers every run so far, not just the
+last), when, with what, in which format, and how to load it, citing AudioSet: a page
+ready to publish beside the data. It names no identity's proxy or cookie file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import FailureReason
+from .layout import CsvOutputs, write_atomically
+from .report import CsvReport
+from .settings import Settings
+from .summary import CsvSummary
+
+CITATION = """@inproceedings{gemmeke2017audioset,
+  title     = {Audio Set: An ontology and human-labeled dataset for audio events},
+  author    = {Gemmeke, Jort F. and Ellis, Daniel P. W. and Freedman, Dylan and Jansen, Aren and
+               Lawrence, Wade and Moore, R. Channing and Plakal, Manoj and Ritter, Marvin},
+  booktitle = {Proc. IEEE ICASSP},
+  year      = {2017}
+}"""
+
+
+def render(report: CsvReport, summary: CsvSummary, settings: Settings, outputs: CsvOutputs) -> str:
+    total, reasons = report.total, report.reasons
+    provenance = summary.provenance
+    backends = ", ".join(f"{name} {version or '(version unknown)'}"
+                         for name, version in (provenance.get("backends") or {}).items())
+    runtime = provenance.get("js_runtime") or {}
+    pace = settings.requests_per_minute
+    lines = [
+        f"# AudioSet `{report.csv.name}`: audio clips",
+        "",
+        f"The audio of the ten-second YouTube windows that Google's AudioSet lists in `{report.csv.name}`, "
+        f"as far as they could still be downloaded. Written by {provenance.get('package', 'audioset-downloader')}; "
+        f"this card was last rewritten at the end of the run of {provenance.get('ended_utc') or 'unknown'} (UTC).",
+        "",
+        "## What is here",
+        "",
+        "| segments in the CSV | written | failed | not yet attempted | availability |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+        f"| {total.segments} | {total.written} | {sum(total.failed.values())} | {total.not_attempted} "
+        f"| {total.availability:.1f} % |",
+        "",
+        f"Rows in the CSV that are not valid segments: {report.invalid_rows}. Classes present: "
+        f"{len(report.classes)}. `python AudioDownloader.py --report` writes the same counts class by class "
+        f"(`{outputs.name}.report.csv`, `{outputs.name}.report.png`).",
+        "",
+    ]
+    if reasons:
+        lines += ["Failed segments by reason (`failed.csv` has one row each, with YouTube's words):", "",
+                  "| reason | kind | segments |", "| --- | --- | ---: |"]
+        for reason, count in reasons.most_common():
+            known = FailureReason.from_label(reason)
+            lines.append(f"| `{reason}` | {known.kind.value if known else 'unknown'} | {count} |")
+        lines += ["", "Permanent: the video is gone or closed to guests. Transient: a later run may get it. "
+                  "Local: this side (a bad row, a decoding failure).", ""]
+    lines += [
+        "## How it was made",
+        "",
+        f"- Backends (in the order tried): {backends or 'unknown'}; yt-dlp-ejs "
+        f"{provenance.get('yt_dlp_ejs') or 'not used'}; JS runtime "
+        f"{(runtime.get('name', '') + ' ' + runtime.get('version', '')).strip() or 'not used'}; "
+        f"ffmpeg {provenance.get('ffmpeg') or 'unknown'}.",
+        f"- Format: {settings.clip_format}; sample rate: "
+        f"{f'{settings.sample_rate} Hz' if settings.sample_rate else 'as the source (44.1 or 48 kHz)'}; "
+        f"channels: {settings.channels or 'as the source'}; layout: one file per segment (`{outputs.name}/`).",
+        "- Windows cut to the CSV's start and end times (within 20 ms; see the downloader's README).",
+        f"- Pace: REQUESTS_PER_MINUTE = {pace!r} per identity, over {len(settings.identity_list)} "
+        f"identit{'y' if len(settings.identity_list) == 1 else 'ies'}.",
+        "",
+        "## Loading it",
+        "",
+        f"`{outputs.name}.split-pos.csv` lists every clip written: `file` (relative to this folder), `YTID`, "
+        "`start_seconds`, `end_seconds`, `positive_labels` (MIDs), `label_names`, `backend`. The clip folder "
+        "is a Hugging Face `audiofolder`:",
+        "",
+        "```python",
+        "import datasets",
+        f'clips = datasets.load_dataset("audiofolder", data_dir="{outputs.name}", split="train")',
+        'clips[0]["audio"]["array"], clips[0]["labels"], clips[0]["label_names"]',
+        "```",
+        "",
+        "## Licence and citation",
+        "",
+        "AudioSet's labels and segment lists are by Google, released under CC BY 4.0 "
+        "(https://creativecommons.org/licenses/by/4.0/); the ontology under CC BY-SA 4.0. The audio belongs "
+        "to the videos' uploaders on YouTube: share it only as their rights and YouTube's terms allow. "
+        "Cite AudioSet as:",
+        "",
+        "```bibtex",
+        CITATION,
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_card(report: CsvReport, summary: CsvSummary, settings: Settings, outputs: CsvOutputs) -> Path:
+    path = outputs.root / f"{outputs.name}.README.md"
+    write_atomically(path, render(report, summary, settings, outputs))
+    return path
+
