@@ -85,12 +85,12 @@ REQUESTS_PER_MINUTE = "auto"
 # A Netscape cookies.txt exported from a browser signed in to YouTube (yt-dlp and media requests); None: none.
 COOKIES_FILE = None
 
-# An http:// proxy for every request (e.g. "http://proxy.lab:3128"); None: direct.
+# A proxy for every request: "http://proxy.lab:3128", or "socks5://user:password@host:1080"; None: direct.
 PROXY = None
 
 # Several identities (addresses, accounts) to spread the clips over, each paced on its own, e.g.
 # [{"name": "lab", "proxy": "http://proxy.lab:3128"}, {"name": "me", "cookies_file": "cookies.txt"}].
-# Keys: name, proxy, cookies_file. []: one identity made of PROXY and COOKIES_FILE.
+# Keys: name, proxy (http:// or socks5://), cookies_file. []: one identity made of PROXY and COOKIES_FILE.
 IDENTITIES = []
 
 # --- Backends in detail (see README.md, Backends) ---

@@ -18,13 +18,8 @@ a Dask run's workers one kept on the scheduler (dask_book.py). It answers with
 waits, never clock times, so the clocks of other machines do not matter.
 
 Each identity's pace follows a policy: a fixed REQUESTS_PER_MINUTE, none, or "auto",
-learnt the way TCP learns its window. Unpaced at first (slow start: a mirror or a
-generous limit costs nothing); the first 429 sets the ceiling at the rate the identity
-was answered at until then (a 429 before any answer only cools it: it was blocked
-already, which says nothing of the rate), each later one at the pace it came at; either
-way the pace drops to 85 % of it. Each answered clip, while the pace is what holds the
-identity back, adds to it: quickly up to just under the ceiling, slowly beyond, so a
-long run settles under the limit instead of bouncing off it.
+learnt the way TCP learns its window (AutoPace), so a long run settles just under each
+identity's limit instead of bouncing off it.
 """
 
 from __future__ import annotations
@@ -106,6 +101,7 @@ class AutoPace:
     ceiling: float | None = None  # the pace that last drew a 429
     probe_after: float | None = None  # k: clips from a 429 back up to its ceiling (None: the least)
     since: int = 0  # n: clips answered since the last 429 while the pace held the identity back
+    measured: bool = False  # the ceiling is slow start's measure, not a pace that drew a 429
     # Gentler than TCP's 0.7: identities share no limit that backing off would be fair to,
     # and the closer the pace stays to the limit, the more it gets.
     DECREASE = 0.9
@@ -114,7 +110,6 @@ class AutoPace:
     COST_FACTOR = 20.0
     GROWTH = 1.02  # a clip, after slow start's rough measure: doubling in 35 clips
     LONG_BLOCK_S = 120.0
-    measured: bool = False  # the ceiling is slow start's measure, not a pace that drew a 429
 
     def limited(self, answered_per_minute: float | None) -> None:
         """A 429: ``answered_per_minute`` is the rate the identity was answered at, unpaced (None: none yet)."""

@@ -1,0 +1,234 @@
+"""Goodput at YouTube's ceiling: identities, a fixed cap against "auto", local engine and Dask.
+
+A media server in its own process (127.0.0.1) plays YouTube's limit per identity
+(tests/support/limit.py): each identity, told apart by its session cookie, may make
+PER_SECOND requests a second (a token bucket one second deep) and is answered 429 for
+PENALTY_S past that. The ceiling is what that allows: identities x PER_SECOND /
+requests per clip (measured: the server's served requests over the clips written).
+Every scenario runs the real downloader (cli.main, "direct" backend, ffmpeg's ranged
+requests) for the same number of clips per identity, side by side in one run:
+
+* identities 1, 2, 4
+* REQUESTS_PER_MINUTE fixed at 90 % of the ceiling (what a user who knew the limit
+  would set), or "auto" (learnt; nothing known beforehand, no identities.json)
+* ENGINE local (WORKERS=8) or dask (a LocalCluster of 2 workers x WORKERS=4)
+
+Reported per scenario: goodput over the whole run and over the steady state (after
+the first WARMUP_S seconds), both as a share of the ceiling, and the server's 429s
+per 1,000 clips, whole run and steady state.
+
+    pip install -e ".[bench,dask]"
+    python benchmarks/bench_identities.py            # about 25 minutes on 2 cores
+    python benchmarks/bench_identities.py --quick    # 2 identities, local engine only
+    (the run's own log goes to stderr: 2>bench.log keeps the console to the results)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from audioset_downloader import cli  # noqa: E402
+from benchmarks.bench import machine  # noqa: E402
+from tests.conftest import write_config, write_csv  # noqa: E402
+from tests.support.audio import make_source  # noqa: E402
+from tests.support.limit import IdentityLimit  # noqa: E402
+from tests.support.server import Handler, MediaServer, Reply  # noqa: E402
+
+PER_SECOND = 4.0
+PENALTY_S = 2.0
+WARMUP_S = 60.0
+SOURCE_S = 40
+
+
+def _serve(root: str, port_pipe) -> None:
+    """The server process: the mirror behind the identity limit, and /_seen for what it saw."""
+    server = MediaServer(Path(root))
+    limit = IdentityLimit(server, per_second=PER_SECOND, penalty_s=PENALTY_S)
+
+    def control(handler: Handler) -> Reply | None:
+        if handler.url_path == "/_seen":
+            body = json.dumps([[s.time, s.who, s.path, s.status] for s in limit.seen]).encode()
+            return Reply(200, body, (("Content-Type", "application/json"),))
+        if handler.url_path == "/_reset":
+            with limit._lock:
+                limit.seen.clear()
+                limit._buckets.clear()
+            return Reply(200, b"ok")
+        return None
+
+    server.routes.insert(0, control)  # before the limit: control requests are nobody's
+    with server:
+        port_pipe.send(server.base_url)
+        while True:
+            time.sleep(3600)
+
+
+class Server:
+    def __init__(self, root: Path) -> None:
+        context = multiprocessing.get_context("spawn")
+        parent, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(str(root), child), daemon=True)
+        self.process.start()
+        self.base_url = parent.recv()
+
+    def get(self, path: str) -> bytes:
+        with urllib.request.urlopen(self.base_url + path) as response:
+            return response.read()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.join()
+
+
+@dataclass
+class Result:
+    identities: int
+    pace: str  # "fixed N/min" or "auto"
+    engine: str
+    clips: int
+    wall_s: float
+    requests_per_clip: float
+    ceiling_per_s: float
+    goodput_per_s: float
+    share_of_ceiling: float
+    steady_share_of_ceiling: float
+    refused_per_1000: float
+    steady_refused_per_1000: float
+    failed: int
+
+
+def run_scenario(server: Server, mirror: Path, source: Path, workdir: Path, identities: int, pace: str, engine: str,
+                 clips_per_identity: int, requests_per_clip_guess: float) -> Result:
+    server.get("/_reset")
+    work = workdir / f"{engine}-{identities}-{pace.split()[0]}"
+    work.mkdir(parents=True)
+    ids = [f"b{identities}{pace[0]}{engine[0]}{n:07d}"[:11] for n in range(clips_per_identity * identities)]
+    for ytid in ids:
+        os.link(source, mirror / f"{ytid}.m4a")
+    entries = []
+    for n in range(identities):
+        cookies = work / f"id{n}.txt"
+        cookies.write_text(f"# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\twho\tid{n}\n")
+        entries.append({"name": f"id{n}", "cookies_file": str(cookies)})
+    csv_path = write_csv(work / "eval_segments.csv", [f'{ytid}, 20.000, 30.000, "/m/a"' for ytid in ids])
+    fixed = 0.9 * 60 * PER_SECOND / requests_per_clip_guess
+    settings = {"CSV_FILE_NAMES": [str(csv_path)], "YTB_URL_FORMAT": server.base_url + "/{YTID}.m4a",
+                "BACKEND": "direct", "FALLBACK_BACKENDS": [], "OUTPUT_DIR": str(work / "out"), "TIMER": 0,
+                "IDENTITIES": entries, "RETRY_BACKOFF": 3.0,
+                "REQUESTS_PER_MINUTE": "auto" if pace == "auto" else round(fixed, 1)}
+    if engine == "dask":
+        settings.update(ENGINE="dask", DASK_WORKERS=2, WORKERS=4, SHARD_SIZE=25)
+    else:
+        settings.update(WORKERS=8)
+    config = write_config(work / "cfg.py", **settings)
+    started = time.monotonic()
+    code = cli.main(["--config", str(config)])
+    wall = time.monotonic() - started
+    if code != 0:
+        raise SystemExit(f"{work}: the run exited {code}; see {work / 'out'}")
+    seen = json.loads(server.get("/_seen"))
+    summary = json.loads((work / "out" / "eval_segments.summary.json").read_text())
+    written = summary["written"]
+    served = [s for s in seen if s[3] == 0]
+    refused = [s for s in seen if s[3] == 429]
+    per_clip = len(served) / max(1, written)
+    ceiling = identities * PER_SECOND / per_clip
+    t0 = min(s[0] for s in seen)
+    last_request = {}
+    for time_, _, path, status in served:
+        last_request[path] = time_  # a clip is done by its last served request
+    steady = [t for t in last_request.values() if t - t0 >= WARMUP_S]
+    steady_span = max(t for t in last_request.values()) - t0 - WARMUP_S
+    steady_refused = [s for s in refused if s[0] - t0 >= WARMUP_S]
+    result = Result(
+        identities, "auto" if pace == "auto" else f"fixed {fixed:.0f}/min", engine, written, round(wall, 1),
+        round(per_clip, 2), round(ceiling, 2), round(written / wall, 2), round(written / wall / ceiling, 3),
+        round(len(steady) / steady_span / ceiling, 3) if steady_span > 10 else float("nan"),
+        round(1000 * len(refused) / max(1, written), 1),
+        round(1000 * len(steady_refused) / max(1, len(steady)), 1) if steady else float("nan"),
+        sum(summary["failed"].values()))
+    print(json.dumps(asdict(result)), flush=True, file=sys.stderr)
+    return result
+
+
+def plot(results: list[Result], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (share, refused) = plt.subplots(1, 2, figsize=(11, 4))
+    for engine, marker in (("local", "o"), ("dask", "s")):
+        for pace, color in (("fixed", "tab:gray"), ("auto", "tab:blue")):
+            rows = [r for r in results if r.engine == engine and r.pace.startswith(pace)]
+            if not rows:
+                continue
+            label = f"{pace}, {engine}"
+            xs = [r.identities for r in rows]
+            share.plot(xs, [100 * r.steady_share_of_ceiling for r in rows], marker=marker, color=color,
+                       linestyle="-" if engine == "local" else "--", label=label)
+            refused.plot(xs, [r.steady_refused_per_1000 for r in rows], marker=marker, color=color,
+                         linestyle="-" if engine == "local" else "--", label=label)
+    share.axhline(90, color="tab:red", linewidth=0.8, linestyle=":", label="target 90 %")
+    share.set(xlabel="identities", ylabel="goodput, % of the ceiling (steady state)", ylim=(0, 110),
+              xticks=[1, 2, 4], title="Goodput against the per-identity limit")
+    refused.axhline(20, color="tab:red", linewidth=0.8, linestyle=":", label="target < 20")
+    refused.set(xlabel="identities", ylabel="429s per 1,000 clips (steady state)", xticks=[1, 2, 4],
+                title="429s the server sent")
+    share.legend(fontsize=8)
+    refused.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips-per-identity", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="2 identities, local engine only")
+    args = parser.parse_args()
+    counts = [2] if args.quick else [1, 2, 4]
+    engines = ["local"] if args.quick else ["local", "dask"]
+    with tempfile.TemporaryDirectory(prefix="bench-identities-") as temp:
+        workdir = Path(temp)
+        mirror = workdir / "mirror"
+        mirror.mkdir()
+        source = make_source(workdir / "source.m4a", SOURCE_S, "aac", rate=44100)
+        server = Server(mirror)
+        results = []
+        try:
+            for engine in engines:
+                for identities in counts:
+                    for pace in ("fixed", "auto"):
+                        results.append(run_scenario(server, mirror, source, workdir, identities, pace, engine,
+                                                    args.clips_per_identity, requests_per_clip_guess=3.0))
+        finally:
+            server.stop()
+    out = REPO / "benchmarks" / "out"
+    out.mkdir(exist_ok=True)
+    (out / "identities.json").write_text(json.dumps({"machine": machine(), "per_second": PER_SECOND,
+                                                     "penalty_s": PENALTY_S, "warmup_s": WARMUP_S,
+                                                     "results": [asdict(r) for r in results]}, indent=2))
+    plot(results, REPO / "benchmarks" / "identities.png")
+    print("| identities | pace | engine | clips | ceiling clips/s | goodput clips/s | % of ceiling (whole run) "
+          "| % of ceiling (steady) | 429s per 1,000 (whole) | 429s per 1,000 (steady) | failed |")
+    print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in results:
+        print(f"| {r.identities} | {r.pace} | {r.engine} | {r.clips} | {r.ceiling_per_s} | {r.goodput_per_s} | "
+              f"{100 * r.share_of_ceiling:.0f} % | {100 * r.steady_share_of_ceiling:.0f} % | "
+              f"{r.refused_per_1000:.0f} | {r.steady_refused_per_1000:.0f} | {r.failed} |")
+
+
+if __name__ == "__main__":
+    main()
