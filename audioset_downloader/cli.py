@@ -28,6 +28,7 @@ from .errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, ConfigError, Download
 from .inputs import input_file_problem
 from .layout import CsvOutputs
 from .labels import LabelFilter
+from .ledger import Ledger
 from .merge import csv_names, merge_csv
 from .pacing import Book, hosted_book, new_book, planned_per_minute, save_learned
 from .progress import duration, summary_table
@@ -187,12 +188,14 @@ def report_all(settings: Settings) -> int:
         outputs = CsvOutputs.for_csv(settings.output_dir, csv_path)
         outputs.root.mkdir(parents=True, exist_ok=True)
         with exclusive(outputs):  # not while a run is writing the manifests
-            csv_report = report.count(csv_path, outputs)
+            ledger = Ledger(outputs)
+            ledger.load()
+            csv_report = report.count(csv_path, ledger)
             files = report.write_report(csv_report, outputs, ontology)
         print(csv_report.headline())
         print("  wrote " + ", ".join(map(str, files)))
-    if hint := report.missing_plot_hint():
-        print(hint)
+        if len(files) == 1:
+            print('  the chart (X.report.png) needs matplotlib: pip install -e ".[report]"')
     return EXIT_OK
 
 

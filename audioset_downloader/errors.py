@@ -32,6 +32,10 @@ class ConfigError(DownloaderError):
     exit_code = EXIT_USAGE
 
 
+class NamedValueError(ValueError):
+    """A setting's value is wrong, and the message already names the wrong part: the whole value is not repeated."""
+
+
 class OutputLockedError(DownloaderError):
     """Another run is writing the same CSV's outputs."""
 

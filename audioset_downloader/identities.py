@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .cookies import load_cookies
-from .errors import ConfigError
+from .errors import ConfigError, NamedValueError
 from .socks import SCHEMES as SOCKS_SCHEMES
 
 DEFAULT_NAME = "default"
@@ -40,9 +40,9 @@ def check_proxy(value: Any) -> str:
     try:
         parts.port  # noqa: B018 - raises on a port that is not a number
     except ValueError:
-        raise ValueError(f"has a port that is not a number: {value!r}") from None
+        raise NamedValueError(f"has a port that is not a number: {value!r}") from None
     if parts.scheme not in PROXY_SCHEMES or not parts.hostname:
-        raise ValueError('must be an http:// or socks5:// proxy URL, e.g. "http://proxy.lab:3128" or '
+        raise NamedValueError('must be an http:// or socks5:// proxy URL, e.g. "http://proxy.lab:3128" or '
                          f'"socks5://user:password@proxy.lab:1080" (got {value!r})')
     return value
 
@@ -56,11 +56,11 @@ def check_identities(value: Any) -> tuple[Identity, ...]:
         try:
             identities.append(_identity(index, entry))
         except (ValueError, ConfigError) as exc:
-            raise ValueError(f"entry {index}: {exc}") from None
+            raise NamedValueError(f"entry {index}: {exc}") from None
     names = [identity.name for identity in identities]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise ValueError(f"names {repeated[0]!r} twice; give every identity its own name")
+        raise NamedValueError(f"names {repeated[0]!r} twice; give every identity its own name")
     return tuple(identities)
 
 

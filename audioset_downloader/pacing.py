@@ -56,6 +56,8 @@ class Pace(Protocol):
     """A pacing policy for one identity: its current pace, and what it learns from answers."""
 
     per_minute: float | None  # None: unpaced
+    ceiling: float | None  # what it has learnt of the limit (None: nothing)
+    probe_after: float | None
 
     def limited(self, answered_per_minute: float | None) -> None: ...
 
@@ -67,6 +69,8 @@ class Pace(Protocol):
 @dataclass
 class FixedPace:
     per_minute: float | None  # REQUESTS_PER_MINUTE as a number, or None: no cap
+    ceiling: float | None = None  # a fixed pace learns nothing
+    probe_after: float | None = None
 
     def limited(self, answered_per_minute: float | None) -> None:
         pass
@@ -316,8 +320,8 @@ class PacingBook:
                 unserved = max(0.0, identity.cooling_until - now)  # a cooldown the run did not live to see end
                 report.append(IdentityStats(identity.name, identity.stats.clips, identity.stats.rate_limited,
                                             round(identity.stats.cooling_s - unserved, 1),
-                                            identity.pace.per_minute, getattr(identity.pace, "ceiling", None),
-                                            getattr(identity.pace, "probe_after", None)))
+                                            identity.pace.per_minute, identity.pace.ceiling,
+                                            identity.pace.probe_after))
             return report
 
     def per_minute(self) -> float | None:

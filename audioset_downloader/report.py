@@ -60,10 +60,8 @@ class CsvReport:
                 f"{len(self.classes)} classes")
 
 
-def count(csv_path: Path, outputs: CsvOutputs) -> CsvReport:
-    """Per class and in all, from the CSV and its manifests (read-only)."""
-    ledger = Ledger(outputs)
-    ledger.load()
+def count(csv_path: Path, ledger: Ledger) -> CsvReport:
+    """Per class and in all, from the CSV and what its ledger holds (loaded, or just run)."""
     total, classes, invalid, reasons = Counts(), {}, 0, Counter[str]()
     for row in read_segments(csv_path):
         if type(row) is InvalidRow:
@@ -87,7 +85,7 @@ def count(csv_path: Path, outputs: CsvOutputs) -> CsvReport:
 
 
 def write_report(report: CsvReport, outputs: CsvOutputs, ontology: Ontology | None) -> list[Path]:
-    """X.report.csv, and X.report.png where matplotlib is installed; the files written."""
+    """X.report.csv, and X.report.png where matplotlib is installed (the report extra); the files written."""
     names = {mid: c.name for mid, c in ontology.by_mid.items()} if ontology else {}
     rows = sorted(report.classes.items(), key=lambda item: (item[1].availability, item[0]))
     text = io.StringIO()
@@ -130,12 +128,4 @@ def _plot(report: CsvReport, rows: list[tuple[str, Counts]], names: dict[str, st
     plt.close(fig)
     temp.replace(path)
     return path
-
-
-def missing_plot_hint() -> str:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return 'the picture (X.report.png) needs matplotlib: pip install -e ".[report]"'
-    return ""
 

@@ -280,8 +280,8 @@ def run_csv(csv_path: Path, settings: Settings, stop: threading.Event | None = N
             log.info("%s", summary.line())
             for entry in summary.identities:
                 log.info("%s (whole run so far)", IdentityStats(**entry).line())
-            # Counted from the manifests, so the card covers every run so far, not just this one.
-            card.write_card(report.count(csv_path, outputs), summary, settings, outputs)
+            # From the ledger (every run so far, not just this one), without reading the manifests again.
+            card.write_card(report.count(csv_path, run.ledger), summary, settings, outputs)
             return summary
 
 

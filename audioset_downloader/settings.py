@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
+from .errors import ConfigError, NamedValueError
 from .identities import DEFAULT_NAME, Identity, check_identities, check_proxy
 from .inputs import input_file_problem
 
@@ -382,8 +382,8 @@ def _checked(name: str, check: Callable[[Any], Any], raw: Any, where: str) -> An
     try:
         return check(raw)
     except ValueError as exc:
-        said = str(exc)  # a message that names the bad part already is not followed by the whole value
-        raise ConfigError(f"{where}: {name} {said}" + ("" if "(got " in said else f" (got {raw!r})")) from None
+        shown = "" if isinstance(exc, NamedValueError) else f" (got {raw!r})"
+        raise ConfigError(f"{where}: {name} {exc}{shown}") from None
 
 
 def load_settings(config_path: Path | None, overrides: Mapping[str, Any] | None = None) -> Settings:

@@ -88,8 +88,9 @@ def open_via_socks(socks_url: str, host: str, port: int, timeout: float = CONNEC
         if reply != 0:
             raise SocksError(f"{proxy.hostname}:{proxy.port} could not reach {host}:{port}: "
                              f"{_REPLIES.get(reply, f'error {reply}')}")
-        _exactly(sock, {1: 4, 4: 16}.get(kind) or _exactly(sock, 1)[0])  # the address it bound: unused
-        _exactly(sock, 2)
+        # The address it bound (unused): IPv4, IPv6, or a name with its length first; then the port.
+        length = {1: 4, 4: 16}.get(kind)
+        _exactly(sock, (length if length is not None else _exactly(sock, 1)[0]) + 2)
         sock.settimeout(None)
         return sock
     except BaseException:

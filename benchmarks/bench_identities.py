@@ -62,9 +62,7 @@ def _serve(root: str, port_pipe) -> None:
             body = json.dumps([[s.time, s.who, s.path, s.status] for s in limit.seen]).encode()
             return Reply(200, body, (("Content-Type", "application/json"),))
         if handler.url_path == "/_reset":
-            with limit._lock:
-                limit.seen.clear()
-                limit._buckets.clear()
+            limit.reset()
             return Reply(200, b"ok")
         return None
 

@@ -77,6 +77,14 @@ class IdentityLimit:
             (self.refused if refused else self.served)[who] += 1
         return Reply(429, b"Too Many Requests") if refused else None
 
+    def reset(self) -> None:
+        """Forget what it saw and every identity's bucket (a benchmark's next scenario)."""
+        with self._lock:
+            self.seen.clear()
+            self.refused.clear()
+            self.served.clear()
+            self._buckets.clear()
+
     def first_requests(self, who: str) -> list[float]:
         """When each clip (path) was first asked for by ``who``: the clip starts the server saw."""
         firsts: dict[str, float] = {}
