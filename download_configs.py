@@ -24,6 +24,13 @@ REMOVE_EXIST_DOWNLOADS = False
 # Where clips (OUTPUT_DIR/<csv name>/<YTID>.<format>) and manifests go.
 OUTPUT_DIR = "downloads"
 
+# "files": one file per clip. "webdataset": tar shards OUTPUT_DIR/<csv name>/<csv name>-000000.tar, ...
+# of CLIPS_PER_TAR clips, each clip with its .json (what a training loader reads fastest).
+OUTPUT_LAYOUT = "files"
+
+# With OUTPUT_LAYOUT = "webdataset": clips per shard (1000 ten-second wavs are about 1.7 GB).
+CLIPS_PER_TAR = 1000
+
 # What turns a YTID into media, tried first: "pytube" (the original's), "yt-dlp", "pytubefix"
 # (pip install -e ".[pytubefix]"), or "direct" (YTB_URL_FORMAT is the media URL itself).
 BACKEND = "pytube"

@@ -67,22 +67,14 @@ def render(report: CsvReport, summary: CsvSummary, settings: Settings, outputs: 
         f"ffmpeg {provenance.get('ffmpeg') or 'unknown'}.",
         f"- Format: {settings.clip_format}; sample rate: "
         f"{f'{settings.sample_rate} Hz' if settings.sample_rate else 'as the source (44.1 or 48 kHz)'}; "
-        f"channels: {settings.channels or 'as the source'}; layout: one file per segment (`{outputs.name}/`).",
+        f"channels: {settings.channels or 'as the source'}; layout: {_layout(settings, outputs)}.",
         "- Windows cut to the CSV's start and end times (within 20 ms; see the downloader's README).",
         f"- Pace: REQUESTS_PER_MINUTE = {pace!r} per identity, over {len(settings.identity_list)} "
         f"identit{'y' if len(settings.identity_list) == 1 else 'ies'}.",
         "",
         "## Loading it",
         "",
-        f"`{outputs.name}.split-pos.csv` lists every clip written: `file` (relative to this folder), `YTID`, "
-        "`start_seconds`, `end_seconds`, `positive_labels` (MIDs), `label_names`, `backend`. The clip folder "
-        "is a Hugging Face `audiofolder`:",
-        "",
-        "```python",
-        "import datasets",
-        f'clips = datasets.load_dataset("audiofolder", data_dir="{outputs.name}", split="train")',
-        'clips[0]["audio"]["array"], clips[0]["labels"], clips[0]["label_names"]',
-        "```",
+        *_loading(settings, outputs),
         "",
         "## Licence and citation",
         "",
@@ -97,6 +89,39 @@ def render(report: CsvReport, summary: CsvSummary, settings: Settings, outputs: 
         "",
     ]
     return "\n".join(lines)
+
+
+def _layout(settings: Settings, outputs: CsvOutputs) -> str:
+    if settings.output_layout == "webdataset":
+        return (f"WebDataset tar shards of {settings.clips_per_tar} clips (`{outputs.name}/{outputs.name}-000000.tar`, "
+                f"...; the last may hold fewer), each sample a `.{settings.clip_format}` and its `.json`")
+    return f"one file per segment (`{outputs.name}/`)"
+
+
+def _loading(settings: Settings, outputs: CsvOutputs) -> list[str]:
+    name, ext = outputs.name, settings.clip_format
+    listed = (f"`{name}.split-pos.csv` lists every clip written: `file` (relative to this folder), `YTID`, "
+              "`start_seconds`, `end_seconds`, `positive_labels` (MIDs), `label_names`, `backend`")
+    if settings.output_layout == "files":
+        return [f"{listed}. The clip folder is a Hugging Face `audiofolder`:", "",
+                "```python", "import datasets",
+                f'clips = datasets.load_dataset("audiofolder", data_dir="{name}", split="train")',
+                'clips[0]["audio"]["array"], clips[0]["labels"], clips[0]["label_names"]', "```"]
+    decodes = ext in ("wav", "flac", "opus")  # datasets 3's Audio extensions among ours
+    array = '["array"]' if decodes else ""
+    decoded = "" if decodes else f" (it does not decode `.{ext}`: it gives the bytes, for ffmpeg or torchaudio)"
+    return [
+        f"{listed}, with `file` the shard and `member` the clip in it. Each sample's key is the clip's name "
+        f"without its extension; its `.json` holds `YTID`, `start_seconds`, `end_seconds`, `labels` (MIDs) "
+        "and `label_names`. With the `webdataset` package:", "",
+        "```python", "import glob, io, json", "import soundfile, webdataset",
+        f'for sample in webdataset.WebDataset(sorted(glob.glob("{name}/{name}-*.tar")), shardshuffle=False):',
+        f'    audio, rate = soundfile.read(io.BytesIO(sample["{ext}"]))  # wav or flac; else decode with ffmpeg',
+        '    labels = json.loads(sample["json"])["labels"]', "```", "",
+        f"With Hugging Face `datasets`{decoded}:", "",
+        "```python", "import datasets",
+        f'clips = datasets.load_dataset("webdataset", data_files={{"train": "{name}/{name}-*.tar"}}, split="train")',
+        f'clips[0]["{ext}"]{array}, clips[0]["json"]["labels"], clips[0]["json"]["label_names"]', "```"]
 
 
 def write_card(report: CsvReport, summary: CsvSummary, settings: Settings, outputs: CsvOutputs) -> Path:

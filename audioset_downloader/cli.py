@@ -36,7 +36,7 @@ from .runner import exclusive, load_ontology, plan_csv, run_csv
 from .summary import CsvSummary
 from .segments import count_labels
 from .verify import verify_csv
-from .settings import AUDIO_FORMATS, BACKEND_NAMES, ENGINES, Settings, load_settings
+from .settings import AUDIO_FORMATS, BACKEND_NAMES, ENGINES, LAYOUTS, Settings, load_settings
 
 CONFIG_FILE_NAME = "download_configs.py"
 
@@ -44,6 +44,7 @@ CONFIG_FILE_NAME = "download_configs.py"
 _OVERRIDES = {
     "csv": "CSV_FILE_NAMES",
     "output_dir": "OUTPUT_DIR",
+    "layout": "OUTPUT_LAYOUT",
     "backend": "BACKEND",
     "timer": "TIMER",
     "workers": "WORKERS",
@@ -114,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--clip-timeout", type=float, metavar="S", help="give up on one clip after S seconds (CLIP_TIMEOUT)")
     out = parser.add_argument_group("what to write")
     out.add_argument("--output-dir", metavar="DIR", help="where clips and manifests go (OUTPUT_DIR)")
+    out.add_argument("--layout", choices=LAYOUTS,
+                     help="a file per clip, or tar shards of CLIPS_PER_TAR clips (OUTPUT_LAYOUT)")
     out.add_argument("--format", dest="audio_format", choices=AUDIO_FORMATS, help="audio format (AUDIO_FORMAT)")
     out.add_argument("--sample-rate", type=int, metavar="HZ", help="resample to HZ (SAMPLE_RATE)")
     out.add_argument("--channels", type=int, metavar="N", help="mix to N channels (CHANNELS)")
@@ -313,7 +316,8 @@ def merge_all(settings: Settings, sources: list[Path]) -> int:
     for name in names:
         target = CsvOutputs(settings.output_dir, name)
         with exclusive(target):
-            print(merge_csv(name, [s for s in sources if name in held[s]], target, ontology).line())
+            print(merge_csv(name, [s for s in sources if name in held[s]], target, ontology,
+                            settings.tar_size).line())
     return EXIT_OK
 
 
@@ -335,8 +339,8 @@ def verify_all(settings: Settings, repair: bool) -> int:
             print(problem)
         found += len(report.problems)
         print(f"{csv_path}: {report.rows} rows checked, {len(report.problems)} problems"
-              + (f"; repaired: {len(report.broken_rows)} rows and {len(report.broken_rows) + len(report.unlisted)} "
-                 "files removed, a rerun fetches them again" if repair and report.problems else ""))
+              + (f"; repaired: {len(report.broken_rows)} rows and {report.removed} files removed, "
+                 "a rerun fetches them again" if repair and report.problems else ""))
     return EXIT_FATAL if found else EXIT_OK
 
 

@@ -32,6 +32,10 @@ class ConfigError(DownloaderError):
     exit_code = EXIT_USAGE
 
 
+class LayoutMismatch(ConfigError):
+    """OUTPUT_LAYOUT is not the layout OUTPUT_DIR already holds for a CSV."""
+
+
 class NamedValueError(ValueError):
     """A setting's value is wrong, and the message already names the wrong part: the whole value is not repeated."""
 

@@ -1,7 +1,8 @@
 """Where one CSV's outputs live under OUTPUT_DIR, and how files are written safely.
 
-For ``X.csv``: clips in ``X/``, manifests ``X.split-pos.csv`` and ``X.failed.csv``,
-the log ``X_dl.log``, the summary ``X.summary.json``. Every file is written under a
+For ``X.csv``: clips in ``X/`` (or, in the webdataset layout, tar shards
+``X/X-000000.tar``, ...), manifests ``X.split-pos.csv`` and ``X.failed.csv``, the log
+``X_dl.log``, the summary ``X.summary.json``. Every file is written under a
 temporary name and renamed when complete, so a reader never sees half a file.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import TextIO
 
 PARTIAL_SUFFIX = ".part"
+CLIP_NAME = re.compile(r"[A-Za-z0-9_-]+\.[a-z0-9]+")  # {stem}.{ext}: stems come from YTIDs
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,18 @@ class CsvOutputs:
         """The clip's path relative to OUTPUT_DIR, as split-pos.csv records it."""
         return f"{self.name}/{stem}.{extension}"
 
+    def shard_name(self, index: int) -> str:
+        return f"{self.name}-{index:06d}.tar"
+
+    def relative_shard(self, index: int) -> str:
+        """A shard's path relative to OUTPUT_DIR, as split-pos.csv records it."""
+        return f"{self.name}/{self.shard_name(index)}"
+
+    def shard_index(self, file_name: str) -> int | None:
+        """The index of a shard file named ``X-000012.tar``; None for any other name."""
+        match = re.fullmatch(rf"{re.escape(self.name)}-(\d{{6,}})\.tar", file_name)
+        return int(match.group(1)) if match else None
+
     def clip_path(self, stem: str, extension: str) -> Path:
         # Stems come from validated YTIDs; this guards the invariant all the same.
         path = self.listed_clip(self.relative_clip(stem, extension))
@@ -98,7 +113,7 @@ class CsvOutputs:
         return removed
 
     def existing_clips(self) -> set[str]:
-        """File names in the clip folder: one directory scan instead of a stat per row."""
+        """File names in the clip folder (clips and shards): one directory scan instead of a stat per row."""
         if not self.clip_dir.is_dir():
             return set()
         return {entry.name for entry in os.scandir(self.clip_dir)}

@@ -3,7 +3,8 @@
 Both are appended one flushed row at a time, so a killed run loses nothing it had
 recorded; a row torn by the kill is cut off when the file is next opened. A row is
 appended to split-pos.csv only after its clip was renamed into place, so a row
-always means a complete file.
+always means a complete file. In the webdataset layout the row names the tar shard
+and member the clip goes into, and the shard is packed later (shards.py).
 
 failed.csv holds the latest outcome of each segment that is not done, one row
 each: a new failure is appended at once; a segment that fails again, or succeeds
@@ -21,17 +22,21 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import FailureReason
-from .layout import CsvOutputs, atomic_writer
+from .errors import FailureReason, LayoutMismatch
+from .layout import CLIP_NAME, CsvOutputs, atomic_writer
+from .shards import Sample, ShardPacker, sample_json
 from .segments import UNDECODABLE as _UNDECODABLE
 from .segments import OneLine, Segment, parse_ms, row_key
 
 log = logging.getLogger(__name__)
 
-SPLIT_POS_HEADER = ("file", "YTID", "start_seconds", "end_seconds", "positive_labels", "label_names", "backend")
+# file: the clip, or in the webdataset layout the shard holding it as member (empty otherwise).
+SPLIT_POS_HEADER = ("file", "YTID", "start_seconds", "end_seconds", "positive_labels", "label_names", "backend",
+                    "member")
+MEMBER = SPLIT_POS_HEADER.index("member")
 # Hugging Face's audiofolder layout: datasets.load_dataset("audiofolder", data_dir=OUTPUT_DIR/X)
 METADATA_HEADER = ("file_name", "YTID", "start_seconds", "end_seconds", "labels", "label_names", "backend")
-# Rows written by earlier versions lack the last columns: label_names (the 6th), then backend.
+# Rows written by earlier versions lack the last columns: label_names (the 6th), backend, member.
 OLDEST_SPLIT_POS_ROW = 5
 FAILED_HEADER = ("YTID", "start_seconds", "end_seconds", "reason", "detail")
 REWRITE_EVERY = 1000  # pending changes to failed.csv before it is rewritten mid-run
@@ -203,11 +208,19 @@ def _times_problem(row: list[str]) -> str | None:
 
 
 class Ledger:
-    """What is done and what failed, for one CSV; the only writer of its manifests."""
+    """What is done and what failed, for one CSV; the only writer of its manifests.
 
-    def __init__(self, outputs: CsvOutputs, label_names: Callable[[str], str] = lambda labels: "") -> None:
+    ``tar_size``: the webdataset layout, this many clips per shard; None: the files layout.
+    """
+
+    def __init__(self, outputs: CsvOutputs, label_names: Callable[[str], str] = lambda labels: "",
+                 tar_size: int | None = None) -> None:
         self.outputs = outputs
         self._label_names = label_names  # "/m/0bt9lr,/m/05tny_" -> "Dog;Bark"
+        self._packer = ShardPacker(outputs, tar_size) if tar_size is not None else None
+        self._layouts: set[str] = set()  # the layouts the rows read were written in
+        self._staged: dict[int, list[Sample]] = {}  # clips recorded for a shard not packed yet
+        self._leftovers: list[str] = []  # loose copies of clips whose shard exists
         self._split_pos = split_pos_csv(outputs)
         self._metadata = AppendOnlyCsv(outputs.metadata, METADATA_HEADER, OLDEST_SPLIT_POS_ROW)
         self._failed_csv = AppendOnlyCsv(outputs.failed, FAILED_HEADER)
@@ -222,27 +235,53 @@ class Ledger:
     def open(self) -> None:
         """Load, repair what a kill left behind, and get ready to record."""
         split_pos_stale, failed_stale = self._load(repair=True)
+        self._check_layout()
         if split_pos_stale or not self._split_pos.has_current_header():
             self._split_pos.rewrite(self._live_split_pos_rows(self.outputs.existing_clips()))
         if failed_stale or not self._failed_csv.has_current_header():
             self._failed_csv.rewrite(row.fields() for row in self.failed.values())
+        if self._packer is not None:
+            self._packer.resume(self._staged, self._leftovers, self.outputs.existing_clips())
         # metadata.csv follows split-pos.csv row for row; rebuilt from it when they differ.
-        if self._metadata.count_rows() != len(self.done) or not self._metadata.has_current_header():
+        elif self._metadata.count_rows() != len(self.done) or not self._metadata.has_current_header():
             self._metadata.rewrite(_metadata_row(row) for row in self._split_pos.rows(repair=False))
         self._split_pos.open()
         self._failed_csv.open()
-        self._metadata.open()
+        if self._packer is None:
+            self._metadata.open()
+
+    def _check_layout(self) -> None:
+        """One OUTPUT_DIR holds one layout: refuse to add clips in the other."""
+        wanted = "files" if self._packer is None else "webdataset"
+        other = ({"files", "webdataset"} - {wanted}).pop()
+        if other in self._layouts:
+            raise LayoutMismatch(
+                f"{self.outputs.split_pos}: its clips are in the {other} layout, but OUTPUT_LAYOUT is {wanted!r}; "
+                f"set OUTPUT_LAYOUT = {other!r} (--layout {other}) to go on with it, or convert it with "
+                f"--layout {wanted} --output-dir NEW_DIR --merge {self.outputs.root}")
 
     def _load(self, repair: bool) -> tuple[bool, bool]:
         """Fill ``done`` and ``failed``; say which file holds rows to drop."""
         present = self.outputs.existing_clips()
         dropped = 0
         for row in self._split_pos.rows(repair):
-            key = _live_key(row, present, self.done)
+            key = _live_key(row, present, self.done, self.outputs)
             if key is None:
                 dropped += 1
+                continue
+            self.done.add(key)
+            member = row[MEMBER] if len(row) > MEMBER else ""
+            self._layouts.add("webdataset" if member else "files")
+            if not member:
+                continue
+            shard = row[0].rpartition("/")[2]
+            if shard in present:
+                if member in present:
+                    self._leftovers.append(member)
             else:
-                self.done.add(key)
+                index = self.outputs.shard_index(shard)
+                assert index is not None, "_live_key keeps only rows naming a shard"
+                self._staged.setdefault(index, []).append((member, sample_json(*row[1:6])))
         if dropped:
             log.info("%s: %d rows whose clip is missing or repeated are dropped; those clips are fetched again",
                      self.outputs.split_pos.name, dropped)
@@ -259,7 +298,7 @@ class Ledger:
     def _live_split_pos_rows(self, present: set[str]) -> Iterator[list[str]]:
         kept: set[tuple] = set()
         for row in self._split_pos.rows(repair=False):
-            key = _live_key(row, present, kept)
+            key = _live_key(row, present, kept, self.outputs)
             if key is not None:
                 kept.add(key)
                 if len(row) == OLDEST_SPLIT_POS_ROW:  # written before label_names existed
@@ -279,10 +318,19 @@ class Ledger:
         return row is not None and row.failure_reason is not None and row.failure_reason.permanent
 
     def record_written(self, segment: Segment, relative_file: str, backend: str) -> None:
-        row = (relative_file, segment.ytid, segment.start_text, segment.end_text, segment.labels_text,
-               self._label_names(segment.labels_text), backend)
+        """A clip now at ``relative_file`` (relative to OUTPUT_DIR), complete."""
+        names = self._label_names(segment.labels_text)
+        member = ""
+        if self._packer is not None:  # the loose clip becomes a member of the open shard
+            member = relative_file.rpartition("/")[2]
+            relative_file = self._packer.assign()
+        row = (relative_file, segment.ytid, segment.start_text, segment.end_text, segment.labels_text, names,
+               backend, member)
         self._split_pos.append(row)
-        self._metadata.append(_metadata_row(row))
+        if self._packer is None:
+            self._metadata.append(_metadata_row(row))
+        else:
+            self._packer.add(member, sample_json(*row[1:6]))
         self.done.add(segment.key)
         if self.failed.pop(segment.key, None) is not None:
             self._changed()
@@ -306,6 +354,11 @@ class Ledger:
             self._failed_csv.rewrite(row.fields() for row in self.failed.values())
             self._pending_changes = 0
 
+    def finish(self) -> None:
+        """Everything planned is recorded: pack the last shard, however short (webdataset layout)."""
+        if self._packer is not None:
+            self._packer.finish()
+
     def close(self) -> None:
         self.flush_changes()
         self._split_pos.close()
@@ -319,18 +372,26 @@ def split_pos_csv(outputs: CsvOutputs) -> AppendOnlyCsv:
 
 def _metadata_row(split_pos_row: Iterable[str]) -> list[str]:
     file, *rest = split_pos_row
-    return [file.rpartition("/")[2], *rest]
+    return [file.rpartition("/")[2], *rest][: len(METADATA_HEADER)]
 
 
-def _live_key(row: list[str], present: set[str], seen: set[tuple]) -> tuple | None:
+def _live_key(row: list[str], present: set[str], seen: set[tuple], outputs: CsvOutputs) -> tuple | None:
     """The key of a split-pos row that still counts: its clip present, not repeated.
 
-    The row is well-formed: split_pos_csv() leaves out (and keeps) any other.
+    Present means the file is there: the clip, or the shard it was packed into, or for a
+    shard not packed yet, the clip loose in the clip folder. The row is well-formed:
+    split_pos_csv() leaves out (and keeps) any other.
     """
     key = row_key(row[1], row[2], row[3])
-    if key in seen or row[0].rpartition("/")[2] not in present:
+    if key in seen:
         return None
-    return key
+    file = row[0].rpartition("/")[2]
+    member = row[MEMBER] if len(row) > MEMBER else ""
+    if member:
+        if outputs.shard_index(file) is None or row[0] != f"{outputs.name}/{file}" or not CLIP_NAME.fullmatch(member):
+            return None  # not a shard of this CSV, or not a clip's name: not a row this tool wrote
+        return key if file in present or member in present else None
+    return key if file in present else None
 
 
 def _one_line(text: str) -> str:

@@ -63,7 +63,7 @@ class CsvRun:
         self.outputs = CsvOutputs.for_csv(settings.output_dir, csv_path)
         ontology = load_ontology(settings)
         self.label_filter = LabelFilter.from_settings(settings, ontology) if ontology else None
-        self.ledger = Ledger(self.outputs, ontology.names if ontology else lambda labels: "")
+        self.ledger = Ledger(self.outputs, ontology.names if ontology else lambda labels: "", settings.tar_size)
         self.summary = CsvSummary(csv=str(csv_path))
         self._failed = Counter[str]()
         self._by_backend = Counter[str]()
@@ -170,6 +170,8 @@ class CsvRun:
             dispatch(worker, self.plan(), self.record, self.stop)
             if worker.reachability.never_answered and not self.summary.written and not self._failed:
                 raise worker.reachability.down_error()  # fewer clips than it takes to say so mid-run
+            if not self.stop.is_set():
+                self.ledger.finish()  # through the whole plan: its last clips are packed too
         except KeyboardInterrupt:
             self.summary.interrupted = True
             raise

@@ -29,6 +29,7 @@ BACKEND_NAMES = ("pytube", "yt-dlp", "pytubefix", "direct")
 # Backends that resolve a YouTube video, and so can stand in for one another.
 YOUTUBE_BACKENDS = ("pytube", "yt-dlp", "pytubefix")
 ENGINES = ("local", "dask")
+LAYOUTS = ("files", "webdataset")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -42,6 +43,8 @@ class Settings:
     down_highest_quality: bool = False
     remove_exist_downloads: bool = False
     output_dir: Path = Path("downloads")
+    output_layout: str = "files"  # or "webdataset": tar shards (shards.py)
+    clips_per_tar: int = 1000
     backend: str = "pytube"
     # Tried in turn when BACKEND fails for reasons of its own (not the video's); see failover.py.
     fallback_backends: tuple[str, ...] = ("yt-dlp", "pytubefix")
@@ -95,6 +98,11 @@ class Settings:
         if self.cache_dir is not None:
             return self.cache_dir
         return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "audioset-downloader"
+
+    @property
+    def tar_size(self) -> int | None:
+        """Clips per tar shard in the webdataset layout; None in the files layout."""
+        return self.clips_per_tar if self.output_layout == "webdataset" else None
 
     @property
     def identity_list(self) -> tuple[Identity, ...]:
@@ -271,6 +279,8 @@ CONSTANTS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "DOWN_HIGHEST_QUALITY": ("down_highest_quality", _flag),
     "REMOVE_EXIST_DOWNLOADS": ("remove_exist_downloads", _flag),
     "OUTPUT_DIR": ("output_dir", _path),
+    "OUTPUT_LAYOUT": ("output_layout", _choice(LAYOUTS)),
+    "CLIPS_PER_TAR": ("clips_per_tar", _whole(1, 1_000_000)),
     "BACKEND": ("backend", _choice(BACKEND_NAMES)),
     "FALLBACK_BACKENDS": ("fallback_backends", _fallbacks),
     "AUDIO_FORMAT": ("audio_format", _choice(AUDIO_FORMATS)),

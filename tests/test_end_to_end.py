@@ -51,14 +51,15 @@ def test_a_full_run_writes_clips_manifests_and_log(project: Path) -> None:
     out = project / "out"
 
     rows = read_rows(out / "eval_segments.split-pos.csv")
-    assert rows[0] == ["file", "YTID", "start_seconds", "end_seconds", "positive_labels", "label_names", "backend"]
+    assert rows[0] == ["file", "YTID", "start_seconds", "end_seconds", "positive_labels", "label_names", "backend",
+                       "member"]
     assert sorted(rows[1:]) == sorted([
         ["eval_segments/--4gqARaEJE.wav", "--4gqARaEJE", "0.000", "10.000", "/m/068hy,/m/07q6cd_,/m/0bt9lr,/m/0jbk",
-         "Domestic animals, pets;Squeak;Dog;Animal", "direct"],
-        ["eval_segments/-0DLPzsiXXE.wav", "-0DLPzsiXXE", "137.300", "147.300", "/m/04rlf", "Music", "direct"],
-        ["eval_segments/aaaaaaaaaaa.wav", "aaaaaaaaaaa", "12.000", "20.000", "/m/09x0r", "Speech", "direct"],
+         "Domestic animals, pets;Squeak;Dog;Animal", "direct", ""],
+        ["eval_segments/-0DLPzsiXXE.wav", "-0DLPzsiXXE", "137.300", "147.300", "/m/04rlf", "Music", "direct", ""],
+        ["eval_segments/aaaaaaaaaaa.wav", "aaaaaaaaaaa", "12.000", "20.000", "/m/09x0r", "Speech", "direct", ""],
         ["eval_segments/bbbbbbbbbbb.wav", "bbbbbbbbbbb", "290.000", "300.000", "/m/0jbk,/m/068hy",
-         "Animal;Domestic animals, pets", "direct"],
+         "Animal;Domestic animals, pets", "direct", ""],
     ])
     # The labels are one quoted field in the file itself, as in Google's CSVs.
     assert '"/m/0jbk,/m/068hy"' in (out / "eval_segments.split-pos.csv").read_text()
@@ -262,8 +263,9 @@ def test_many_workers_lose_and_interleave_no_rows(tmp_path: Path, mirror: Mirror
                  BACKEND="direct", OUTPUT_DIR=str(tmp_path / "out"), TIMER=0, WORKERS=16)
     assert run_script("--config", "cfg.py", cwd=tmp_path).returncode == 0
     rows = read_rows(tmp_path / "out" / "eval_segments.split-pos.csv")
-    assert rows[0] == ["file", "YTID", "start_seconds", "end_seconds", "positive_labels", "label_names", "backend"]
+    assert rows[0] == ["file", "YTID", "start_seconds", "end_seconds", "positive_labels", "label_names", "backend",
+                       "member"]
     assert sorted(row[1] for row in rows[1:]) == sorted(ids)
-    assert all(row == [f"eval_segments/{row[1]}.wav", row[1], "5.000", "7.000", "/m/a,/m/b", "/m/a;/m/b", "direct"]
+    assert all(row == [f"eval_segments/{row[1]}.wav", row[1], "5.000", "7.000", "/m/a,/m/b", "/m/a;/m/b", "direct", ""]
                for row in rows[1:])
     assert all((tmp_path / "out" / row[0]).stat().st_size > 300_000 for row in rows[1:])

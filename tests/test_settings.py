@@ -60,6 +60,9 @@ def _config(tmp_path: Path, **constants: object) -> Path:
         ({"SHARD": "3/3"}, 'SHARD must be "K/N" with 0 <= K < N'),
         ({"SHARD_SIZE": 0}, "SHARD_SIZE must be from 1 to 1000000"),
         ({"VIDEO": 1}, "VIDEO must be True or False"),
+        ({"OUTPUT_LAYOUT": "tar"}, "OUTPUT_LAYOUT must be one of 'files', 'webdataset'"),
+        ({"CLIPS_PER_TAR": 0}, "CLIPS_PER_TAR must be from 1 to 1000000"),
+        ({"CLIPS_PER_TAR": 10.5}, "CLIPS_PER_TAR must be a whole number from 1 to 1000000"),
     ],
 )
 def test_bad_config_stops_with_one_line_naming_the_setting(

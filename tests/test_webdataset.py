@@ -1,0 +1,331 @@
+"""OUTPUT_LAYOUT = "webdataset": tar shards of CLIPS_PER_TAR samples, kill-safe, verified, merged, loadable."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audioset_downloader import cli
+from audioset_downloader.layout import CsvOutputs
+from audioset_downloader.ledger import Ledger
+from audioset_downloader.segments import read_segments
+from tests.conftest import REPO, run_script, write_config, write_csv
+from tests.support.audio import decode, window_offset
+from tests.support.server import MediaServer
+
+PER_TAR = 5
+NAME = "eval_segments"
+LABELS = ["/m/0bt9lr,/m/05tny_", "/m/09x0r", "/m/0bt9lr"]
+NAMES = {"/m/0bt9lr": "Dog", "/m/05tny_": "Bark", "/m/09x0r": "Speech"}
+
+
+@dataclass
+class Site:
+    """A CSV of a few dozen segments and the mirror that serves them."""
+
+    root: Path
+    csv: Path
+    server: MediaServer
+    written: dict[tuple[str, float, float], list[str]]  # segments that exist: (YTID, start, end) -> labels
+
+    def config(self, name: str, **extra: object) -> Path:
+        constants = dict(CSV_FILE_NAMES=[str(self.csv)], BACKEND="direct", OUTPUT_DIR=str(self.root / name),
+                         YTB_URL_FORMAT=self.server.base_url + "/{YTID}.m4a", TIMER=0, WORKERS=3,
+                         SAMPLE_RATE=16000, CHANNELS=1, OUTPUT_LAYOUT="webdataset", CLIPS_PER_TAR=PER_TAR)
+        constants.update(extra)
+        return write_config(self.root / f"{name}.py", **constants)
+
+
+def make_site(root: Path, sources: Path, server_root: Path) -> tuple[Path, dict]:
+    ids = [f"shardclip{i:02d}" for i in range(22)]
+    rows, written = [], {}
+    for i, ytid in enumerate(ids):
+        start = 3 + 11 * i + (0.25 if i % 3 else 0)
+        labels = LABELS[i % 3]
+        rows.append(f'{ytid}, {start:.3f}, {start + 10:.3f}, "{labels}"')
+        written[(ytid, start, start + 10)] = labels.split(",")
+        (server_root / f"{ytid}.m4a").hardlink_to(sources / "tone300.m4a")
+    rows.append('shardclip00, 250.500, 260.500, "/m/09x0r"')  # a second window: key shardclip00_250500
+    written[("shardclip00", 250.5, 260.5)] = ["/m/09x0r"]
+    rows.append('gonevideo01, 0.000, 10.000, "/m/09x0r"')  # not on the mirror: failed, in no shard
+    return write_csv(root / f"{NAME}.csv", rows), written
+
+
+@pytest.fixture
+def site(tmp_path: Path, sources: Path):
+    served = tmp_path / "mirror"
+    served.mkdir()
+    csv_path, written = make_site(tmp_path, sources, served)
+    with MediaServer(served, latency_s=0.02) as server:
+        yield Site(tmp_path, csv_path, server, written)
+
+
+def shards(out: Path) -> list[Path]:
+    return sorted((out / NAME).glob(f"{NAME}-*.tar"))
+
+
+def samples(out: Path) -> dict[str, dict[str, bytes]]:
+    """Every sample of every shard: key -> {extension: bytes}; a key seen twice fails."""
+    found: dict[str, dict[str, bytes]] = {}
+    for shard in shards(out):
+        with tarfile.open(shard) as tar:
+            names = tar.getnames()
+            # WebDataset's convention: a sample's members follow one another, clip then json.
+            assert [name.partition(".")[2] for name in names] == ["wav", "json"] * (len(names) // 2), shard
+            for info in tar:
+                key, _, ext = info.name.partition(".")
+                assert ext not in found.setdefault(key, {}), f"{info.name} twice"
+                found[key][ext] = tar.extractfile(info).read()
+    return found
+
+
+def split_pos(out: Path) -> list[dict[str, str]]:
+    with open(out / f"{NAME}.split-pos.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def check_windows(out: Path, site: Site, scratch: Path) -> None:
+    """Each sample's clip is its segment's window, and its json is the segment's CSV row."""
+    got = samples(out)
+    assert len(got) == len(site.written)
+    keys = {}
+    for segment in read_segments(site.csv):
+        keys[(segment.ytid, segment.start_ms / 1000, segment.end_ms / 1000)] = segment.stem
+    for (ytid, start, end), labels in site.written.items():
+        sample = got[keys[(ytid, start, end)]]
+        meta = json.loads(sample["json"])
+        assert meta == {"YTID": ytid, "start_seconds": start, "end_seconds": end, "labels": labels,
+                        "label_names": [NAMES[mid] for mid in labels]}
+        clip_file = scratch / "clip.wav"
+        clip_file.write_bytes(sample["wav"])
+        clip = decode(clip_file)
+        assert clip.rate == 16000 and clip.channels == 1
+        assert abs(clip.duration - 10.0) < 0.02
+        assert abs(window_offset(clip, start)) < 0.02, (ytid, start)
+
+
+def test_a_run_packs_its_clips_into_shards_of_samples_that_are_their_windows(site: Site) -> None:
+    config = site.config("out")
+    assert cli.main(["--config", str(config)]) == 0
+    out = site.root / "out"
+    # 23 clips, 5 a shard: four full shards and a last of three, named in order.
+    assert [p.name for p in shards(out)] == [f"{NAME}-{i:06d}.tar" for i in range(5)]
+    assert [len(tarfile.open(p).getnames()) // 2 for p in shards(out)] == [5, 5, 5, 5, 3]
+    check_windows(out, site, site.root)
+    # Nothing is left beside the shards: no loose clip, no temporary file, no audiofolder metadata.
+    assert sorted(p.name for p in (out / NAME).iterdir()) == [p.name for p in shards(out)]
+    # split-pos.csv names each clip's shard and member, and the shard holds it.
+    rows = split_pos(out)
+    assert len(rows) == 23
+    for row in rows:
+        with tarfile.open(out / row["file"]) as tar:
+            assert row["member"] in tar.getnames() and row["member"].endswith(".wav")
+    assert {row["member"] for row in rows} == {f"{key}.wav" for key in samples(out)}
+    failed = list(csv.DictReader(open(out / f"{NAME}.failed.csv")))
+    assert [(row["YTID"], row["reason"]) for row in failed] == [("gonevideo01", "unavailable")]
+    card = (out / f"{NAME}.README.md").read_text()
+    assert "WebDataset tar shards of 5 clips" in card and 'load_dataset("webdataset"' in card
+    # A rerun has nothing to do and changes no shard.
+    before = {p.name: p.read_bytes() for p in shards(out)}
+    site.server.reset_counts()
+    assert cli.main(["--config", str(config)]) == 0
+    assert {p.name: p.read_bytes() for p in shards(out)} == before
+    assert sum(count for path, count in site.server.requests.items() if "shardclip" in path) == 0
+
+
+def test_the_shards_load_with_webdataset_and_with_datasets(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    webdataset = pytest.importorskip("webdataset")
+    datasets = pytest.importorskip("datasets")
+    import soundfile
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert cli.main(["--config", str(site.config("out"))]) == 0
+    out = site.root / "out"
+    on_disk = samples(out)
+    urls = [str(p) for p in shards(out)]
+
+    loaded = list(webdataset.WebDataset(urls, shardshuffle=False))
+    assert len(loaded) == len(site.written) == len(on_disk)
+    for sample in loaded:
+        expected = on_disk[sample["__key__"]]
+        assert sample["wav"] == expected["wav"] and json.loads(sample["json"]) == json.loads(expected["json"])
+        audio, rate = soundfile.read(io.BytesIO(sample["wav"]))
+        assert rate == 16000 and audio.shape == (160000,)
+
+    dataset = datasets.load_dataset("webdataset", data_files={"train": urls}, split="train",
+                                    cache_dir=str(site.root / "hf-cache"))
+    assert len(dataset) == len(on_disk)
+    for row in dataset:
+        expected = json.loads(on_disk[row["__key__"]]["json"])
+        assert row["json"] == expected
+        audio = row["wav"]
+        assert audio["sampling_rate"] == 16000 and len(audio["array"]) == 160000
+        reference, _ = soundfile.read(io.BytesIO(on_disk[row["__key__"]]["wav"]))
+        assert np.allclose(audio["array"], reference, atol=1e-4)
+
+
+def _rows_now(path: Path) -> int:
+    return len(path.read_text().splitlines()) - 1 if path.exists() else 0
+
+
+def test_killed_mid_shard_the_rerun_packs_its_clips_without_fetching_them_again(site: Site) -> None:
+    reference = run_script("--config", str(site.config("reference")), cwd=site.root)
+    assert reference.returncode == 0, reference.stderr
+    crashed = site.config("crashed", WORKERS=2)
+    out = site.root / "crashed"
+    listed = out / f"{NAME}.split-pos.csv"
+    process = subprocess.Popen([sys.executable, str(REPO / "AudioDownloader.py"), "--config", str(crashed)],
+                               cwd=site.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while _rows_now(listed) < PER_TAR + 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    rows = split_pos(out)
+    assert PER_TAR + 2 <= len(rows) < 23, "the kill came too late to be mid-shard"
+    # Mid-shard: the rows of the open shard name a shard not yet on disk, their clips loose beside the shards.
+    unpacked = [row for row in rows if not (out / row["file"]).exists()]
+    assert unpacked and all((out / NAME / row["member"]).is_file() for row in unpacked)
+
+    site.server.reset_counts()
+    final = run_script("--config", str(crashed), cwd=site.root)
+    assert final.returncode == 0, final.stderr
+    refetched = {row["YTID"] for row in rows} & {path.strip("/").removesuffix(".m4a")
+                                                 for path, count in site.server.requests.items() if count}
+    # shardclip00 has a second window, which may not have been written before the kill.
+    assert refetched <= {"shardclip00"} - {row["YTID"] for row in rows if row["start_seconds"] == "250.500"}
+
+    # The same samples as an uninterrupted run, none twice, in as many shards, nothing left over.
+    ref_samples, got_samples = samples(site.root / "reference"), samples(out)
+    assert got_samples == ref_samples
+    assert len(shards(out)) == len(shards(site.root / "reference")) == 5
+    assert sorted(p.name for p in (out / NAME).iterdir()) == [p.name for p in shards(out)]
+    assert not list(out.rglob("*.part"))
+    got_rows = split_pos(out)
+    assert len(got_rows) == len({(r["YTID"], r["start_seconds"]) for r in got_rows}) == 23
+
+
+def test_a_kill_between_packing_and_removing_the_loose_clips_loses_nothing(tmp_path: Path) -> None:
+    from tests.test_ledger import seg, write_clip
+
+    outputs = CsvOutputs(tmp_path, NAME)
+    outputs.prepare()
+    ledger = Ledger(outputs, tar_size=2)
+    ledger.open()
+    for ytid in ("aaaaaaaaaaa", "bbbbbbbbbbb", "ccccccccccc"):
+        ledger.record_written(seg(ytid), write_clip(outputs, ytid), "direct")
+    ledger.close()  # killed: not finished, so the third clip waits loose for its shard
+    shard = outputs.clip_dir / f"{NAME}-000000.tar"
+    assert tarfile.open(shard).getnames() == ["aaaaaaaaaaa.wav", "aaaaaaaaaaa.json", "bbbbbbbbbbb.wav",
+                                              "bbbbbbbbbbb.json"]
+    # As if killed after the rename, before the loose files went.
+    write_clip(outputs, "aaaaaaaaaaa")
+    reopened = Ledger(outputs, tar_size=2)
+    reopened.open()
+    assert len(reopened.done) == 3
+    assert not (outputs.clip_dir / "aaaaaaaaaaa.wav").exists()  # the shard has it
+    assert (outputs.clip_dir / "ccccccccccc.wav").exists()  # still waiting for shard 1
+    reopened.record_written(seg("ddddddddddd"), write_clip(outputs, "ddddddddddd"), "direct")
+    reopened.close()
+    assert tarfile.open(outputs.clip_dir / f"{NAME}-000001.tar").getnames()[::2] == ["ccccccccccc.wav",
+                                                                                     "ddddddddddd.wav"]
+    assert sorted(p.name for p in outputs.clip_dir.iterdir()) == [f"{NAME}-000000.tar", f"{NAME}-000001.tar"]
+
+
+def test_verify_checks_every_sample_and_repair_rewrites_the_shard(site: Site) -> None:
+    config = site.config("out")
+    assert cli.main(["--config", str(config)]) == 0
+    out = site.root / "out"
+    clean = run_script("--config", str(config), "--verify", cwd=site.root)
+    assert clean.returncode == 0 and "23 rows checked, 0 problems" in clean.stdout, clean.stdout
+
+    # Damage shard 1: one clip truncated, one json changed, one sample no row names.
+    victim = shards(out)[1]
+    members = [(info, tarfile.open(victim).extractfile(info).read()) for info in tarfile.open(victim)]
+    truncated, retitled = members[0][0].name, members[3][0].name
+    with tarfile.open(victim, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for info, data in members:
+            if info.name == truncated:
+                data = data[:2000]
+            elif info.name == retitled:
+                data = data.replace(b'"YTID": "', b'"YTID": "x')
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for name, data in (("strangerclp.wav", members[0][1]), ("strangerclp.json", b"{}")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    report = run_script("--config", str(config), "--verify", cwd=site.root)
+    assert report.returncode == 1
+    problems = [line for line in report.stdout.splitlines() if line.startswith(f"{NAME}: ")]
+    truncated_id = truncated.partition(".")[0]
+    retitled_id = retitled.partition(".")[0]
+    assert any(line.startswith(f"{NAME}: {truncated_id}: ") and "lasts" in line or "decode" in line
+               for line in problems), problems
+    assert f"{NAME}: {retitled_id}: {retitled} differs from the row in YTID" in problems
+    assert f"{NAME}: {victim.name}: sample strangerclp not in {NAME}.split-pos.csv" in problems
+    assert len(problems) == 3, problems
+
+    repaired = run_script("--config", str(config), "--verify", "--repair", cwd=site.root)
+    assert repaired.returncode == 1 and "repaired: 2 rows and 3 files removed" in repaired.stdout, repaired.stdout
+    names = tarfile.open(victim).getnames()
+    assert len(names) == 6 and not {truncated, retitled, "strangerclp.wav"} & set(names)
+    assert len(split_pos(out)) == 21
+    # A rerun fetches the two again, into a new shard; then everything checks.
+    site.server.reset_counts()
+    assert cli.main(["--config", str(config)]) == 0
+    assert len(shards(out)) == 6 and len(split_pos(out)) == 23
+    assert run_script("--config", str(config), "--verify", cwd=site.root).returncode == 0
+    check_windows(out, site, site.root)
+
+
+def test_merge_joins_shard_runs_and_converts_between_layouts(site: Site) -> None:
+    for part in ("0/2", "1/2"):
+        assert cli.main(["--config", str(site.config(f"part{part[0]}", SHARD=part))]) == 0
+    parts = [site.root / "part0", site.root / "part1"]
+    assert all(shards(part) for part in parts)
+    # Shards of the two runs into one webdataset: full shards again, every sample once.
+    merged = site.config("merged")
+    assert cli.main(["--config", str(merged), "--merge", *map(str, parts)]) == 0
+    assert [len(tarfile.open(p).getnames()) // 2 for p in shards(site.root / "merged")] == [5, 5, 5, 5, 3]
+    assert len(split_pos(site.root / "merged")) == 23
+    check_windows(site.root / "merged", site, site.root)
+    # Into the files layout: one clip per segment, the same bytes the shards held.
+    files = site.config("files", OUTPUT_LAYOUT="files")
+    assert cli.main(["--config", str(files), "--merge", str(site.root / "merged")]) == 0
+    folder = site.root / "files" / NAME
+    held = samples(site.root / "merged")
+    assert {p.stem: p.read_bytes() for p in folder.glob("*.wav")} == {key: s["wav"] for key, s in held.items()}
+    assert len(list(csv.DictReader(open(folder / "metadata.csv")))) == 23
+    # And back: a files layout into shards.
+    again = site.config("again")
+    assert cli.main(["--config", str(again), "--merge", str(site.root / "files")]) == 0
+    assert samples(site.root / "again") == held
+    assert run_script("--config", str(again), "--verify", cwd=site.root).returncode == 0
+    failed = list(csv.DictReader(open(site.root / "again" / f"{NAME}.failed.csv")))
+    assert [row["YTID"] for row in failed] == ["gonevideo01"]
+
+
+def test_an_output_dir_in_one_layout_is_not_continued_in_the_other(site: Site, capsys) -> None:
+    assert cli.main(["--config", str(site.config("out", TIMER=2, OUTPUT_LAYOUT="files"))]) == 0
+    before = (site.root / "out" / f"{NAME}.split-pos.csv").read_bytes()
+    code = cli.main(["--config", str(site.config("out", TIMER=2)), "--layout", "webdataset"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "its clips are in the files layout, but OUTPUT_LAYOUT is 'webdataset'" in err
+    assert "--merge" in err
+    assert (site.root / "out" / f"{NAME}.split-pos.csv").read_bytes() == before
+    assert not shards(site.root / "out")
