@@ -16,7 +16,9 @@ How a shard comes to be, so that a kill at any moment loses nothing:
 So a row's clip is in its shard when the shard exists (a shard only appears complete),
 and otherwise loose in X/, where the next run finds it and packs it; a loose file whose
 shard exists was left between step 3's rename and removal, and is removed. A run that
-gets through its whole plan also packs its last, shorter shard.
+gets through its whole plan also packs its last, shorter shard; the next run that adds
+clips unpacks that shard again (loose clips first, then the shard removed: the same two
+states) and fills it up, so that runs cut short by TIMER still make full shards.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import tarfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -121,6 +124,7 @@ class ShardPacker:
         self._open: int | None = None  # the shard being filled
         self._samples: list[Sample] = []  # its samples so far, loose in the clip folder
         self._next = 0
+        self._tail: int | None = None  # the last shard an earlier run packed, perhaps short
 
     def resume(self, staged: Mapping[int, list[Sample]], leftovers: Iterable[str], present: set[str]) -> None:
         """Carry on from what earlier runs left: drop loose copies of packed clips, pack full shards,
@@ -129,6 +133,7 @@ class ShardPacker:
             (self.outputs.clip_dir / name).unlink(missing_ok=True)
         packed = (self.outputs.shard_index(name) for name in present)
         self._next = max((index for index in packed if index is not None), default=-1) + 1
+        self._tail = self._next - 1 if self._next and not staged else None
         waiting = sorted(staged.items())
         for position, (index, samples) in enumerate(waiting):
             self._open, self._samples = index, list(samples)
@@ -139,9 +144,36 @@ class ShardPacker:
 
     def assign(self) -> str:
         """The shard (relative to OUTPUT_DIR) that the next clip goes into."""
+        if self._open is None and self._tail is not None:
+            self._reopen(self._tail)
+            self._tail = None
         if self._open is None:
             self._open, self._next = self._next, self._next + 1
         return self.outputs.relative_shard(self._open)
+
+    def _reopen(self, index: int) -> None:
+        """Unpack an earlier run's last shard, if short, to go on filling it."""
+        path = self.outputs.clip_dir / self.outputs.shard_name(index)
+        names = [info.name for info, _ in read_members(path)] if path.is_file() else []
+        clip_names = [name for name in names if not name.endswith(".json")]
+        paired = len(names) == 2 * len(clip_names) and set(names) == {*clip_names, *map(json_member, clip_names)}
+        if not names or len(clip_names) >= self.clips_per_tar or not paired:
+            return  # full, or not as this tool packs them (--verify says what is wrong): left as it is
+        clips, metas = [], {}
+        for info, content in read_members(path):
+            if info.name.endswith(".json"):
+                metas[info.name] = content.read()
+                continue
+            loose = self.outputs.clip_dir / info.name
+            temp = partial_path(loose)
+            with open(temp, "wb") as handle:
+                shutil.copyfileobj(content, handle)
+            os.utime(temp, (info.mtime, info.mtime))
+            os.replace(temp, loose)
+            clips.append(info.name)
+        path.unlink()  # every clip is loose now: the rows name a shard to be packed again
+        self._open, self._samples = index, [(clip, metas[json_member(clip)]) for clip in clips]
+        log.info("unpacked the short shard %s (%d clips) to fill it up", path.name, len(clips))
 
     def add(self, member: str, meta: bytes) -> None:
         """A clip now loose in the clip folder, its row recorded: packed with its shard once that is full."""

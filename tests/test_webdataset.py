@@ -252,6 +252,7 @@ def test_verify_checks_every_sample_and_repair_rewrites_the_shard(site: Site) ->
     clean = run_script("--config", str(config), "--verify", cwd=site.root)
     assert clean.returncode == 0 and "23 rows checked, 0 problems" in clean.stdout, clean.stdout
 
+    ytid_of = {row["member"]: row["YTID"] for row in split_pos(out)}
     # Damage shard 1: one clip truncated, one json changed, one sample no row names.
     victim = shards(out)[1]
     members = [(info, tarfile.open(victim).extractfile(info).read()) for info in tarfile.open(victim)]
@@ -271,10 +272,8 @@ def test_verify_checks_every_sample_and_repair_rewrites_the_shard(site: Site) ->
     report = run_script("--config", str(config), "--verify", cwd=site.root)
     assert report.returncode == 1
     problems = [line for line in report.stdout.splitlines() if line.startswith(f"{NAME}: ")]
-    truncated_id = truncated.partition(".")[0]
-    retitled_id = retitled.partition(".")[0]
-    assert any(line.startswith(f"{NAME}: {truncated_id}: ") and "lasts" in line or "decode" in line
-               for line in problems), problems
+    truncated_id, retitled_id = ytid_of[truncated], ytid_of[retitled.replace(".json", ".wav")]
+    assert any(line.startswith(f"{NAME}: {truncated_id}: file does not decode") for line in problems), problems
     assert f"{NAME}: {retitled_id}: {retitled} differs from the row in YTID" in problems
     assert f"{NAME}: {victim.name}: sample strangerclp not in {NAME}.split-pos.csv" in problems
     assert len(problems) == 3, problems
@@ -284,10 +283,13 @@ def test_verify_checks_every_sample_and_repair_rewrites_the_shard(site: Site) ->
     names = tarfile.open(victim).getnames()
     assert len(names) == 6 and not {truncated, retitled, "strangerclp.wav"} & set(names)
     assert len(split_pos(out)) == 21
-    # A rerun fetches the two again, into a new shard; then everything checks.
+    # A rerun fetches the two again, into the last shard (which had room for them); then everything checks.
     site.server.reset_counts()
     assert cli.main(["--config", str(config)]) == 0
-    assert len(shards(out)) == 6 and len(split_pos(out)) == 23
+    assert [len(tarfile.open(p).getnames()) // 2 for p in shards(out)] == [5, 3, 5, 5, 5]
+    assert len(split_pos(out)) == 23
+    fetched = {path.strip("/").removesuffix(".m4a") for path, count in site.server.requests.items() if count}
+    assert fetched == {truncated_id, retitled_id}
     assert run_script("--config", str(config), "--verify", cwd=site.root).returncode == 0
     check_windows(out, site, site.root)
 
@@ -329,3 +331,15 @@ def test_an_output_dir_in_one_layout_is_not_continued_in_the_other(site: Site, c
     assert "--merge" in err
     assert (site.root / "out" / f"{NAME}.split-pos.csv").read_bytes() == before
     assert not shards(site.root / "out")
+
+
+def test_runs_cut_short_by_timer_still_fill_their_shards(site: Site) -> None:
+    out = site.root / "out"
+    for run in range(1, 4):  # TIMER = 2: three clips a run, five to a shard
+        assert cli.main(["--config", str(site.config("out", TIMER=2))]) == 0
+        assert [len(tarfile.open(p).getnames()) // 2 for p in shards(out)] == [[3], [5, 1], [5, 4]][run - 1]
+        assert sorted(p.name for p in (out / NAME).iterdir()) == [p.name for p in shards(out)]
+    held = samples(out)
+    assert len(held) == len(split_pos(out)) == 9
+    assert {row["member"] for row in split_pos(out)} == {f"{key}.wav" for key in held}
+    assert run_script("--config", str(site.config("out")), "--verify", cwd=site.root).returncode == 0
