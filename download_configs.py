@@ -25,7 +25,7 @@ REMOVE_EXIST_DOWNLOADS = False
 OUTPUT_DIR = "downloads"
 
 # "files": one file per clip. "webdataset": tar shards OUTPUT_DIR/<csv name>/<csv name>-000000.tar, ...
-# of CLIPS_PER_TAR clips, each clip with its .json (what a training loader reads fastest).
+# of CLIPS_PER_TAR clips, each clip with its .json, instead of millions of small files (see README.md).
 OUTPUT_LAYOUT = "files"
 
 # With OUTPUT_LAYOUT = "webdataset": clips per shard (1000 ten-second wavs are about 1.7 GB).

@@ -9,6 +9,7 @@ temporary name and renamed when complete, so a reader never sees half a file.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -73,8 +74,12 @@ class CsvOutputs:
 
     def shard_index(self, file_name: str) -> int | None:
         """The index of a shard file named ``X-000012.tar``; None for any other name."""
-        match = re.fullmatch(rf"{re.escape(self.name)}-(\d{{6,}})\.tar", file_name)
+        match = self._shard_name.fullmatch(file_name)
         return int(match.group(1)) if match else None
+
+    @functools.cached_property
+    def _shard_name(self) -> re.Pattern[str]:  # asked once per row of a 2 M-row manifest: compiled once
+        return re.compile(rf"{re.escape(self.name)}-(\d{{6,}})\.tar")
 
     def clip_path(self, stem: str, extension: str) -> Path:
         # Stems come from validated YTIDs; this guards the invariant all the same.

@@ -126,16 +126,20 @@ class _ClipReader:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self._close()
+
+    def _close(self) -> None:
         if self._tar is not None:
             self._tar.close()
+            self._tar = None
 
     def place(self, shard: str | None, clip_name: str, final: Path) -> None:
         loose = self.origin.clip_dir / clip_name
         if shard is None or not (self.origin.clip_dir / shard).exists():  # a clip, or one not packed yet
             _place(loose, final)
             return
-        if shard != self._shard:
-            self.__exit__()
+        if shard != self._shard or self._tar is None:
+            self._close()
             self._tar, self._shard = tarfile.open(self.origin.clip_dir / shard, mode="r:"), shard
         assert self._tar is not None
         content = self._tar.extractfile(clip_name)  # KeyError when the shard lacks it

@@ -199,6 +199,6 @@ class ShardPacker:
     def _members(self, folder: Path) -> Iterator[tuple[tarfile.TarInfo, IO[bytes]]]:
         for member, meta in self._samples:
             with open(folder / member, "rb") as clip:
-                mtime = os.fstat(clip.fileno()).st_mtime
-                yield member_info(member, os.fstat(clip.fileno()).st_size, mtime), clip
-            yield member_info(json_member(member), len(meta), mtime), io.BytesIO(meta)
+                status = os.fstat(clip.fileno())
+                yield member_info(member, status.st_size, status.st_mtime), clip
+            yield member_info(json_member(member), len(meta), status.st_mtime), io.BytesIO(meta)

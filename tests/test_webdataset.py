@@ -137,6 +137,11 @@ def test_a_run_packs_its_clips_into_shards_of_samples_that_are_their_windows(sit
     assert [(row["YTID"], row["reason"]) for row in failed] == [("gonevideo01", "unavailable")]
     card = (out / f"{NAME}.README.md").read_text()
     assert "WebDataset tar shards of 5 clips" in card and 'load_dataset("webdataset"' in card
+    # --report counts from the manifests, whatever the layout.
+    assert cli.main(["--config", str(config), "--report"]) == 0
+    report = {row["mid"]: row for row in csv.DictReader(open(out / f"{NAME}.report.csv"))}
+    assert report["/m/09x0r"]["written"] == str(sum("/m/09x0r" in labels for labels in site.written.values()))
+    assert report["/m/09x0r"]["failed_permanent"] == "1"
     # A rerun has nothing to do and changes no shard.
     before = {p.name: p.read_bytes() for p in shards(out)}
     site.server.reset_counts()
@@ -175,6 +180,18 @@ def test_the_shards_load_with_webdataset_and_with_datasets(site: Site, monkeypat
         assert audio["sampling_rate"] == 16000 and len(audio["array"]) == 160000
         reference, _ = soundfile.read(io.BytesIO(on_disk[row["__key__"]]["wav"]))
         assert np.allclose(audio["array"], reference, atol=1e-4)
+
+    # The dataset card's own loading code runs as written, beside the data.
+    card = (out / f"{NAME}.README.md").read_text()
+    blocks = [block.split("\n", 1)[1] for block in card.split("```")[1::2] if block.startswith("python")]
+    assert len(blocks) == 2
+    monkeypatch.chdir(out)
+    namespace: dict = {}
+    exec(blocks[0], namespace)  # the webdataset loop: its last sample
+    assert namespace["rate"] == 16000 and namespace["labels"] in [labels for labels in site.written.values()]
+    exec(blocks[1].replace('split="train")', f'split="train", cache_dir={str(site.root / "hf-cache2")!r})'),
+         namespace)
+    assert len(namespace["clips"]) == len(on_disk)
 
 
 def _rows_now(path: Path) -> int:
