@@ -14,10 +14,10 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import IO, BinaryIO, TextIO
 
 PARTIAL_SUFFIX = ".part"
 CLIP_NAME = re.compile(r"[A-Za-z0-9_-]+\.[a-z0-9]+")  # {stem}.{ext}: stems come from YTIDs
@@ -134,12 +134,26 @@ def partial_path(final: Path) -> Path:
 @contextlib.contextmanager
 def atomic_writer(path: Path, errors: str = "strict") -> Iterator[TextIO]:
     """A text handle whose content replaces ``path`` only once complete: a crash leaves the old file."""
+    with _atomic(path, lambda temp: open(temp, "w", encoding="utf-8", newline="", errors=errors), True) as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def atomic_binary(path: Path, sync: bool = True) -> Iterator[BinaryIO]:
+    """A binary handle whose content appears at ``path`` only once complete; ``sync``: on disk first."""
+    with _atomic(path, lambda temp: open(temp, "wb"), sync) as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def _atomic(path: Path, opener: Callable[[Path], IO], sync: bool) -> Iterator[IO]:
     temp = partial_path(path)
     try:
-        with open(temp, "w", encoding="utf-8", newline="", errors=errors) as handle:
+        with opener(temp) as handle:
             yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)

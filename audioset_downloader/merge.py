@@ -23,7 +23,7 @@ from typing import IO
 
 from .cutter import FORMATS
 from .labels import Ontology
-from .layout import CsvOutputs, partial_path
+from .layout import CsvOutputs, atomic_binary, partial_path
 from .ledger import MEMBER, FailedRow, Ledger
 from .segments import new_segment, parse_ms
 
@@ -163,11 +163,6 @@ def _place(source: Path, final: Path) -> None:
 
 
 def _copy_in(content: IO[bytes], final: Path) -> None:
-    """Write ``content`` at ``final`` atomically."""
-    temp = partial_path(final)
-    try:
-        with open(temp, "wb") as handle:
-            shutil.copyfileobj(content, handle)
-        os.replace(temp, final)
-    finally:
-        temp.unlink(missing_ok=True)
+    """Write ``content`` at ``final`` atomically (not synced clip by clip, as _place does not)."""
+    with atomic_binary(final, sync=False) as handle:
+        shutil.copyfileobj(content, handle)

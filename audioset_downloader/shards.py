@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
-from .layout import CsvOutputs, partial_path
+from .layout import CsvOutputs, atomic_binary
 
 log = logging.getLogger(__name__)
 
@@ -58,21 +58,13 @@ def json_member(member: str) -> str:
 
 def write_shard(final: Path, members: Iterable[tuple[tarfile.TarInfo, IO[bytes]]]) -> int:
     """Write a tar of ``members`` at ``final``, complete before it has its name; returns how many."""
-    temp = partial_path(final)
     count = 0
-    try:
-        with open(temp, "wb") as raw:
-            # USTAR: the plainest tar, which every reader takes (member names are short).
-            with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-                for info, content in members:
-                    tar.addfile(info, content)
-                    count += 1
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(temp, final)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    with atomic_binary(final) as raw:
+        # USTAR: the plainest tar, which every reader takes (member names are short).
+        with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            for info, content in members:
+                tar.addfile(info, content)
+                count += 1
     _sync_folder(final.parent)  # the rename reaches the disk before the loose files go
     return count
 
@@ -164,12 +156,10 @@ class ShardPacker:
             if info.name.endswith(".json"):
                 metas[info.name] = content.read()
                 continue
-            loose = self.outputs.clip_dir / info.name
-            temp = partial_path(loose)
-            with open(temp, "wb") as handle:
+            with atomic_binary(self.outputs.clip_dir / info.name) as handle:
                 shutil.copyfileobj(content, handle)
-            os.utime(temp, (info.mtime, info.mtime))
-            os.replace(temp, loose)
+                handle.flush()  # before the time is set back: a later write would move it again
+                os.utime(handle.fileno(), (info.mtime, info.mtime))
             clips.append(info.name)
         path.unlink()  # every clip is loose now: the rows name a shard to be packed again
         self._open, self._samples = index, [(clip, metas[json_member(clip)]) for clip in clips]

@@ -97,12 +97,13 @@ def test_dask_packs_the_same_shards_as_the_local_engine(tmp_path: Path, mirror: 
     import tarfile
 
     def held(out: str) -> tuple[list[int], dict[str, bytes]]:
-        shards = sorted((tmp_path / out / "eval_segments").glob("eval_segments-*.tar"))
-        members: dict[str, bytes] = {}
-        for shard in shards:
+        sizes, members = [], {}
+        for shard in sorted((tmp_path / out / "eval_segments").glob("eval_segments-*.tar")):
             with tarfile.open(shard) as tar:
-                members.update((info.name, tar.extractfile(info).read()) for info in tar)
-        return [len(tarfile.open(shard).getnames()) // 2 for shard in shards], members
+                found = {info.name: tar.extractfile(info).read() for info in tar}
+            sizes.append(len(found) // 2)
+            members.update(found)
+        return sizes, members
 
     shards = {"OUTPUT_LAYOUT": "webdataset", "CLIPS_PER_TAR": 4}
     assert cli.main(["--config", str(configure(tmp_path, mirror, "local", **shards))]) == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -76,6 +75,20 @@ def shards(out: Path) -> list[Path]:
     return sorted((out / NAME).glob(f"{NAME}-*.tar"))
 
 
+def sizes(out: Path) -> list[int]:
+    """Samples per shard, in shard order."""
+    counted = []
+    for shard in shards(out):
+        with tarfile.open(shard) as tar:
+            counted.append(len(tar.getnames()) // 2)
+    return counted
+
+
+def members(shard: Path) -> list[str]:
+    with tarfile.open(shard) as tar:
+        return tar.getnames()
+
+
 def samples(out: Path) -> dict[str, dict[str, bytes]]:
     """Every sample of every shard: key -> {extension: bytes}; a key seen twice fails."""
     found: dict[str, dict[str, bytes]] = {}
@@ -122,7 +135,7 @@ def test_a_run_packs_its_clips_into_shards_of_samples_that_are_their_windows(sit
     out = site.root / "out"
     # 23 clips, 5 a shard: four full shards and a last of three, named in order.
     assert [p.name for p in shards(out)] == [f"{NAME}-{i:06d}.tar" for i in range(5)]
-    assert [len(tarfile.open(p).getnames()) // 2 for p in shards(out)] == [5, 5, 5, 5, 3]
+    assert sizes(out) == [5, 5, 5, 5, 3]
     check_windows(out, site, site.root)
     # Nothing is left beside the shards: no loose clip, no temporary file, no audiofolder metadata.
     assert sorted(p.name for p in (out / NAME).iterdir()) == [p.name for p in shards(out)]
@@ -133,13 +146,13 @@ def test_a_run_packs_its_clips_into_shards_of_samples_that_are_their_windows(sit
         with tarfile.open(out / row["file"]) as tar:
             assert row["member"] in tar.getnames() and row["member"].endswith(".wav")
     assert {row["member"] for row in rows} == {f"{key}.wav" for key in samples(out)}
-    failed = list(csv.DictReader(open(out / f"{NAME}.failed.csv")))
+    failed = list(csv.DictReader((out / f"{NAME}.failed.csv").read_text().splitlines()))
     assert [(row["YTID"], row["reason"]) for row in failed] == [("gonevideo01", "unavailable")]
     card = (out / f"{NAME}.README.md").read_text()
     assert "WebDataset tar shards of 5 clips" in card and 'load_dataset("webdataset"' in card
     # --report counts from the manifests, whatever the layout.
     assert cli.main(["--config", str(config), "--report"]) == 0
-    report = {row["mid"]: row for row in csv.DictReader(open(out / f"{NAME}.report.csv"))}
+    report = {row["mid"]: row for row in csv.DictReader((out / f"{NAME}.report.csv").read_text().splitlines())}
     assert report["/m/09x0r"]["written"] == str(sum("/m/09x0r" in labels for labels in site.written.values()))
     assert report["/m/09x0r"]["failed_permanent"] == "1"
     # A rerun has nothing to do and changes no shard.
@@ -246,7 +259,7 @@ def test_a_kill_between_packing_and_removing_the_loose_clips_loses_nothing(tmp_p
         ledger.record_written(seg(ytid), write_clip(outputs, ytid), "direct")
     ledger.close()  # killed: not finished, so the third clip waits loose for its shard
     shard = outputs.clip_dir / f"{NAME}-000000.tar"
-    assert tarfile.open(shard).getnames() == ["aaaaaaaaaaa.wav", "aaaaaaaaaaa.json", "bbbbbbbbbbb.wav",
+    assert members(shard) == ["aaaaaaaaaaa.wav", "aaaaaaaaaaa.json", "bbbbbbbbbbb.wav",
                                               "bbbbbbbbbbb.json"]
     # As if killed after the rename, before the loose files went.
     write_clip(outputs, "aaaaaaaaaaa")
@@ -257,7 +270,7 @@ def test_a_kill_between_packing_and_removing_the_loose_clips_loses_nothing(tmp_p
     assert (outputs.clip_dir / "ccccccccccc.wav").exists()  # still waiting for shard 1
     reopened.record_written(seg("ddddddddddd"), write_clip(outputs, "ddddddddddd"), "direct")
     reopened.close()
-    assert tarfile.open(outputs.clip_dir / f"{NAME}-000001.tar").getnames()[::2] == ["ccccccccccc.wav",
+    assert members(outputs.clip_dir / f"{NAME}-000001.tar")[::2] == ["ccccccccccc.wav",
                                                                                      "ddddddddddd.wav"]
     assert sorted(p.name for p in outputs.clip_dir.iterdir()) == [f"{NAME}-000000.tar", f"{NAME}-000001.tar"]
 
@@ -272,17 +285,18 @@ def test_verify_checks_every_sample_and_repair_rewrites_the_shard(site: Site) ->
     ytid_of = {row["member"]: row["YTID"] for row in split_pos(out)}
     # Damage shard 1: one clip truncated, one json changed, one sample no row names.
     victim = shards(out)[1]
-    members = [(info, tarfile.open(victim).extractfile(info).read()) for info in tarfile.open(victim)]
-    truncated, retitled = members[0][0].name, members[3][0].name
+    with tarfile.open(victim) as tar:
+        contents = [(info, tar.extractfile(info).read()) for info in tar]
+    truncated, retitled = contents[0][0].name, contents[3][0].name
     with tarfile.open(victim, "w", format=tarfile.USTAR_FORMAT) as tar:
-        for info, data in members:
+        for info, data in contents:
             if info.name == truncated:
                 data = data[:2000]
             elif info.name == retitled:
                 data = data.replace(b'"YTID": "', b'"YTID": "x')
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-        for name, data in (("strangerclp.wav", members[0][1]), ("strangerclp.json", b"{}")):
+        for name, data in (("strangerclp.wav", contents[0][1]), ("strangerclp.json", b"{}")):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -297,13 +311,13 @@ def test_verify_checks_every_sample_and_repair_rewrites_the_shard(site: Site) ->
 
     repaired = run_script("--config", str(config), "--verify", "--repair", cwd=site.root)
     assert repaired.returncode == 1 and "repaired: 2 rows and 3 files removed" in repaired.stdout, repaired.stdout
-    names = tarfile.open(victim).getnames()
+    names = members(victim)
     assert len(names) == 6 and not {truncated, retitled, "strangerclp.wav"} & set(names)
     assert len(split_pos(out)) == 21
     # A rerun fetches the two again, into the last shard (which had room for them); then everything checks.
     site.server.reset_counts()
     assert cli.main(["--config", str(config)]) == 0
-    assert [len(tarfile.open(p).getnames()) // 2 for p in shards(out)] == [5, 3, 5, 5, 5]
+    assert sizes(out) == [5, 3, 5, 5, 5]
     assert len(split_pos(out)) == 23
     fetched = {path.strip("/").removesuffix(".m4a") for path, count in site.server.requests.items() if count}
     assert fetched == {truncated_id, retitled_id}
@@ -319,7 +333,7 @@ def test_merge_joins_shard_runs_and_converts_between_layouts(site: Site) -> None
     # Shards of the two runs into one webdataset: full shards again, every sample once.
     merged = site.config("merged")
     assert cli.main(["--config", str(merged), "--merge", *map(str, parts)]) == 0
-    assert [len(tarfile.open(p).getnames()) // 2 for p in shards(site.root / "merged")] == [5, 5, 5, 5, 3]
+    assert sizes(site.root / "merged") == [5, 5, 5, 5, 3]
     assert len(split_pos(site.root / "merged")) == 23
     check_windows(site.root / "merged", site, site.root)
     # Into the files layout: one clip per segment, the same bytes the shards held.
@@ -328,13 +342,13 @@ def test_merge_joins_shard_runs_and_converts_between_layouts(site: Site) -> None
     folder = site.root / "files" / NAME
     held = samples(site.root / "merged")
     assert {p.stem: p.read_bytes() for p in folder.glob("*.wav")} == {key: s["wav"] for key, s in held.items()}
-    assert len(list(csv.DictReader(open(folder / "metadata.csv")))) == 23
+    assert len(list(csv.DictReader((folder / "metadata.csv").read_text().splitlines()))) == 23
     # And back: a files layout into shards.
     again = site.config("again")
     assert cli.main(["--config", str(again), "--merge", str(site.root / "files")]) == 0
     assert samples(site.root / "again") == held
     assert run_script("--config", str(again), "--verify", cwd=site.root).returncode == 0
-    failed = list(csv.DictReader(open(site.root / "again" / f"{NAME}.failed.csv")))
+    failed = list(csv.DictReader((site.root / "again" / f"{NAME}.failed.csv").read_text().splitlines()))
     assert [row["YTID"] for row in failed] == ["gonevideo01"]
 
 
@@ -354,7 +368,7 @@ def test_runs_cut_short_by_timer_still_fill_their_shards(site: Site) -> None:
     out = site.root / "out"
     for run in range(1, 4):  # TIMER = 2: three clips a run, five to a shard
         assert cli.main(["--config", str(site.config("out", TIMER=2))]) == 0
-        assert [len(tarfile.open(p).getnames()) // 2 for p in shards(out)] == [[3], [5, 1], [5, 4]][run - 1]
+        assert sizes(out) == [[3], [5, 1], [5, 4]][run - 1]
         assert sorted(p.name for p in (out / NAME).iterdir()) == [p.name for p in shards(out)]
     held = samples(out)
     assert len(held) == len(split_pos(out)) == 9
