@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tarfile
 import tempfile
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -140,6 +141,8 @@ class _Checker:
                     metas[info.name] = content.read()
                 else:
                     unlisted.add(key)
+        except (tarfile.TarError, OSError) as exc:  # not a tar, or cut short: none of its samples counts
+            return {id(row): f"{shard} does not read ({exc})" for row in rows}, (path, set())
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         for member, row in wanted.items():
@@ -200,7 +203,10 @@ def _repair(outputs: CsvOutputs, split_pos: AppendOnlyCsv, rows: list[list[str]]
         if path is not None:
             path.unlink(missing_ok=True)
     for shard in sorted(to_repack):
-        repack(shard, keep[shard])
+        try:
+            repack(shard, keep[shard])
+        except (tarfile.TarError, OSError):
+            shard.unlink(missing_ok=True)  # unreadable: every row of it was broken
     for path in report.unlisted:
         path.unlink(missing_ok=True)
     # Opening the ledger brings metadata.csv back in step with split-pos.csv (files layout), or packs

@@ -325,6 +325,28 @@ def test_verify_checks_every_sample_and_repair_rewrites_the_shard(site: Site) ->
     check_windows(out, site, site.root)
 
 
+def test_a_shard_cut_short_fails_every_row_it_held_and_repair_removes_it(site: Site) -> None:
+    config = site.config("out")
+    assert cli.main(["--config", str(config)]) == 0
+    out = site.root / "out"
+    victim = shards(out)[2]
+    held = {row["YTID"] for row in split_pos(out) if row["file"].endswith(victim.name)}
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])  # a copy that stopped half way
+    report = run_script("--config", str(config), "--verify", cwd=site.root)
+    assert report.returncode == 1
+    problems = [line for line in report.stdout.splitlines() if line.startswith(f"{NAME}: ")]
+    assert len(problems) == PER_TAR and {line.split(": ")[1] for line in problems} == held
+    assert all(f"{victim.name} does not read" in line for line in problems), problems
+    repaired = run_script("--config", str(config), "--verify", "--repair", cwd=site.root)
+    assert repaired.returncode == 1 and not victim.exists()
+    site.server.reset_counts()
+    assert cli.main(["--config", str(config)]) == 0  # the five again: filling the short last shard, then a new one
+    assert {path.strip("/").removesuffix(".m4a") for path, n in site.server.requests.items() if n} == held
+    assert [p.name[-10:-4] for p in shards(out)] == ["000000", "000001", "000003", "000004", "000005"]
+    assert sizes(out) == [5, 5, 5, 5, 3] and len(samples(out)) == 23
+    assert run_script("--config", str(config), "--verify", cwd=site.root).returncode == 0
+
+
 def test_merge_joins_shard_runs_and_converts_between_layouts(site: Site) -> None:
     for part in ("0/2", "1/2"):
         assert cli.main(["--config", str(site.config(f"part{part[0]}", SHARD=part))]) == 0
