@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from .backends.base import MediaSource
 from .errors import (ClipFailure, FailureReason, FfmpegNotFoundError, Interrupted, OutputUnwritableError,
                      reason_for_http_status)
-from .layout import partial_path
+from .layout import CLIP_EXTENSIONS, partial_path
 from .segments import Segment, format_seconds
 from .settings import Settings
 
@@ -44,6 +44,7 @@ FORMATS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "m4a": ("m4a", "ipod", ("-c:a", "aac", "-b:a", "192k")),
     "mp4": ("mp4", "mp4", ("-c:a", "aac", "-b:a", "192k")),  # VIDEO = True
 }
+assert {ext for ext, _, _ in FORMATS.values()} == set(CLIP_EXTENSIONS), "layout.py names the clips' extensions"
 # Formats whose container takes an AAC stream as it is.
 AAC_CONTAINERS = ("m4a", "mp4")
 

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import IO, BinaryIO, TextIO
 
 PARTIAL_SUFFIX = ".part"
-CLIP_NAME = re.compile(r"[A-Za-z0-9_-]+\.[a-z0-9]+")  # {stem}.{ext}: stems come from YTIDs
+CLIP_EXTENSIONS = ("wav", "flac", "opus", "m4a", "mp4")  # cutter.py checks these are its formats
+# {stem}.{ext}: stems come from YTIDs. Not a shard's name, so a row cannot make a shard a clip.
+CLIP_NAME = re.compile(r"[A-Za-z0-9_-]+\.(?:" + "|".join(CLIP_EXTENSIONS) + ")")
 
 
 @dataclass(frozen=True)

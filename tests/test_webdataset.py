@@ -396,3 +396,20 @@ def test_runs_cut_short_by_timer_still_fill_their_shards(site: Site) -> None:
     assert len(held) == len(split_pos(out)) == 9
     assert {row["member"] for row in split_pos(out)} == {f"{key}.wav" for key in held}
     assert run_script("--config", str(site.config("out")), "--verify", cwd=site.root).returncode == 0
+
+
+def test_rows_that_name_a_shard_as_a_clip_or_leave_the_folder_touch_nothing(site: Site) -> None:
+    config = site.config("out")
+    assert cli.main(["--config", str(config)]) == 0
+    out = site.root / "out"
+    before = {p.name: p.read_bytes() for p in (out / NAME).iterdir()}
+    with open(out / f"{NAME}.split-pos.csv", "a") as handle:  # a hostile (or badly edited) manifest
+        handle.write(f"{NAME}/{NAME}-000009.tar,evilvideo01,0.000,10.000,/m/09x0r,,direct,{NAME}-000000.tar\n")
+        handle.write(f"../elsewhere/{NAME}-000000.tar,evilvideo02,0.000,10.000,/m/09x0r,,direct,shardclip01.wav\n")
+        handle.write(f"{NAME}/{NAME}-000008.tar,evilvideo03,0.000,10.000,/m/09x0r,,direct,../../{NAME}.csv\n")
+    assert cli.main(["--config", str(config)]) == 0
+    # No shard was read as a clip, packed or removed; the rows that named nothing of ours are gone.
+    assert {p.name: p.read_bytes() for p in (out / NAME).iterdir()} == before
+    assert site.csv.is_file()
+    assert not {row["YTID"] for row in split_pos(out)} & {"evilvideo01", "evilvideo02", "evilvideo03"}
+    assert len(split_pos(out)) == 23
