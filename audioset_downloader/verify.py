@@ -132,7 +132,7 @@ class _Checker:
                 key = info.name.partition(".")[0]
                 row = wanted.get(info.name)
                 if row is not None:
-                    clip = scratch / info.name
+                    clip = scratch / f"clip{Path(info.name).suffix}"  # never the member's own name: it is untrusted
                     with open(clip, "wb") as handle:
                         shutil.copyfileobj(content, handle)
                     verdicts[id(row)] = self.clip(clip, row)
