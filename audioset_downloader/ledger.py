@@ -270,7 +270,7 @@ class Ledger:
                 dropped += 1
                 continue
             self.done.add(key)
-            member = row[MEMBER] if len(row) > MEMBER else ""
+            member = member_of(row)
             self._layouts.add("webdataset" if member else "files")
             if not member:
                 continue
@@ -370,6 +370,18 @@ def split_pos_csv(outputs: CsvOutputs) -> AppendOnlyCsv:
     return AppendOnlyCsv(outputs.split_pos, SPLIT_POS_HEADER, OLDEST_SPLIT_POS_ROW, _times_problem)
 
 
+def member_of(row: list[str]) -> str:
+    """The clip's name in the shard ``file`` names (webdataset layout); "" in the files layout."""
+    return row[MEMBER] if len(row) > MEMBER else ""
+
+
+def loose_clip(row: list[str], name: str) -> str:
+    """Where CSV ``name``'s row has its clip as a file, relative to OUTPUT_DIR: the files layout's
+    clip, or a shard's member before it is packed."""
+    member = member_of(row)
+    return f"{name}/{member}" if member else row[0]
+
+
 def _metadata_row(split_pos_row: Iterable[str]) -> list[str]:
     file, *rest = split_pos_row
     return [file.rpartition("/")[2], *rest][: len(METADATA_HEADER)]
@@ -386,7 +398,7 @@ def _live_key(row: list[str], present: set[str], seen: set[tuple], outputs: CsvO
     if key in seen:
         return None
     file = row[0].rpartition("/")[2]
-    member = row[MEMBER] if len(row) > MEMBER else ""
+    member = member_of(row)
     if member:
         if outputs.shard_index(file) is None or row[0] != f"{outputs.name}/{file}" or not CLIP_NAME.fullmatch(member):
             return None  # not a shard of this CSV, or not a clip's name: not a row this tool wrote

@@ -21,16 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from .cutter import FORMATS
 from .labels import Ontology
-from .layout import CsvOutputs, atomic_binary, partial_path
-from .ledger import MEMBER, FailedRow, Ledger
+from .layout import CLIP_EXTENSIONS, CsvOutputs, atomic_binary, partial_path
+from .ledger import FailedRow, Ledger, loose_clip
 from .segments import new_segment, parse_ms
 
 log = logging.getLogger(__name__)
 
 _CSV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # as settings allows for CSV names
-_CLIP_NAME = re.compile(r"[A-Za-z0-9_-]{11}(?:_\d+)?\.(?:" + "|".join(ext for ext, _, _ in FORMATS.values()) + ")")
+_CLIP_NAME = re.compile(r"[A-Za-z0-9_-]{11}(?:_\d+)?\.(?:" + "|".join(CLIP_EXTENSIONS) + ")")
 
 
 @dataclass
@@ -61,7 +60,7 @@ def merge_csv(name: str, sources: list[Path], target: CsvOutputs, ontology: Onto
     ledger = Ledger(target, ontology.names if ontology else lambda labels: "", tar_size)
     ledger.open()
     try:
-        taken = {_clip_of(row) for row in ledger.written_rows()}
+        taken = {loose_clip(row, name) for row in ledger.written_rows()}
         carried: dict[tuple, FailedRow] = {}
         for source in sources:
             origin = CsvOutputs(source, name)
@@ -105,12 +104,6 @@ def merge_csv(name: str, sources: list[Path], target: CsvOutputs, ontology: Onto
     finally:
         ledger.close()
     return report
-
-
-def _clip_of(row: list[str]) -> str:
-    """The clip a split-pos row names, relative to OUTPUT_DIR, as the files layout would hold it."""
-    file, member = row[0], row[MEMBER]
-    return f"{file.rpartition('/')[0]}/{member}" if member else file
 
 
 class _ClipReader:

@@ -86,12 +86,11 @@ def read_members(path: Path) -> Iterator[tuple[tarfile.TarInfo, IO[bytes]]]:
 
 def repack(path: Path, keep: set[str]) -> int:
     """Rewrite shard ``path`` with only the samples whose key is in ``keep`` (removed if none is)."""
-    kept = [info.name for info, _ in read_members(path) if info.name.partition(".")[0] in keep]
+    kept = write_shard(path, ((info, content) for info, content in read_members(path)
+                              if info.name.partition(".")[0] in keep))
     if not kept:
         path.unlink()
-        return 0
-    wanted = set(kept)
-    return write_shard(path, ((info, content) for info, content in read_members(path) if info.name in wanted))
+    return kept
 
 
 def _sync_folder(folder: Path) -> None:

@@ -21,15 +21,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cutter import FORMATS, find_ffmpeg
-from .layout import CsvOutputs
-from .ledger import MEMBER, OLDEST_SPLIT_POS_ROW, AppendOnlyCsv, Ledger, split_pos_csv
+from .cutter import find_ffmpeg
+from .layout import CLIP_EXTENSIONS, CsvOutputs
+from .ledger import OLDEST_SPLIT_POS_ROW, AppendOnlyCsv, Ledger, loose_clip, member_of, split_pos_csv
 from .probe import Undecodable, probe
 from .settings import Settings
 from .shards import json_member, read_members, repack, sample_json
 
 DURATION_TOLERANCE_S = 0.05
-CLIP_EXTENSIONS = tuple(f".{ext}" for ext, _, _ in FORMATS.values())
+CLIP_SUFFIXES = tuple(f".{ext}" for ext in CLIP_EXTENSIONS)
 
 
 @dataclass
@@ -63,10 +63,10 @@ def verify_csv(csv_path: Path, settings: Settings, repair: bool) -> Report:
         (by_shard[shard] if shard else loose).append(row)
     with ThreadPoolExecutor(max_workers=settings.workers) as pool:
         verdicts = dict(zip(map(id, loose), pool.map(check.loose_row, loose)))
-        for shard_verdicts, unlisted in pool.map(lambda item: check.shard(*item), by_shard.items()):
+        for shard, (shard_verdicts, unlisted) in zip(by_shard, pool.map(check.shard, by_shard, by_shard.values())):
             verdicts.update(shard_verdicts)
-            if unlisted[1]:
-                report.unlisted_members[unlisted[0]] = unlisted[1]
+            if unlisted:
+                report.unlisted_members[outputs.clip_dir / shard] = unlisted
     for row in rows:
         if (problem := verdicts[id(row)]) is not None:
             report.problems.append(f"{outputs.name}: {row[1] if len(row) > 1 else '?'}: {problem}")
@@ -75,10 +75,10 @@ def verify_csv(csv_path: Path, settings: Settings, repair: bool) -> Report:
         report.problems += [f"{outputs.name}: {shard.name}: sample {key} not in {outputs.split_pos.name}"
                             for key in sorted(keys)]
 
-    listed = {_clip_name(row) for row in rows if row} | {row[0].rpartition("/")[2] for row in rows if row}
+    listed = {name for row in rows if row for name in (row[0].rpartition("/")[2], member_of(row))}
     if outputs.clip_dir.is_dir():
         for entry in sorted(os.scandir(outputs.clip_dir), key=lambda e: e.name):
-            ours = entry.name.endswith(CLIP_EXTENSIONS) or outputs.shard_index(entry.name) is not None
+            ours = entry.name.endswith(CLIP_SUFFIXES) or outputs.shard_index(entry.name) is not None
             if ours and entry.name not in listed:
                 report.problems.append(f"{outputs.name}: {entry.name}: file not in {outputs.split_pos.name}")
                 report.unlisted.append(Path(entry.path))
@@ -87,14 +87,9 @@ def verify_csv(csv_path: Path, settings: Settings, repair: bool) -> Report:
     return report
 
 
-def _clip_name(row: list[str]) -> str:
-    """The clip's own name: the shard's member, or the file's name."""
-    return row[MEMBER] if len(row) > MEMBER and row[MEMBER] else row[0].rpartition("/")[2]
-
-
 def _packed_shard(row: list[str], outputs: CsvOutputs) -> str:
     """The shard file holding the row's clip, when it names one that exists; "" otherwise."""
-    if len(row) <= MEMBER or not row[MEMBER]:
+    if not member_of(row):
         return ""
     shard = row[0].rpartition("/")[2]
     path = outputs.listed_clip(row[0])
@@ -110,8 +105,8 @@ class _Checker:
     def loose_row(self, row: list[str]) -> str | None:
         if len(row) < OLDEST_SPLIT_POS_ROW:
             return "malformed row"
-        staged = len(row) > MEMBER and row[MEMBER]
-        listed = f"{self.outputs.name}/{row[MEMBER]}" if staged else row[0]
+        staged = bool(member_of(row))
+        listed = loose_clip(row, self.outputs.name)
         path = self.outputs.listed_clip(listed)
         if path is None:
             return f"row names a file outside {self.outputs.clip_dir}: {listed!r}"
@@ -119,10 +114,10 @@ class _Checker:
             return f"file {row[0]} is missing" + (f", and so is {listed}, which it would be packed from" if staged else "")
         return self.clip(path, row)
 
-    def shard(self, shard: str, rows: list[list[str]]) -> tuple[dict[int, str | None], tuple[Path, set[str]]]:
+    def shard(self, shard: str, rows: list[list[str]]) -> tuple[dict[int, str | None], set[str]]:
         """Check every sample of a shard against its rows: verdicts by row, and the keys no row names."""
         path = self.outputs.clip_dir / shard
-        wanted = {row[MEMBER]: row for row in rows}
+        wanted = {member_of(row): row for row in rows}
         verdicts: dict[int, str | None] = {}
         metas: dict[str, bytes] = {}
         unlisted: set[str] = set()
@@ -142,7 +137,7 @@ class _Checker:
                 else:
                     unlisted.add(key)
         except (tarfile.TarError, OSError) as exc:  # not a tar, or cut short: none of its samples counts
-            return {id(row): f"{shard} does not read ({exc})" for row in rows}, (path, set())
+            return {id(row): f"{shard} does not read ({exc})" for row in rows}, set()
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         for member, row in wanted.items():
@@ -152,7 +147,7 @@ class _Checker:
                 verdicts[id(row)] = _json_problem(metas.get(json_member(member)), row, json_member(member))
         listed_keys = {member.partition(".")[0] for member in wanted}
         unlisted |= {name.partition(".")[0] for name in metas} - listed_keys
-        return verdicts, (path, unlisted)
+        return verdicts, unlisted
 
     def clip(self, path: Path, row: list[str]) -> str | None:
         try:
@@ -192,14 +187,13 @@ def _repair(outputs: CsvOutputs, split_pos: AppendOnlyCsv, rows: list[list[str]]
     keep: dict[Path, set[str]] = defaultdict(set)
     for row in rows:
         if (shard := _packed_shard(row, outputs)) and id(row) not in broken:
-            keep[outputs.clip_dir / shard].add(row[MEMBER].partition(".")[0])
+            keep[outputs.clip_dir / shard].add(member_of(row).partition(".")[0])
     to_repack = set(report.unlisted_members)
     for row in report.broken_rows:
         if shard := _packed_shard(row, outputs):
             to_repack.add(outputs.clip_dir / shard)
             continue
-        listed = f"{outputs.name}/{row[MEMBER]}" if len(row) > MEMBER and row[MEMBER] else (row[0] if row else "")
-        path = outputs.listed_clip(listed) if listed else None
+        path = outputs.listed_clip(loose_clip(row, outputs.name)) if row else None
         if path is not None:
             path.unlink(missing_ok=True)
     for shard in sorted(to_repack):
@@ -211,7 +205,7 @@ def _repair(outputs: CsvOutputs, split_pos: AppendOnlyCsv, rows: list[list[str]]
         path.unlink(missing_ok=True)
     # Opening the ledger brings metadata.csv back in step with split-pos.csv (files layout), or packs
     # what is loose (webdataset layout), in the layout the rows are in.
-    webdataset = any(len(row) > MEMBER and row[MEMBER] for row in rows)
+    webdataset = any(member_of(row) for row in rows)
     ledger = Ledger(outputs, tar_size=settings.clips_per_tar if webdataset else None)
     ledger.open()
     ledger.close()
