@@ -19,24 +19,26 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import __version__, dask_engine, report
-from .backends import load_backend
-from .cookies import load_cookies
-from .cutter import find_ffmpeg
-from .doctor import run_doctor
-from .errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, ConfigError, DownloaderError
-from .inputs import input_file_problem
-from .layout import CsvOutputs
-from .labels import LabelFilter
-from .ledger import Ledger
-from .merge import csv_names, merge_csv
-from .pacing import Book, hosted_book, new_book, planned_per_minute, save_learned
-from .progress import duration, summary_table
-from .runner import exclusive, load_ontology, plan_csv, run_csv
-from .summary import CsvSummary
-from .segments import count_labels
-from .verify import verify_csv
-from .settings import AUDIO_FORMATS, BACKEND_NAMES, ENGINES, LAYOUTS, Settings, load_settings
+from audioset_downloader import __version__
+from audioset_downloader.engine import dask_engine
+from audioset_downloader.outputs import report
+from audioset_downloader.fetch.backends import load_backend
+from audioset_downloader.inputs.cookies import load_cookies
+from audioset_downloader.fetch.cutter import find_ffmpeg
+from audioset_downloader.doctor import run_doctor
+from audioset_downloader.errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, ConfigError, DownloaderError
+from audioset_downloader.inputs.files import input_file_problem
+from audioset_downloader.outputs.layout import CsvOutputs
+from audioset_downloader.inputs.labels import LabelFilter
+from audioset_downloader.outputs.ledger import Ledger
+from audioset_downloader.outputs.merge import csv_names, merge_csv
+from audioset_downloader.pacing.book import Book, hosted_book, new_book, planned_per_minute, save_learned
+from audioset_downloader.engine.progress import duration, summary_table
+from audioset_downloader.engine.runner import exclusive, load_ontology, plan_csv, run_csv
+from audioset_downloader.outputs.summary import CsvSummary
+from audioset_downloader.inputs.segments import count_labels
+from audioset_downloader.outputs.verify import verify_csv
+from audioset_downloader.inputs.settings import AUDIO_FORMATS, BACKEND_NAMES, ENGINES, LAYOUTS, Settings, load_settings
 
 CONFIG_FILE_NAME = "download_configs.py"
 

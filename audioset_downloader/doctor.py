@@ -21,15 +21,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from . import provenance
-from .backends import load_backend
-from .backends.base import Backend
-from .cookies import load_cookies
-from .cutter import cut_clip, find_ffmpeg
-from .errors import EXIT_FATAL, EXIT_OK, ClipFailure, ConfigError, DownloaderError
-from .runner import count_planned
-from .segments import Segment
-from .settings import Settings
+from audioset_downloader.outputs import provenance
+from audioset_downloader.fetch.backends import load_backend
+from audioset_downloader.fetch.backends.base import Backend
+from audioset_downloader.inputs.cookies import load_cookies
+from audioset_downloader.fetch.cutter import cut_clip, find_ffmpeg
+from audioset_downloader.errors import EXIT_FATAL, EXIT_OK, ClipFailure, ConfigError, DownloaderError
+from audioset_downloader.engine.runner import count_planned
+from audioset_downloader.inputs.segments import Segment
+from audioset_downloader.inputs.settings import Settings
 
 OK, WARN, FAIL, SKIPPED = "ok", "warn", "FAIL", "skipped"
 

@@ -41,9 +41,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from audioset_downloader.cutter import find_ffmpeg  # noqa: E402
-from audioset_downloader.runner import run_csv  # noqa: E402
-from audioset_downloader.settings import Settings  # noqa: E402
+from audioset_downloader.fetch.cutter import find_ffmpeg  # noqa: E402
+from audioset_downloader.engine.runner import run_csv  # noqa: E402
+from audioset_downloader.inputs.settings import Settings  # noqa: E402
 from tests.support.audio import make_source  # noqa: E402
 from tests.support.fake_youtube import FakeVideo, FakeYouTube, reroute_youtube  # noqa: E402
 from tests.support.server import Handler, MediaServer, Reply  # noqa: E402

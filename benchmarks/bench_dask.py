@@ -27,9 +27,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from audioset_downloader.dask_engine import DaskDispatch  # noqa: E402
-from audioset_downloader.runner import local_dispatch, run_csv  # noqa: E402
-from audioset_downloader.settings import Settings  # noqa: E402
+from audioset_downloader.engine.dask_engine import DaskDispatch  # noqa: E402
+from audioset_downloader.engine.runner import local_dispatch, run_csv  # noqa: E402
+from audioset_downloader.inputs.settings import Settings  # noqa: E402
 from benchmarks.bench import SOURCE_SECONDS, WINDOW_S, ServerProcess, machine, make_clips  # noqa: E402
 from tests.support.audio import make_source  # noqa: E402
 
@@ -92,7 +92,7 @@ def main() -> None:
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
                 Client(cluster) as client:
             pids = list(client.run(os.getpid).values())
-            client.run(lambda: __import__("audioset_downloader.worker"))  # warm the workers' imports: not timed
+            client.run(lambda: __import__("audioset_downloader.engine.worker"))  # warm the workers' imports: not timed
             for name, workers, dispatch in (("local", 8, local_dispatch),
                                             ("dask", 4, DaskDispatch(client, args.shard_size))):
                 workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))

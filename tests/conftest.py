@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from audioset_downloader.cutter import find_ffmpeg
+from audioset_downloader.fetch.cutter import find_ffmpeg
 from tests.support.audio import make_source, make_video
 from tests.support.fake_youtube import FakeYouTube, reroute_youtube
 from tests.support.server import MediaServer

@@ -20,8 +20,8 @@ from tests.conftest import REPO
 
 PROBE = """
 import json, subprocess
-from audioset_downloader.backends.ytdlp import YtDlpBackend
-from audioset_downloader.settings import Settings
+from audioset_downloader.fetch.backends.ytdlp import YtDlpBackend
+from audioset_downloader.inputs.settings import Settings
 backend = YtDlpBackend(Settings())
 path = backend.options["js_runtimes"]["deno"]["path"]
 info = backend.js_runtime()

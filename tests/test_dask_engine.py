@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from audioset_downloader import cli
-from audioset_downloader.dask_engine import run_shard
-from audioset_downloader.layout import CsvOutputs
-from audioset_downloader.segments import read_segments
-from audioset_downloader.settings import Settings
-from audioset_downloader.worker import ClipWorker
+from audioset_downloader.engine.dask_engine import run_shard
+from audioset_downloader.outputs.layout import CsvOutputs
+from audioset_downloader.inputs.segments import read_segments
+from audioset_downloader.inputs.settings import Settings
+from audioset_downloader.engine.worker import ClipWorker
 from tests.conftest import Mirror, write_config, write_csv
 from tests.support.audio import decode, window_offset
 
@@ -204,7 +204,7 @@ def test_an_unreachable_scheduler_is_one_clear_error(tmp_path: Path, mirror: Mir
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     import socket
 
-    from audioset_downloader import dask_engine
+    from audioset_downloader.engine import dask_engine
 
     monkeypatch.setattr(dask_engine, "CONNECT_TIMEOUT_S", 2)  # the default waits 30 s
     with socket.socket() as unused:

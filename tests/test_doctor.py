@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from audioset_downloader.doctor import ONLINE_VIDEO, run_doctor
-from audioset_downloader.settings import Settings
+from audioset_downloader.inputs.settings import Settings
 from tests.conftest import run_script, write_config, write_csv
 from tests.support.fake_youtube import PYTUBE_CLIENT, FakeVideo, FakeYouTube
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from audioset_downloader import cli
-from audioset_downloader.backends import load_backend
+from audioset_downloader.fetch.backends import load_backend
 from audioset_downloader.errors import ClipFailure, FailureReason
-from audioset_downloader.segments import Segment
-from audioset_downloader.settings import Settings
+from audioset_downloader.inputs.segments import Segment
+from audioset_downloader.inputs.settings import Settings
 from tests.conftest import write_config, write_csv
 from tests.support.audio import decode, window_offset
 from tests.support.fake_youtube import MODERN_BASE_JS, PYTUBE_CLIENT, FakeVideo, FakeYouTube

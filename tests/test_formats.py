@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from audioset_downloader import cli
-from audioset_downloader.backends.base import MediaSource
-from audioset_downloader.cutter import cut_clip, find_ffmpeg
-from audioset_downloader.segments import Segment
-from audioset_downloader.settings import Settings
+from audioset_downloader.fetch.backends.base import MediaSource
+from audioset_downloader.fetch.cutter import cut_clip, find_ffmpeg
+from audioset_downloader.inputs.segments import Segment
+from audioset_downloader.inputs.settings import Settings
 from tests.conftest import Mirror, write_config, write_csv
 from tests.support.audio import decode, video_stream, window_offset
 from tests.support.server import MediaServer

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from audioset_downloader.errors import ConfigError
-from audioset_downloader.segments import MAX_MS, YTID_PATTERN, InvalidRow, Segment, read_segments
-from audioset_downloader.settings import CONSTANTS, Settings, load_settings
+from audioset_downloader.inputs.segments import MAX_MS, YTID_PATTERN, InvalidRow, Segment, read_segments
+from audioset_downloader.inputs.settings import CONSTANTS, Settings, load_settings
 from tests.conftest import GOOGLE_HEADER, REPO, Mirror, run_script, write_config, write_csv
 
 GOOD = b'Cbcdefghijk, 1.000, 2.000, "/m/a"\n'

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from audioset_downloader import cli
-from audioset_downloader.runner import plan_csv
-from audioset_downloader.settings import Settings
+from audioset_downloader.engine.runner import plan_csv
+from audioset_downloader.inputs.settings import Settings
 from tests.conftest import REPO, Mirror, write_config, write_csv
 
 # Dog /m/0bt9lr has the child Bark /m/05tny_; Animal /m/0jbk is an ancestor of both.
@@ -27,7 +27,7 @@ def planned(tmp_path: Path, **settings: object) -> list[str]:
     csv_path = write_csv(tmp_path / "eval_segments.csv", ROWS)
     config = Settings(csv_file_names=(csv_path,), output_dir=tmp_path / "out", timer=0,
                       ontology_file=REPO / "data" / "ontology.json", **settings)
-    from audioset_downloader.runner import CsvRun
+    from audioset_downloader.engine.runner import CsvRun
     import threading
 
     run = CsvRun(csv_path, config, threading.Event(), dry_run=True)

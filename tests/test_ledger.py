@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from audioset_downloader.layout import CsvOutputs
-from audioset_downloader.ledger import FAILED_HEADER, SPLIT_POS_HEADER, FailedRow, Ledger
-from audioset_downloader.segments import Segment
+from audioset_downloader.outputs.layout import CsvOutputs
+from audioset_downloader.outputs.ledger import FAILED_HEADER, SPLIT_POS_HEADER, FailedRow, Ledger
+from audioset_downloader.inputs.segments import Segment
 
 
 def seg(ytid: str, start: int = 0) -> Segment:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from audioset_downloader.backends.base import MESSAGE_REASONS, reason_from_message
+from audioset_downloader.fetch.backends.base import MESSAGE_REASONS, reason_from_message
 from audioset_downloader.errors import FailureReason as R
 
 MESSAGES: list[tuple[str, str, R]] = [

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from audioset_downloader.pacing import AutoPace, FixedPace, PacingBook, load_learned, save_learned
+from audioset_downloader.pacing.book import AutoPace, FixedPace, PacingBook, load_learned, save_learned
 
 
 class Clock:

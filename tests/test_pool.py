@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from audioset_downloader.pool import run_bounded
+from audioset_downloader.engine.pool import run_bounded
 
 
 def test_concurrency_and_read_ahead_are_bounded_and_every_result_arrives_once() -> None:

@@ -15,10 +15,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from audioset_downloader import cli
-from audioset_downloader.backends import load_backend
+from audioset_downloader.fetch.backends import load_backend
 from audioset_downloader.errors import ClipFailure, FailureReason
-from audioset_downloader.segments import Segment
-from audioset_downloader.settings import Settings
+from audioset_downloader.inputs.segments import Segment
+from audioset_downloader.inputs.settings import Settings
 from tests.conftest import write_config, write_csv
 from tests.support.audio import decode, video_stream, window_offset
 from tests.support.fake_youtube import FakeVideo, FakeYouTube, reroute_youtube

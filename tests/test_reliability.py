@@ -329,8 +329,8 @@ def test_a_dead_network_is_one_message_and_no_failure(tmp_path: Path, url_format
 
 def test_once_something_answered_an_outage_is_passing_trouble_again() -> None:
     from audioset_downloader.errors import ClipFailure, FailureReason, NetworkDownError
-    from audioset_downloader.reachability import FIRST_CLIPS, Reachability
-    from audioset_downloader.settings import Settings
+    from audioset_downloader.fetch.reachability import FIRST_CLIPS, Reachability
+    from audioset_downloader.inputs.settings import Settings
 
     refused = ClipFailure(FailureReason.NETWORK, "Connection to tcp://127.0.0.1:9 failed: Connection refused")
     reset = ClipFailure(FailureReason.NETWORK, "Connection reset by peer")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from audioset_downloader.segments import InvalidRow, Segment, read_segments
+from audioset_downloader.inputs.segments import InvalidRow, Segment, read_segments
 from tests.conftest import REPO, write_csv
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from audioset_downloader import cli
 from audioset_downloader.errors import ConfigError
-from audioset_downloader.settings import Settings, load_settings
+from audioset_downloader.inputs.settings import Settings, load_settings
 from tests.conftest import REPO, write_config, write_csv
 
 

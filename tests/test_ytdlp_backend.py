@@ -103,7 +103,7 @@ def test_a_backend_that_is_not_installed_says_how_to_install_it(
     tmp_path: Path, mirror: Mirror, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setitem(sys.modules, "yt_dlp", None)  # as if not installed
-    monkeypatch.delitem(sys.modules, "audioset_downloader.backends.ytdlp", raising=False)
+    monkeypatch.delitem(sys.modules, "audioset_downloader.fetch.backends.ytdlp", raising=False)
     config = configure(tmp_path, mirror, ['abcdefghijk, 0.000, 10.000, "/m/09x0r"'])
     assert cli.main(["--config", str(config)]) == 2
     err = capsys.readouterr().err

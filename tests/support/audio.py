@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audioset_downloader.cutter import find_ffmpeg
+from audioset_downloader.fetch.cutter import find_ffmpeg
 
 BASE_HZ = 300.0
 STEP_HZ = 25.0

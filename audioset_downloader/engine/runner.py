@@ -1,0 +1,311 @@
+"""Running one CSV: plan the segments, run the pool, record each result.
+
+This module only orchestrates; reading, resolving, cutting and recording belong
+to their own modules. Data flows one way: segments -> worker -> ledger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+from audioset_downloader.outputs import card, provenance, report
+from audioset_downloader.fetch.cutter import find_ffmpeg
+from audioset_downloader.errors import ConfigError, OutputLockedError, OutputUnwritableError
+from audioset_downloader.inputs.labels import LabelFilter, Ontology, ontology_path
+from audioset_downloader.atomic import write_atomically
+from audioset_downloader.outputs.layout import CsvOutputs
+from audioset_downloader.outputs.ledger import FailedRow, Ledger
+from audioset_downloader.pacing.book import Book, IdentityStats
+from audioset_downloader.engine.pool import run_bounded
+from audioset_downloader.engine.progress import BarFriendlyHandler, ProgressBar, duration, show_progress
+from audioset_downloader.inputs.segments import InvalidRow, Segment, read_segments, shard_of
+from audioset_downloader.inputs.settings import Settings
+from audioset_downloader.outputs.summary import CsvSummary
+from audioset_downloader.engine.worker import ClipResult, ClipWorker
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY_S = 30.0
+PACE_EVERY_S = 5.0
+OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+# How a run's planned segments get done: call the worker on each, hand every
+# result to the recorder in this thread. The local engine is a thread pool here;
+# the Dask engine (dask_engine.py) ships shards of segments to a cluster.
+Dispatch = Callable[[ClipWorker, Iterator[Segment], Callable[[ClipResult], None], threading.Event], None]
+
+
+def local_dispatch(worker: ClipWorker, segments: Iterator[Segment], record: Callable[[ClipResult], None],
+                   stop: threading.Event) -> None:
+    run_bounded(worker, segments, worker.settings.workers, record, stop)
+
+
+class CsvRun:
+    """The state of one CSV's run: its ledger, its counters, its progress."""
+
+    def __init__(self, csv_path: Path, settings: Settings, stop: threading.Event, dry_run: bool = False,
+                 book: Book | None = None) -> None:
+        self.csv_path = csv_path
+        self.book = book
+        self.dry_run = dry_run
+        self.settings = settings
+        self.stop = stop
+        self.outputs = CsvOutputs.for_csv(settings.output_dir, csv_path)
+        ontology = load_ontology(settings)
+        self.label_filter = LabelFilter.from_settings(settings, ontology) if ontology else None
+        self.ledger = Ledger(self.outputs, ontology.names if ontology else lambda labels: "", settings.tar_size)
+        self.summary = CsvSummary(csv=str(csv_path))
+        self._failed = Counter[str]()
+        self._by_backend = Counter[str]()
+        self._by_identity = Counter[str]()
+        self._pace: float | None = None  # the book's paced rate, clips per minute, for the time left
+        self._pace_read = 0.0
+        self._last_progress = time.monotonic()
+        self.progress: ProgressBar | None = None
+
+    def plan(self) -> Iterator[Segment]:
+        """Segments to attempt, in CSV order: not done, up to TIMER's limit.
+
+        This loop runs once per row (two million for the unbalanced list), so it
+        looks names up once, outside the loop.
+        """
+        limit = self.settings.clip_limit
+        summary, done, failed_for_good = self.summary, self.ledger.done, self.ledger.failed_for_good
+        skip_failed = not self.settings.retry_failed and bool(self.ledger.failed)
+        label_filter = self.label_filter
+        shard, shards = self.settings.shard or (0, 0)
+        for row in read_segments(self.csv_path):
+            summary.rows += 1
+            if type(row) is InvalidRow:
+                self._record_invalid(row)
+            elif shards and shard_of(row.ytid, shards) != shard:
+                summary.other_shards += 1
+            elif label_filter is not None and not label_filter.keeps(row.labels_text):
+                summary.filtered_out += 1
+            elif row.key in done:
+                summary.already_done += 1
+            elif skip_failed and failed_for_good(row):
+                summary.skipped_failed += 1
+            elif limit is not None and summary.attempted >= limit:
+                summary.not_attempted += 1
+            else:
+                summary.attempted += 1
+                yield row
+
+    def _record_invalid(self, row: InvalidRow) -> None:
+        self.summary.invalid_rows += 1
+        log.warning("%s:%d: skipped invalid row: %s", self.csv_path, row.line, row.problem)
+        if self.dry_run:
+            return
+        self.ledger.record_failed(
+            row.key, FailedRow(row.field(0), row.field(1), row.field(2), "invalid_row", f"line {row.line}: {row.problem}")
+        )
+
+    def record(self, result: ClipResult) -> None:
+        segment = result.segment
+        if result.interrupted:
+            self.summary.attempted -= 1  # abandoned, not done: the next run takes it
+        elif result.deferred:
+            self.summary.attempted -= 1
+            self.summary.not_attempted += 1  # no backend has worked yet: not the video's fault
+        elif result.file is not None:
+            self.ledger.record_written(segment, result.file, result.backend)
+            self.summary.written += 1
+            self.summary.bytes_written += result.size
+            self._by_backend[result.backend] += 1
+            self._by_identity[result.identity] += 1
+            log.info("%s [%s-%s] written by %s (%.1f s)", segment.ytid, segment.start_text, segment.end_text,
+                     result.backend, result.seconds)
+        else:
+            assert result.reason is not None
+            self.ledger.record_failed(
+                segment.key,
+                FailedRow(segment.ytid, segment.start_text, segment.end_text, result.reason.label, result.detail),
+            )
+            self._failed[result.reason.label] += 1
+            log.warning("%s [%s-%s] failed: %s: %s", segment.ytid, segment.start_text, segment.end_text,
+                        result.reason, result.detail)
+        if self.progress is not None:
+            self.progress.update(self.summary.written, sum(self._failed.values()), self._paced_per_minute())
+        else:
+            self._maybe_report_progress()
+
+    def _paced_per_minute(self) -> float | None:
+        """The book's paced rate, asked every few seconds (it may live in another process)."""
+        now = time.monotonic()
+        if self.book is not None and now - self._pace_read >= PACE_EVERY_S:
+            self._pace_read = now
+            self._pace = self.book.per_minute()
+        return self._pace
+
+    def _maybe_report_progress(self) -> None:
+        now = time.monotonic()
+        if now - self._last_progress < PROGRESS_EVERY_S:
+            return
+        self._last_progress = now
+        finished = self.summary.written + sum(self._failed.values())
+        pace = self._paced_per_minute()
+        left = (f"; about {duration(60 * (self.summary.attempted - finished) / pace)} left at the paced "
+                f"{pace:.1f} clips/min" if pace else "")
+        log.info("progress: %d clips finished (%d written, %d failed) of %d started so far%s",
+                 finished, self.summary.written, sum(self._failed.values()), self.summary.attempted, left)
+
+    def execute(self, dispatch: Dispatch = local_dispatch) -> CsvSummary:
+        started = time.monotonic()
+        worker = ClipWorker(self.settings, self.outputs, self.book)
+        self.book = worker.book
+        self.summary.provenance = provenance.collect(worker.chain.backends, find_ffmpeg(self.settings.ffmpeg_binary))
+        self.ledger.open()
+        try:
+            dispatch(worker, self.plan(), self.record, self.stop)
+            if worker.reachability.never_answered and not self.summary.written and not self._failed:
+                raise worker.reachability.down_error()  # fewer clips than it takes to say so mid-run
+            if not self.stop.is_set():
+                self.ledger.finish()  # through the whole plan: its last clips are packed too
+        except KeyboardInterrupt:
+            self.summary.interrupted = True
+            raise
+        except OSError as exc:
+            if exc.errno in OUTPUT_ERRNOS:
+                raise OutputUnwritableError(
+                    f"{exc.filename or self.outputs.root}: {exc.strerror}; free space or fix permissions, "
+                    "then rerun: finished clips are kept") from exc
+            raise
+        finally:
+            self.summary.failed = dict(self._failed)
+            self.summary.by_backend = dict(self._by_backend)
+            self.summary.by_identity = dict(self._by_identity)
+            self.summary.identities = [asdict(entry) for entry in self.book.stats()]
+            self.summary.provenance["ended_utc"] = provenance.utc_now()
+            self.summary.wall_seconds = round(time.monotonic() - started, 3)
+            self.ledger.close()
+            write_atomically(self.outputs.summary, self.summary.to_json())
+        return self.summary
+
+
+def load_ontology(settings: Settings) -> Ontology | None:
+    """The ontology for label names and filters; without one, filters are an error, names left empty."""
+    path = ontology_path(settings)
+    if path.is_file():
+        return Ontology.load(path)
+    if settings.labels or settings.exclude_labels or settings.ontology_file:
+        raise ConfigError(f"ONTOLOGY_FILE {path} does not exist; the label filters need AudioSet's ontology.json")
+    log.warning("no ontology.json at %s: the label_names column stays empty (set ONTOLOGY_FILE)", path)
+    return None
+
+
+@contextlib.contextmanager
+def exclusive(outputs: CsvOutputs) -> Iterator[None]:
+    """Hold a lock on this CSV's outputs: two runs writing one manifest would corrupt it."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, as before
+        yield
+        return
+    outputs.root.mkdir(parents=True, exist_ok=True)
+    with open(outputs.lock, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputLockedError(
+                f"{outputs.root / outputs.name}: another run is writing this CSV's outputs; "
+                "wait for it to finish or choose another OUTPUT_DIR"
+            ) from None
+        yield
+
+
+@contextlib.contextmanager
+def csv_log(outputs: CsvOutputs, console: bool, to_file: bool = True, bars: bool = False) -> Iterator[None]:
+    """Log to X_dl.log, and to the console with the same lines (only warnings above progress bars)."""
+    root = logging.getLogger("audioset_downloader")
+    formatter = logging.Formatter(f"%(asctime)s %(levelname)s [{outputs.name}] %(message)s")
+    handlers: list[logging.Handler] = []
+    if to_file:
+        handlers.append(logging.FileHandler(outputs.log, encoding="utf-8"))
+    if console and bars:
+        handlers.append(BarFriendlyHandler())
+        handlers[-1].setLevel(logging.WARNING)
+    elif console:
+        handlers.append(logging.StreamHandler())
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            root.removeHandler(handler)
+            handler.close()
+
+
+def run_csv(csv_path: Path, settings: Settings, stop: threading.Event | None = None, console: bool = True,
+            position: int = 0, dispatch: Dispatch = local_dispatch, book: Book | None = None) -> CsvSummary:
+    """Download every segment of one CSV into OUTPUT_DIR; the run's whole life."""
+    bars = console and show_progress()
+    stop = stop or threading.Event()
+    outputs = CsvOutputs.for_csv(settings.output_dir, csv_path)
+    # pytube's metadata requests carry no timeout of their own: bound them here.
+    socket.setdefaulttimeout(settings.clip_timeout)
+    with exclusive(outputs):
+        if settings.remove_exist_downloads:
+            outputs.remove_outputs()
+        outputs.prepare()
+        with csv_log(outputs, console, bars=bars):
+            removed = outputs.remove_partials()
+            if removed:
+                log.info("removed %d temporary files left by an interrupted run", removed)
+            run = CsvRun(csv_path, settings, stop, book=book)
+            if bars:  # the same plan, counted first, gives the bar its total and so an ETA
+                run.progress = ProgressBar(outputs.name, count_planned(csv_path, settings), position)
+            log.info("%s: downloading with backends %s into %s (%s engine, %d workers, pid %d)",
+                     csv_path, " > ".join(settings.backend_chain), outputs.clip_dir, settings.engine,
+                     settings.workers, os.getpid())
+            try:
+                summary = run.execute(dispatch)
+            finally:
+                if run.progress is not None:
+                    run.progress.close()
+                # No worker is left now, so any temporary file is an orphan's: an ffmpeg
+                # whose run was killed (kill -9) may outlive it and write one late.
+                outputs.remove_partials()
+            log.info("%s", summary.line())
+            for entry in summary.identities:
+                log.info("%s (whole run so far)", IdentityStats(**entry).line())
+            # From the ledger (every run so far, not just this one), without reading the manifests again.
+            card.write_card(report.count(csv_path, run.ledger), summary, settings, outputs)
+            return summary
+
+
+def count_planned(csv_path: Path, settings: Settings) -> int:
+    run = CsvRun(csv_path, settings, threading.Event(), dry_run=True)
+    run.ledger.load()
+    quiet = logging.getLogger("audioset_downloader")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # the real pass reports invalid rows; this one only counts
+    try:
+        return sum(1 for _ in run.plan())
+    finally:
+        quiet.setLevel(level)
+
+
+def plan_csv(csv_path: Path, settings: Settings) -> CsvSummary:
+    """--dry-run: what a run would do now (the same plan), downloading and changing nothing."""
+    outputs = CsvOutputs.for_csv(settings.output_dir, csv_path)
+    with csv_log(outputs, console=True, to_file=False):
+        run = CsvRun(csv_path, settings, threading.Event(), dry_run=True)
+        run.ledger.load()
+        for _ in run.plan():
+            pass
+        return run.summary

@@ -1,0 +1,244 @@
+"""One clip, start to finish: resolve the segment's media, cut the window, report.
+
+``ClipWorker`` is a picklable callable over plain data (Settings, CsvOutputs,
+Segment): the local pool calls it in threads, and a distributed engine can ship it
+to another process unchanged. It never writes manifests; it returns a ClipResult
+and the caller records it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from audioset_downloader.fetch.backends.base import MediaSource
+from audioset_downloader.inputs.cookies import cookie_header
+from audioset_downloader.fetch.cutter import CutResult, cut_clip, extension_for
+from audioset_downloader.errors import BackendsFailed, ClipFailure, FailureReason, Interrupted, ThrottledError
+from audioset_downloader.fetch.failover import BackendChain
+from audioset_downloader.outputs.layout import CsvOutputs
+from audioset_downloader.fetch.reachability import Reachability
+from audioset_downloader.pacing.book import Book, new_book
+from audioset_downloader.inputs.segments import Segment
+from audioset_downloader.inputs.settings import Settings
+from audioset_downloader.fetch.socks import relayed
+
+log = logging.getLogger(__name__)
+
+# Resolved sources are reused when a video appears again (another window of it):
+# a few thousand entries, and younger than YouTube's signed URLs, which expire after hours.
+SOURCE_CACHE_SIZE = 4096
+SOURCE_CACHE_TTL_S = 1800.0
+
+# Retried within the run, with backoff. Rate limiting cools the identity instead (see
+# pacing.py); a backend or ffmpeg error will not mend in seconds: a rerun retries those.
+RETRIED_NOW = frozenset({FailureReason.NETWORK, FailureReason.TIMEOUT, FailureReason.SERVER_ERROR})
+
+
+@dataclass(frozen=True)
+class _Cut:
+    cut: CutResult
+    backend: str  # the backend whose source it was cut from
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    segment: Segment
+    file: str | None = None  # relative to OUTPUT_DIR, when written
+    reason: FailureReason | None = None
+    detail: str = ""
+    size: int = 0
+    seconds: float = 0.0  # wall time spent on the clip
+    attempts: int = 0
+    interrupted: bool = False
+    deferred: bool = False  # no backend had worked yet, or the host could not be reached: left for the next run
+    backend: str = ""  # the backend that resolved the written clip
+    identity: str = ""  # the identity its last attempt went out through
+
+    @property
+    def written(self) -> bool:
+        return self.file is not None
+
+
+class ClipWorker:
+    def __init__(self, settings: Settings, outputs: CsvOutputs, book: Book | None = None) -> None:
+        self.settings = settings
+        self.outputs = outputs
+        # The run's pacing book, shared with every other worker of the run (pacing.py).
+        self.book: Book = book if book is not None else new_book(settings)
+        self._identities = settings.identity_list
+        self._seen_as = [relayed(settings.for_identity(identity)) for identity in self._identities]
+        self._extension = extension_for(settings.clip_format)
+        self._chains: dict[int, BackendChain] = {}
+        self.reachability = Reachability(settings.for_identity(self._identities[0]))  # named as configured
+        self._sources: OrderedDict[tuple[int, str], tuple[float, MediaSource]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        # The backends, caches and lock stay behind; each process builds its own. The book
+        # travels: it is a proxy for the one the whole run shares.
+        return {"settings": self.settings, "outputs": self.outputs, "book": self.book}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["settings"], state["outputs"], state["book"])  # type: ignore[misc]
+
+    @property
+    def chain(self) -> BackendChain:
+        return self.chain_for(0)
+
+    def chain_for(self, index: int) -> BackendChain:
+        """Identity ``index``'s backends: built with its proxy and cookies, and learning on their own."""
+        with self._lock:
+            if index not in self._chains:
+                self._chains[index] = BackendChain(self._seen_as[index])
+            return self._chains[index]
+
+    def __call__(self, segment: Segment, stop: threading.Event) -> ClipResult:
+        """Fetch one clip, retrying passing trouble; never raises for the clip's own failure."""
+        started = time.monotonic()
+        attempts = retries = 0
+        while (index := self._turn(stop)) is not None:
+            name = self._identities[index].name
+            attempts += 1
+            try:
+                result = self._attempt(segment, index, stop)
+            except Interrupted:
+                self.book.missed(index)
+                break
+            except ClipFailure as failure:
+                if stop.is_set():
+                    self.book.missed(index)
+                    break
+                if failure.reason is FailureReason.RATE_LIMITED:
+                    self._cool(index, segment)  # this identity cools; the clip goes on through another
+                    continue
+                if failure.reason in (FailureReason.NETWORK, FailureReason.TIMEOUT):
+                    self.book.missed(index)
+                else:
+                    self.reachability.answered()
+                    self.book.answered(index)
+                if self.reachability.no_network(failure):
+                    log.info("%s: left for the next run: cannot reach %s: %s", segment.ytid, self.reachability.host,
+                             failure.detail)
+                    return ClipResult(segment, deferred=True, attempts=attempts)
+                if isinstance(failure, BackendsFailed) and not failure.proven:
+                    if self.chain_for(index).await_verdict(stop):
+                        continue  # a backend has worked since: now a failure says something
+                    log.info("%s: left for the next run: %s", segment.ytid, failure.detail)
+                    return ClipResult(segment, deferred=True, attempts=attempts)
+                if failure.reason in RETRIED_NOW and retries < self.settings.retries:
+                    retries += 1
+                    log.info("%s: %s (%s); retry %d of %d", segment.ytid, failure.reason, failure.detail,
+                             retries, self.settings.retries)
+                    stop.wait(self._backoff(retries))
+                    continue
+                return ClipResult(segment, reason=failure.reason, detail=failure.detail,
+                                  seconds=time.monotonic() - started, attempts=attempts, identity=name)
+            self.book.answered(index)
+            self.reachability.answered()
+            return ClipResult(segment, file=self.outputs.relative_clip(segment.stem, self._extension),
+                              size=result.cut.size, seconds=time.monotonic() - started, attempts=attempts,
+                              backend=result.backend, identity=name)
+        return ClipResult(segment, interrupted=True, attempts=attempts)
+
+    def _turn(self, stop: threading.Event) -> int | None:
+        """Wait for a turn from the book: the index of the identity to go through, None when stopping."""
+        while not stop.is_set():
+            turn = self.book.take()
+            if turn.given_up:
+                raise ThrottledError(
+                    f"every identity has been refused as rate-limited for over {self.settings.max_backoff_minutes:g} "
+                    "minutes; wait an hour or more, add identities (IDENTITIES) or lower REQUESTS_PER_MINUTE, "
+                    "then rerun: finished clips are kept")
+            if turn.index >= 0:
+                return None if turn.wait_s > 0 and stop.wait(turn.wait_s) else turn.index
+            stop.wait(turn.wait_s)
+        return None
+
+    def _cool(self, index: int, segment: Segment) -> None:
+        cooling = self.book.limited(index)
+        if cooling is None:  # already cooling: a clip that was under way when the block came
+            log.info("%s: rate limited through identity %s, which is cooling; tried again through another",
+                     segment.ytid, self._identities[index].name)
+            return
+        pace = f"; its pace is now {cooling.per_minute:.1f} clips/min" if cooling.per_minute else ""
+        log.warning("rate limited through identity %s: it cools for %.1f s%s%s", cooling.name, cooling.cool_s, pace,
+                    "; every identity is cooling, so the run waits" if cooling.all_cooling else "")
+
+    def finished_since(self, segment: Segment, since: float) -> ClipResult | None:
+        """The segment's clip, if one was put in place at or after ``since`` (epoch seconds).
+
+        A clip only ever appears under its final name complete, so one written during
+        this run by an attempt whose result was lost (a worker that died) is kept."""
+        final = self.outputs.clip_path(segment.stem, self._extension)
+        try:
+            status = final.stat()
+        except FileNotFoundError:
+            return None
+        if status.st_mtime < since:
+            return None  # from an earlier run without a row: fetched again, as the local engine does
+        return ClipResult(segment, file=self.outputs.relative_clip(segment.stem, self._extension),
+                          size=status.st_size)
+
+    def _attempt(self, segment: Segment, index: int, stop: threading.Event) -> _Cut:
+        """One try through identity ``index``: its proxy and cookies for every request."""
+        final = self.outputs.clip_path(segment.stem, self._extension)
+        seen_as = self._seen_as[index]
+        key = (index, segment.ytid)  # a source carries its identity's cookies: never lent to another
+
+        def cut(source: MediaSource) -> _Cut:
+            return _Cut(cut_clip(source, segment, seen_as, final, stop), source.backend)
+
+        cached = self._cached(key)
+        if cached is not None:
+            try:
+                return cut(cached)
+            except ClipFailure:
+                self._forget(key)  # the URL may have expired: resolve afresh
+
+        def remember_and_cut(source: MediaSource) -> _Cut:
+            log.debug("%s: %s via %s", segment.ytid, source.description, source.backend)
+            source = _with_cookies(source, seen_as.cookies_file)
+            self._remember(key, source)
+            try:
+                return cut(source)
+            except ClipFailure:
+                self._forget(key)
+                raise
+
+        return self.chain_for(index).attempt(segment, remember_and_cut, stop)
+
+    def _cached(self, key: tuple[int, str]) -> MediaSource | None:
+        with self._lock:
+            cached = self._sources.get(key)
+            if cached is None or time.monotonic() - cached[0] >= SOURCE_CACHE_TTL_S:
+                return None
+            self._sources.move_to_end(key)
+            return cached[1]
+
+    def _remember(self, key: tuple[int, str], source: MediaSource) -> None:
+        with self._lock:
+            self._sources[key] = (time.monotonic(), source)
+            if len(self._sources) > SOURCE_CACHE_SIZE:
+                self._sources.popitem(last=False)
+
+    def _forget(self, key: tuple[int, str]) -> None:
+        with self._lock:
+            self._sources.pop(key, None)
+
+    def _backoff(self, retry: int) -> float:
+        """Exponential, with jitter so that workers failing together do not retry together."""
+        return self.settings.retry_backoff * 2 ** (retry - 1) * random.uniform(0.5, 1.5)
+
+
+def _with_cookies(source: MediaSource, cookies_file: Path | None) -> MediaSource:
+    """Add the identity's Cookie header for the media URL, unless the backend set one."""
+    if cookies_file is None or any(name.lower() == "cookie" for name, _ in source.headers):
+        return source
+    value = cookie_header(cookies_file, source.url)
+    return replace(source, headers=(*source.headers, ("Cookie", value))) if value else source

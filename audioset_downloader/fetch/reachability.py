@@ -1,0 +1,69 @@
+"""Telling a dead network from clips with network trouble.
+
+On a machine without internet every clip fails with ``network``, and recording them
+would blame the videos (and a rerun would retry them only because the reason is
+transient). So until something has answered, a clip whose host cannot be resolved
+or reached is not retried and not recorded; after FIRST_CLIPS such clips in a row
+the run stops with one message. Once a clip has been written or a server has
+answered, a later outage takes the usual path: retries, pauses, failed.csv.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from urllib.parse import urlsplit
+
+from audioset_downloader.errors import ClipFailure, FailureReason, NetworkDownError
+from audioset_downloader.inputs.settings import Settings
+
+FIRST_CLIPS = 10
+# What ffmpeg, urllib (pytube), yt-dlp and the OS say when a host cannot be resolved or
+# reached at all; a reset or a timeout mid-transfer is passing trouble, not this.
+_UNREACHABLE = re.compile(
+    r"name or service not known|temporary failure in name resolution|nodename nor servname|"
+    r"no address associated with hostname|getaddrinfo failed|failed to resolve hostname|"
+    r"connection refused|network is unreachable|no route to host|\[errno -[235]\]|\[errno 111\]",
+    re.IGNORECASE,
+)
+
+
+class Reachability:
+    """What one run knows of whether its host can be reached at all (thread-safe)."""
+
+    def __init__(self, settings: Settings) -> None:
+        proxy = urlsplit(settings.proxy).netloc if settings.proxy else ""
+        self.host = f"the proxy {proxy}" if proxy else urlsplit(settings.ytb_url_format).netloc
+        self._lock = threading.Lock()
+        self._answered = False
+        self.unreachable = 0  # clips in a row that could not reach the host, before any answer
+        self.last_error = ""
+
+    def answered(self) -> None:
+        """A clip was written, or a server said something about one: the network is there."""
+        self._answered = True
+
+    def no_network(self, failure: ClipFailure) -> bool:
+        """True when, before anything has answered, ``failure`` says the host cannot be reached.
+
+        Such a clip is left for the next run. The FIRST_CLIPS-th stops the run.
+        """
+        if failure.reason is not FailureReason.NETWORK or not _UNREACHABLE.search(failure.detail):
+            return False
+        with self._lock:
+            if self._answered:
+                return False
+            self.unreachable += 1
+            self.last_error = failure.detail
+            if self.unreachable >= FIRST_CLIPS:
+                raise self.down_error()
+        return True
+
+    @property
+    def never_answered(self) -> bool:
+        return not self._answered and self.unreachable > 0
+
+    def down_error(self) -> NetworkDownError:
+        return NetworkDownError(
+            f"cannot reach {self.host}: {self.last_error} ({self.unreachable} clips, none written, none marked failed); "
+            "is this machine online? Set PROXY if it needs one, or run --doctor")

@@ -1,0 +1,412 @@
+"""Recording results: split-pos.csv (clips written) and failed.csv (clips not written).
+
+Both are appended one flushed row at a time, so a killed run loses nothing it had
+recorded; a row torn by the kill is cut off when the file is next opened. A row is
+appended to split-pos.csv only after its clip was renamed into place, so a row
+always means a complete file. In the webdataset layout the row names the tar shard
+and member the clip goes into, and the shard is packed later (shards.py).
+
+failed.csv holds the latest outcome of each segment that is not done, one row
+each: a new failure is appended at once; a segment that fails again, or succeeds
+after failing, changes an existing row, which is applied by rewriting the file
+atomically (at close, and when such changes pile up).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from audioset_downloader.errors import FailureReason, LayoutMismatch
+from audioset_downloader.atomic import atomic_writer
+from audioset_downloader.outputs.layout import CLIP_NAME, CsvOutputs
+from audioset_downloader.outputs.shards import Sample, ShardPacker, sample_json
+from audioset_downloader.inputs.segments import UNDECODABLE as _UNDECODABLE
+from audioset_downloader.inputs.segments import OneLine, Segment, parse_ms, row_key
+
+log = logging.getLogger(__name__)
+
+# file: the clip, or in the webdataset layout the shard holding it as member (empty otherwise).
+SPLIT_POS_HEADER = ("file", "YTID", "start_seconds", "end_seconds", "positive_labels", "label_names", "backend",
+                    "member")
+MEMBER = SPLIT_POS_HEADER.index("member")
+# Hugging Face's audiofolder layout: datasets.load_dataset("audiofolder", data_dir=OUTPUT_DIR/X)
+METADATA_HEADER = ("file_name", "YTID", "start_seconds", "end_seconds", "labels", "label_names", "backend")
+# Rows written by earlier versions lack the last columns: label_names (the 6th), backend, member.
+OLDEST_SPLIT_POS_ROW = 5
+FAILED_HEADER = ("YTID", "start_seconds", "end_seconds", "reason", "detail")
+REWRITE_EVERY = 1000  # pending changes to failed.csv before it is rewritten mid-run
+DETAIL_LIMIT = 300
+
+
+@dataclass(frozen=True, slots=True)
+class FailedRow:
+    ytid: str
+    start_text: str
+    end_text: str
+    reason: str
+    detail: str
+
+    def fields(self) -> tuple[str, ...]:
+        return (self.ytid, self.start_text, self.end_text, self.reason, self.detail)
+
+    @property
+    def failure_reason(self) -> FailureReason | None:
+        return FailureReason.from_label(self.reason)
+
+
+@dataclass(frozen=True, slots=True)
+class DamagedLine:
+    """A line of a manifest that is not a row this tool wrote: skipped, and kept as it is."""
+
+    line: int
+    text: str  # as read, undecodable bytes as U+DC80..U+DCFF, so that they are written back unchanged
+    problem: str
+
+
+class AppendOnlyCsv:
+    """A CSV file that only grows, one flushed row at a time.
+
+    A line a user edited or damaged (a torn row in the middle, a byte that is not
+    UTF-8, a stray quote) is reported once with its line, left out of the rows, and
+    written back unchanged whenever the file is rewritten: never the tool's to delete.
+    """
+
+    def __init__(self, path: Path, header: tuple[str, ...], min_fields: int | None = None,
+                 check: Callable[[list[str]], str | None] = lambda row: None) -> None:
+        self.path = path
+        self.header = header
+        self._min_fields = min_fields or len(header)
+        self._check = check
+        self.damaged: list[DamagedLine] = []
+        self._reported: set[int] = set()
+        self._handle: io.TextIOWrapper | None = None
+        self._writer = None
+
+    def rows(self, repair: bool) -> Iterator[list[str]]:
+        """Stream the data rows, without a last line torn by a kill (cut off the file when repairing)."""
+        if not self.path.exists():
+            return
+        if repair:
+            _cut_torn_tail(self.path)
+        damaged: list[DamagedLine] = []
+        feed = OneLine()
+        reader = csv.reader(feed, strict=True)  # one line at a time: a stray quote cannot swallow the rest
+        with open(self.path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
+            whole = _ends_with_newline(self.path)
+            for line_no, line in enumerate(handle, start=1):
+                if not whole and not line.endswith("\n"):
+                    break  # a torn last line: leave it out
+                feed.line = line
+                try:
+                    row = next(reader, [])
+                except csv.Error:
+                    row, problem = [], "unbalanced quotes"
+                else:
+                    if not row or row[0] == self.header[0]:
+                        continue  # blank, or the header
+                    problem = self._problem(line, row)
+                if problem is None:
+                    yield row
+                else:
+                    damaged.append(DamagedLine(line_no, line.rstrip("\r\n"), problem))
+                    self._report(damaged[-1])
+        self.damaged = damaged
+
+    def _problem(self, line: str, row: list[str]) -> str | None:
+        if _UNDECODABLE.search(line):
+            return "a byte that is not UTF-8"
+        if not self._min_fields <= len(row) <= len(self.header):
+            return f"{len(row)} fields where {len(self.header)} belong"
+        return self._check(row)
+
+    def _report(self, damaged: DamagedLine) -> None:
+        if damaged.line not in self._reported:
+            self._reported.add(damaged.line)
+            log.warning("%s:%d: skipped a line this tool did not write (%s); left in the file as it is",
+                        self.path, damaged.line, damaged.problem)
+
+    def has_current_header(self) -> bool:
+        if not self.path.exists():
+            return True
+        with open(self.path, "rb") as handle:
+            first = handle.readline().decode("utf-8", "replace")
+        return next(csv.reader([first]), []) == list(self.header)
+
+    def count_rows(self) -> int:
+        if not self.path.exists():
+            return -1
+        with open(self.path, "rb") as handle:
+            return sum(1 for _ in handle) - 1
+
+    def open(self) -> None:
+        fresh = not self.path.exists() or self.path.stat().st_size == 0
+        self._handle = open(self.path, "a", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._handle, lineterminator="\n")
+        if fresh:
+            self.append(self.header)
+
+    def append(self, row: Iterable[str]) -> None:
+        assert self._writer is not None and self._handle is not None, "open() first"
+        self._writer.writerow(row)
+        self._handle.flush()  # in the OS's hands: survives a kill of this process
+
+    def rewrite(self, rows: Iterable[Iterable[str]]) -> None:
+        """Replace the file atomically with exactly these rows (streamed, never all in memory)."""
+        reopen = self._handle is not None
+        self.close()
+        with atomic_writer(self.path, errors="surrogateescape") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(self.header)
+            writer.writerows(rows)  # streamed from this file: self.damaged is complete once they are
+            handle.writelines(damaged.text + "\n" for damaged in self.damaged)
+        if reopen:
+            self.open()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+            self._handle = None
+            self._writer = None
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        if handle.seek(0, os.SEEK_END) == 0:
+            return True
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
+
+
+def _cut_torn_tail(path: Path) -> None:
+    with open(path, "rb+") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return
+        # Read back far enough to find the last complete line.
+        chunk = min(size, 1 << 16)
+        handle.seek(size - chunk)
+        tail = handle.read(chunk)
+        cut = tail.rfind(b"\n")
+        keep = size - chunk + cut + 1 if cut >= 0 else 0
+        handle.truncate(keep)
+        log.warning("%s: removed a row torn by an interrupted run", path.name)
+
+
+def _times_problem(row: list[str]) -> str | None:
+    """A split-pos row's start and end must be numbers: they are the clip's identity."""
+    return None if parse_ms(row[2]) is not None and parse_ms(row[3]) is not None else "start or end is not a number"
+
+
+class Ledger:
+    """What is done and what failed, for one CSV; the only writer of its manifests.
+
+    ``tar_size``: the webdataset layout, this many clips per shard; None: the files layout.
+    """
+
+    def __init__(self, outputs: CsvOutputs, label_names: Callable[[str], str] = lambda labels: "",
+                 tar_size: int | None = None) -> None:
+        self.outputs = outputs
+        self._label_names = label_names  # "/m/0bt9lr,/m/05tny_" -> "Dog;Bark"
+        self._packer = ShardPacker(outputs, tar_size) if tar_size is not None else None
+        self._layouts: set[str] = set()  # the layouts the rows read were written in
+        self._staged: dict[int, list[Sample]] = {}  # clips recorded for a shard not packed yet
+        self._leftovers: list[str] = []  # loose copies of clips whose shard exists
+        self._split_pos = split_pos_csv(outputs)
+        self._metadata = AppendOnlyCsv(outputs.metadata, METADATA_HEADER, OLDEST_SPLIT_POS_ROW)
+        self._failed_csv = AppendOnlyCsv(outputs.failed, FAILED_HEADER)
+        self.done: set[tuple] = set()
+        self.failed: dict[tuple, FailedRow] = {}
+        self._pending_changes = 0
+
+    def load(self) -> None:
+        """Read what is done and what failed, changing nothing on disk (a dry run stops here)."""
+        self._load(repair=False)
+
+    def open(self) -> None:
+        """Load, repair what a kill left behind, and get ready to record."""
+        split_pos_stale, failed_stale = self._load(repair=True)
+        self._check_layout()
+        if split_pos_stale or not self._split_pos.has_current_header():
+            self._split_pos.rewrite(self._live_split_pos_rows(self.outputs.existing_clips()))
+        if failed_stale or not self._failed_csv.has_current_header():
+            self._failed_csv.rewrite(row.fields() for row in self.failed.values())
+        if self._packer is not None:
+            self._packer.resume(self._staged, self._leftovers, self.outputs.existing_clips())
+        # metadata.csv follows split-pos.csv row for row; rebuilt from it when they differ.
+        elif self._metadata.count_rows() != len(self.done) or not self._metadata.has_current_header():
+            self._metadata.rewrite(_metadata_row(row) for row in self._split_pos.rows(repair=False))
+        self._split_pos.open()
+        self._failed_csv.open()
+        if self._packer is None:
+            self._metadata.open()
+
+    def _check_layout(self) -> None:
+        """One OUTPUT_DIR holds one layout: refuse to add clips in the other."""
+        wanted = "files" if self._packer is None else "webdataset"
+        other = ({"files", "webdataset"} - {wanted}).pop()
+        if other in self._layouts:
+            raise LayoutMismatch(
+                f"{self.outputs.split_pos}: its clips are in the {other} layout, but OUTPUT_LAYOUT is {wanted!r}; "
+                f"set OUTPUT_LAYOUT = {other!r} (--layout {other}) to go on with it, or convert it with "
+                f"--layout {wanted} --output-dir NEW_DIR --merge {self.outputs.root}")
+
+    def _load(self, repair: bool) -> tuple[bool, bool]:
+        """Fill ``done`` and ``failed``; say which file holds rows to drop."""
+        present = self.outputs.existing_clips()
+        dropped = 0
+        for row in self._split_pos.rows(repair):
+            key = _live_key(row, present, self.done, self.outputs)
+            if key is None:
+                dropped += 1
+                continue
+            self.done.add(key)
+            member = member_of(row)
+            self._layouts.add("webdataset" if member else "files")
+            if not member:
+                continue
+            shard = row[0].rpartition("/")[2]
+            if shard in present:
+                if member in present:
+                    self._leftovers.append(member)
+            else:
+                index = self.outputs.shard_index(shard)
+                assert index is not None, "_live_key keeps only rows naming a shard"
+                self._staged.setdefault(index, []).append((member, sample_json(*row[1:6])))
+        if dropped:
+            log.info("%s: %d rows whose clip is missing or repeated are dropped; those clips are fetched again",
+                     self.outputs.split_pos.name, dropped)
+
+        rows = 0
+        for row in self._failed_csv.rows(repair):
+            rows += 1
+            key = row_key(row[0], row[1], row[2])
+            self.failed.pop(key, None)  # the last row of a segment wins
+            if key not in self.done:
+                self.failed[key] = FailedRow(*row)
+        return dropped > 0, len(self.failed) != rows
+
+    def _live_split_pos_rows(self, present: set[str]) -> Iterator[list[str]]:
+        kept: set[tuple] = set()
+        for row in self._split_pos.rows(repair=False):
+            key = _live_key(row, present, kept, self.outputs)
+            if key is not None:
+                kept.add(key)
+                if len(row) == OLDEST_SPLIT_POS_ROW:  # written before label_names existed
+                    row = [*row, self._label_names(row[4])]
+                yield row + [""] * (len(SPLIT_POS_HEADER) - len(row))  # before backend: not known
+
+    def written_rows(self) -> Iterator[list[str]]:
+        """The split-pos rows that count (clip present, not repeated), read-only."""
+        return self._live_split_pos_rows(self.outputs.existing_clips())
+
+    def is_done(self, segment: Segment) -> bool:
+        return segment.key in self.done
+
+    def failed_for_good(self, segment: Segment) -> bool:
+        """Failed before for a permanent reason (the video is gone): not worth a retry."""
+        row = self.failed.get(segment.key)
+        return row is not None and row.failure_reason is not None and row.failure_reason.permanent
+
+    def record_written(self, segment: Segment, relative_file: str, backend: str) -> None:
+        """A clip now at ``relative_file`` (relative to OUTPUT_DIR), complete."""
+        names = self._label_names(segment.labels_text)
+        member = ""
+        if self._packer is not None:  # the loose clip becomes a member of the open shard
+            member = relative_file.rpartition("/")[2]
+            relative_file = self._packer.assign()
+        row = (relative_file, segment.ytid, segment.start_text, segment.end_text, segment.labels_text, names,
+               backend, member)
+        self._split_pos.append(row)
+        if self._packer is None:
+            self._metadata.append(_metadata_row(row))
+        else:
+            self._packer.add(member, sample_json(*row[1:6]))
+        self.done.add(segment.key)
+        if self.failed.pop(segment.key, None) is not None:
+            self._changed()
+
+    def record_failed(self, key: tuple, row: FailedRow) -> None:
+        row = FailedRow(row.ytid, row.start_text, row.end_text, row.reason, _one_line(row.detail))
+        previous = self.failed.get(key)
+        self.failed[key] = row
+        if previous is None:
+            self._failed_csv.append(row.fields())
+        elif previous != row:
+            self._changed()
+
+    def _changed(self) -> None:
+        self._pending_changes += 1
+        if self._pending_changes >= REWRITE_EVERY:
+            self.flush_changes()
+
+    def flush_changes(self) -> None:
+        if self._pending_changes:
+            self._failed_csv.rewrite(row.fields() for row in self.failed.values())
+            self._pending_changes = 0
+
+    def finish(self) -> None:
+        """Everything planned is recorded: pack the last shard, however short (webdataset layout)."""
+        if self._packer is not None:
+            self._packer.finish()
+
+    def close(self) -> None:
+        self.flush_changes()
+        self._split_pos.close()
+        self._failed_csv.close()
+        self._metadata.close()
+
+
+def split_pos_csv(outputs: CsvOutputs) -> AppendOnlyCsv:
+    return AppendOnlyCsv(outputs.split_pos, SPLIT_POS_HEADER, OLDEST_SPLIT_POS_ROW, _times_problem)
+
+
+def member_of(row: list[str]) -> str:
+    """The clip's name in the shard ``file`` names (webdataset layout); "" in the files layout."""
+    return row[MEMBER] if len(row) > MEMBER else ""
+
+
+def loose_clip(row: list[str], name: str) -> str:
+    """Where CSV ``name``'s row has its clip as a file, relative to OUTPUT_DIR: the files layout's
+    clip, or a shard's member before it is packed."""
+    member = member_of(row)
+    return f"{name}/{member}" if member else row[0]
+
+
+def _metadata_row(split_pos_row: Iterable[str]) -> list[str]:
+    file, *rest = split_pos_row
+    return [file.rpartition("/")[2], *rest][: len(METADATA_HEADER)]
+
+
+def _live_key(row: list[str], present: set[str], seen: set[tuple], outputs: CsvOutputs) -> tuple | None:
+    """The key of a split-pos row that still counts: its clip present, not repeated.
+
+    Present means the file is there: the clip, or the shard it was packed into, or for a
+    shard not packed yet, the clip loose in the clip folder. The row is well-formed:
+    split_pos_csv() leaves out (and keeps) any other.
+    """
+    key = row_key(row[1], row[2], row[3])
+    if key in seen:
+        return None
+    file = row[0].rpartition("/")[2]
+    member = member_of(row)
+    if member:
+        if outputs.shard_index(file) is None or row[0] != f"{outputs.name}/{file}" or not CLIP_NAME.fullmatch(member):
+            return None  # not a shard of this CSV, or not a clip's name: not a row this tool wrote
+        return key if file in present or member in present else None
+    return key if file in present else None
+
+
+def _one_line(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= DETAIL_LIMIT else flat[: DETAIL_LIMIT - 1] + "…"

@@ -1,0 +1,449 @@
+"""Pacing per identity: which identity the next clip attempt goes out through, and when.
+
+YouTube limits each address and each account (about 300 videos an hour for a guest,
+then HTTP 429 or "confirm you're not a bot"), so that limit, not bandwidth, bounds a
+download. The book keeps, for every identity of the run, its pace (clip attempts per
+minute) and whether it is cooling down after a 429. Before each attempt a worker
+takes a turn: the identity free soonest, and how long to wait for it. A 429 cools
+only the identity that got it (exponential, with jitter); the clip goes on through
+another. Only when every identity is cooling does the run wait, and after
+MAX_BACKOFF_MINUTES of that it gives up.
+
+After a block, one clip goes first; the others follow at the pace once it is answered,
+never all at once.
+
+One book serves a whole run: the workers of a process share the object, the CSV
+processes of a local run one hosted by a multiprocessing manager (``hosted_book``),
+a Dask run's workers one kept on the scheduler (dask_book.py). It answers with
+waits, never clock times, so the clocks of other machines do not matter.
+
+Each identity's pace follows a policy: a fixed REQUESTS_PER_MINUTE, none, or "auto",
+learnt the way TCP learns its window (AutoPace), so a long run settles just under each
+identity's limit instead of bouncing off it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from multiprocessing.managers import BaseManager
+from pathlib import Path
+from typing import Protocol
+
+from audioset_downloader.atomic import write_atomically
+from audioset_downloader.inputs.settings import Settings
+
+log = logging.getLogger(__name__)
+
+HORIZON_S = 1.0  # turns are handed out at most this far ahead, so no turn outlives news of a 429
+MAX_COOL_S = 600.0  # a blocked identity is tried again at least every ten minutes
+MEASURE_S = 60.0  # an unpaced identity's rate is measured over at most this window
+MIN_SPAN_S = 1.0  # and over at least this long, so a burst is not taken for a rate
+MIN_PER_MINUTE = 0.5
+GUEST_PER_HOUR = 300.0  # YouTube's limit for a guest session, about: the ETA's guess before anything is learnt
+LEARNED_FILE = "identities.json"
+
+
+class Pace(Protocol):
+    """A pacing policy for one identity: its current pace, and what it learns from answers."""
+
+    per_minute: float | None  # None: unpaced
+    ceiling: float | None  # what it has learnt of the limit (None: nothing)
+    probe_after: float | None
+
+    def limited(self, answered_per_minute: float | None) -> None: ...
+
+    def recovered(self, blocked_s: float) -> None: ...
+
+    def answered(self) -> None: ...
+
+
+@dataclass
+class FixedPace:
+    per_minute: float | None  # REQUESTS_PER_MINUTE as a number, or None: no cap
+    ceiling: float | None = None  # a fixed pace learns nothing
+    probe_after: float | None = None
+
+    def limited(self, answered_per_minute: float | None) -> None:
+        pass
+
+    def recovered(self, blocked_s: float) -> None:
+        pass
+
+    def answered(self) -> None:
+        pass
+
+
+@dataclass
+class AutoPace:
+    """TCP CUBIC's way, counted in clips: back off on a 429, climb back towards it, then probe beyond.
+
+    A 429 at a pace puts the ceiling a little below it (the limit lay below the pace
+    that broke it); the pace drops to DECREASE x ceiling, then follows
+    ceiling x (1 + (1 - DECREASE) x ((n - k) / k)^3) over the n clips answered since:
+    concave up to the ceiling at n = k (quick at first, flat near the limit), convex
+    beyond it (slow at first, then fast, so a ceiling guessed too low is soon left
+    behind). k is COST_FACTOR times the clips the last block cost (the time it kept the
+    identity refused, at its pace), and at least MIN_PROBE_AFTER_S worth of clips: a
+    block of seconds is probed for again within a few minutes, YouTube's block of up
+    to an hour only after many hours, so blocks cost about 1 / COST_FACTOR of the time.
+    The ceiling slow start ends at is only a rough measure (a burst, then a 429): from
+    there the pace grows by GROWTH a clip, as TCP's slow start does, up to the first 429
+    it meets paced. A block that outlasts LONG_BLOCK_S is not a burst limit but a quota
+    (YouTube's, by the hour): the pace starts again from a guest's.
+    """
+
+    per_minute: float | None = None  # None: unpaced, until the first 429 (or a pace an earlier run learnt)
+    ceiling: float | None = None  # the pace that last drew a 429
+    probe_after: float | None = None  # k: clips from a 429 back up to its ceiling (None: the least)
+    since: int = 0  # n: clips answered since the last 429 while the pace held the identity back
+    measured: bool = False  # the ceiling is slow start's measure, not a pace that drew a 429
+    # Gentler than TCP's 0.7: identities share no limit that backing off would be fair to,
+    # and the closer the pace stays to the limit, the more it gets.
+    DECREASE = 0.9
+    BELOW = 0.97  # the ceiling, as a share of the pace that drew the 429
+    MIN_PROBE_AFTER_S = 60.0
+    COST_FACTOR = 20.0
+    GROWTH = 1.02  # a clip, after slow start's rough measure: doubling in 35 clips
+    LONG_BLOCK_S = 120.0
+
+    def limited(self, answered_per_minute: float | None) -> None:
+        """A 429: ``answered_per_minute`` is the rate the identity was answered at, unpaced (None: none yet)."""
+        if self.per_minute is not None:
+            self.ceiling, self.measured = self.per_minute * self.BELOW, False
+        elif answered_per_minute is not None:  # the end of slow start
+            self.ceiling, self.measured = answered_per_minute, True
+        else:  # refused before anything was answered: blocked already, which says nothing of the rate
+            return
+        self.per_minute = max(MIN_PER_MINUTE, self.ceiling * self.DECREASE)
+        self.since = 0
+
+    def recovered(self, blocked_s: float) -> None:
+        """Answered again after a block that lasted ``blocked_s``."""
+        if self.ceiling is None or self.per_minute is None:
+            return
+        if blocked_s > self.LONG_BLOCK_S and self.ceiling > GUEST_PER_HOUR / 60:
+            self.ceiling, self.measured, self.since = GUEST_PER_HOUR / 60, False, 0
+            self.per_minute = self.ceiling * self.DECREASE
+        self.probe_after = self.COST_FACTOR * blocked_s * self.per_minute / 60  # the clips the block cost
+
+    def answered(self) -> None:
+        if self.ceiling is None or self.per_minute is None:
+            return
+        if self.measured:
+            self.per_minute *= self.GROWTH
+            return
+        self.since += 1
+        k = max(self.probe_after or 0.0, self.MIN_PROBE_AFTER_S * self.ceiling / 60, 1.0)
+        self.per_minute = max(MIN_PER_MINUTE,
+                              self.ceiling * (1 + (1 - self.DECREASE) * ((self.since - k) / k) ** 3))
+
+
+def pace_for(settings: Settings, learned: Learned | None) -> Pace:
+    if settings.requests_per_minute == "auto":
+        if learned is None:
+            return AutoPace()
+        return AutoPace(learned.per_minute, learned.ceiling or learned.per_minute, learned.probe_after)
+    assert not isinstance(settings.requests_per_minute, str)
+    return FixedPace(settings.requests_per_minute)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """The book's answer: go through identity ``index`` after ``wait_s``; index -1: ask again then."""
+
+    index: int
+    wait_s: float
+    given_up: bool = False  # every identity has been cooling for MAX_BACKOFF_MINUTES
+
+
+@dataclass(frozen=True)
+class Cooling:
+    """What a 429 did, for the worker to log: None from the book when the identity was already cooling."""
+
+    name: str
+    cool_s: float
+    per_minute: float | None
+    all_cooling: bool
+
+
+@dataclass
+class IdentityStats:
+    """One identity over the run: the log's and the summary's line."""
+
+    name: str
+    clips: int = 0  # attempts it answered (written or failed for the video's reasons)
+    rate_limited: int = 0  # 429s and bot checks
+    cooling_s: float = 0.0
+    per_minute: float | None = None  # its pace at the end (learnt, with "auto")
+    ceiling: float | None = None  # "auto": the pace its limit lies just under, as learnt
+    probe_after: float | None = None  # "auto": clips after a 429 before it probes beyond the ceiling
+
+    def line(self) -> str:
+        pace = f"pace {self.per_minute:.1f}/min" if self.per_minute else "unpaced"
+        blocked = ("; blocked: refused every time (use it again later, or drop it from IDENTITIES)"
+                   if self.rate_limited and not self.clips else "")
+        return (f"identity {self.name}: {self.clips} clips, {self.rate_limited} rate-limited, "
+                f"{self.cooling_s:.0f} s cooling, {pace}{blocked}")
+
+
+@dataclass
+class _Identity:
+    name: str
+    pace: Pace
+    next_start: float = 0.0
+    cooling_until: float = 0.0
+    strikes: int = 0  # blocks in a row with no answer between them
+    blocked_since: float = 0.0  # the first of those blocks
+    probing: bool = False  # after a block, one clip goes first; the others wait for its answer
+    held_back: bool = False  # its last turn waited for its pace: the pace binds, so it may rise
+    first_turn: float | None = None  # since the last cooldown
+    turns: int = 0  # taken: among identities free at once, the least used goes first
+    answers: deque[float] = field(default_factory=deque)  # when its recent clips were answered
+    stats: IdentityStats = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stats = IdentityStats(self.name)
+
+    def cooling(self, now: float) -> bool:
+        return now < self.cooling_until or self.probing
+
+    def ready_at(self, now: float) -> float:
+        return math.inf if self.probing else max(now, self.next_start, self.cooling_until)
+
+    def answered_per_minute(self, now: float) -> float | None:
+        """The rate it was answered at over the last MEASURE_S (None: never answered)."""
+        while self.answers and self.answers[0] < now - MEASURE_S:
+            self.answers.popleft()
+        if not self.answers or self.first_turn is None:
+            return None
+        span = max(MIN_SPAN_S, now - max(self.first_turn, now - MEASURE_S))
+        return 60.0 * len(self.answers) / span
+
+
+class PacingBook:
+    """Every identity's pace and cooldown, for the whole run (thread-safe; see the module's docstring).
+
+    Each turn taken is settled by one call: ``answered``, ``limited`` or ``missed``.
+    """
+
+    def __init__(self, names: Sequence[str], paces: Sequence[Pace], first_cool_s: float, max_cooling_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._identities = [_Identity(name, pace) for name, pace in zip(names, paces, strict=True)]
+        self._first_cool_s = first_cool_s
+        self._max_cooling_s = max_cooling_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._all_cooling_since: float | None = None
+
+    def take(self) -> Turn:
+        with self._lock:
+            now = self._clock()
+            if all(identity.cooling(now) for identity in self._identities):
+                if self._all_cooling_since is None:
+                    self._all_cooling_since = now
+                if now - self._all_cooling_since > self._max_cooling_s:
+                    return Turn(-1, 0.0, given_up=True)
+            index = min(range(len(self._identities)),
+                        key=lambda i: (self._identities[i].ready_at(now), self._identities[i].turns))
+            identity = self._identities[index]
+            start = identity.ready_at(now)
+            if start - now > HORIZON_S:
+                return Turn(-1, HORIZON_S)
+            identity.held_back = identity.next_start > now
+            identity.turns += 1
+            identity.probing = identity.strikes > 0
+            if identity.first_turn is None:
+                identity.first_turn = start
+            per_minute = identity.pace.per_minute
+            identity.next_start = start + (60.0 / per_minute if per_minute else 0.0)
+            return Turn(index, start - now)
+
+    def limited(self, index: int) -> Cooling | None:
+        """Identity ``index`` was refused as rate-limited: cool it down, slow its pace."""
+        with self._lock:
+            now = self._clock()
+            identity = self._identities[index]
+            identity.stats.rate_limited += 1
+            if now < identity.cooling_until:
+                return None  # the clips already under way when it was blocked: one block, one step
+            if identity.strikes == 0:  # a long block is one event, however often it is probed
+                identity.pace.limited(identity.answered_per_minute(now))
+                identity.blocked_since = now
+            identity.answers.clear()  # slow start, if it goes on, is measured afresh after the cooldown
+            identity.first_turn = None
+            cool_s = min(MAX_COOL_S, self._first_cool_s * 2 ** identity.strikes) * random.uniform(0.75, 1.25)
+            identity.strikes += 1
+            identity.probing = False
+            identity.cooling_until = now + cool_s
+            identity.next_start = identity.cooling_until
+            identity.stats.cooling_s += cool_s
+            all_cooling = all(other.cooling(now) for other in self._identities)
+            return Cooling(identity.name, cool_s, identity.pace.per_minute, all_cooling)
+
+    def answered(self, index: int) -> None:
+        """A clip through identity ``index`` was answered (written, or refused for the video's reasons)."""
+        with self._lock:
+            now = self._clock()
+            identity = self._identities[index]
+            identity.stats.clips += 1
+            if now < identity.cooling_until:
+                return  # a clip started before the block came: it says nothing of the block
+            if identity.strikes:
+                identity.pace.recovered(now - identity.blocked_since)
+                identity.strikes = 0
+            identity.probing = False
+            self._all_cooling_since = None
+            if identity.pace.per_minute is None:  # unpaced: measured, for the end of slow start
+                identity.answers.append(now)
+            if identity.held_back:
+                identity.pace.answered()
+
+    def missed(self, index: int) -> None:
+        """A clip through identity ``index`` got no answer at all (network trouble): it says nothing of the limit."""
+        with self._lock:
+            self._identities[index].probing = False
+
+    def stats(self) -> list[IdentityStats]:
+        with self._lock:
+            now = self._clock()
+            report = []
+            for identity in self._identities:
+                unserved = max(0.0, identity.cooling_until - now)  # a cooldown the run did not live to see end
+                report.append(IdentityStats(identity.name, identity.stats.clips, identity.stats.rate_limited,
+                                            round(identity.stats.cooling_s - unserved, 1),
+                                            identity.pace.per_minute, identity.pace.ceiling,
+                                            identity.pace.probe_after))
+            return report
+
+    def per_minute(self) -> float | None:
+        """The run's paced rate (clip attempts per minute, all identities), or None if any is unpaced."""
+        with self._lock:
+            paces = [identity.pace.per_minute for identity in self._identities]
+        return None if any(p is None for p in paces) else sum(p for p in paces if p is not None)
+
+
+class Book(Protocol):
+    """What a worker holds: a PacingBook, or a proxy for one in another process."""
+
+    def take(self) -> Turn: ...
+
+    def limited(self, index: int) -> Cooling | None: ...
+
+    def answered(self, index: int) -> None: ...
+
+    def missed(self, index: int) -> None: ...
+
+    def stats(self) -> list[IdentityStats]: ...
+
+    def per_minute(self) -> float | None: ...
+
+
+def book_arguments(settings: Settings) -> tuple[list[str], list[Pace], float, float]:
+    """PacingBook's arguments for the run's identities, "auto" starting from the paces earlier runs learnt."""
+    learned = load_learned(settings.output_dir)
+    identities = settings.identity_list
+    return ([identity.name for identity in identities],
+            [pace_for(settings, learned.get(identity.name)) for identity in identities],
+            settings.retry_backoff, settings.max_backoff_minutes * 60)
+
+
+def new_book(settings: Settings) -> PacingBook:
+    return PacingBook(*book_arguments(settings))
+
+
+class _BookManager(BaseManager):
+    pass
+
+
+_BookManager.register("PacingBook", new_book)
+
+
+@contextlib.contextmanager
+def hosted_book(settings: Settings) -> Iterator[Book]:
+    """One book for several processes: it lives in a manager process, they hold picklable proxies."""
+    import multiprocessing
+
+    manager = _BookManager(ctx=multiprocessing.get_context("spawn"))
+    manager.start()
+    try:
+        yield manager.PacingBook(settings)  # type: ignore[attr-defined]
+    finally:
+        manager.shutdown()
+
+
+# ---------------------------------------------------------------- what runs learn
+# OUTPUT_DIR/identities.json: per identity, the pace "auto" ended at, so the next run
+# starts there instead of bouncing off the limit again, and --dry-run can say how long.
+
+
+@dataclass(frozen=True)
+class Learned:
+    """What "auto" learnt of an identity, kept between runs."""
+
+    per_minute: float
+    ceiling: float | None
+    probe_after: float | None
+
+
+def load_learned(output_dir: Path) -> dict[str, Learned]:
+    """Identity name -> what earlier runs learnt of it ({} when none)."""
+    try:
+        data = json.loads((output_dir / LEARNED_FILE).read_text(encoding="utf-8"))
+        learned = {str(name): Learned(float(entry["per_minute"]), _rate(entry.get("ceiling")),
+                                      _rate(entry.get("probe_after")))
+                   for name, entry in data["identities"].items()}
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("%s: unreadable (%s); pacing starts afresh", output_dir / LEARNED_FILE, exc)
+        return {}
+    return {name: entry for name, entry in learned.items() if _rate(entry.per_minute) is not None}
+
+
+def _rate(value: object) -> float | None:
+    """A positive finite number from the file, else None (a hand-edited file may hold anything)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    return float(value) if math.isfinite(value) and value >= MIN_PER_MINUTE else None
+
+
+def save_learned(output_dir: Path, stats: Sequence[IdentityStats]) -> None:
+    """Keep what this run learnt, beside what earlier runs learnt of other identities."""
+    previous = {}
+    with contextlib.suppress(FileNotFoundError, ValueError, OSError, KeyError, TypeError):
+        previous = json.loads((output_dir / LEARNED_FILE).read_text(encoding="utf-8"))["identities"]
+    for entry in stats:
+        if entry.per_minute is not None and entry.ceiling is not None:  # "auto" that has met the limit
+            previous[entry.name] = {**asdict(entry), "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if previous:
+        write_atomically(output_dir / LEARNED_FILE, json.dumps({"identities": previous}, indent=2) + "\n")
+
+
+def planned_per_minute(settings: Settings) -> tuple[float, str]:
+    """The paced rate a run will go at (clip attempts per minute, all identities), and where it comes from."""
+    identities = settings.identity_list
+    if settings.requests_per_minute is None:
+        return math.inf, "no cap (REQUESTS_PER_MINUTE = None)"
+    if settings.requests_per_minute != "auto":
+        assert not isinstance(settings.requests_per_minute, str)
+        return settings.requests_per_minute * len(identities), \
+            f"REQUESTS_PER_MINUTE = {settings.requests_per_minute:g} x {len(identities)} identities"
+    learned = load_learned(settings.output_dir)
+    known = [learned[identity.name].per_minute for identity in identities if identity.name in learned]
+    guessed = len(identities) - len(known)
+    parts = []
+    if known:
+        parts.append(f"{len(known)} at the pace learnt by earlier runs ({settings.output_dir / LEARNED_FILE})")
+    if guessed:
+        parts.append(f"{guessed} at {GUEST_PER_HOUR:g} clips an hour (YouTube's guest limit, about; "
+                     "nothing learnt yet)")
+    return sum(known) + guessed * GUEST_PER_HOUR / 60, "; ".join(parts)

@@ -1,0 +1,68 @@
+"""ENGINE = "dask": the run's pacing book, kept on the Dask scheduler.
+
+Every Dask worker takes its turns from one PacingBook (pacing.py), so a cluster paces
+each identity as one local process would. The book lives in a scheduler plugin, Dask's
+own way to keep state on the scheduler (docs.dask.org, "Plugins"), and is reached with
+``Client.run_on_scheduler``: about a millisecond a call, one call per clip attempt and
+one per answer. Unlike an actor, which lives on one worker, it survives the loss of any
+worker. Imported only when Dask is used: it needs dask.distributed. The scheduler must
+be able to import this package, as the workers must.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distributed import SchedulerPlugin, get_client
+
+from audioset_downloader.pacing.book import Cooling, IdentityStats, PacingBook, Turn, book_arguments
+from audioset_downloader.inputs.settings import Settings
+
+PLUGIN_NAME = "audioset-downloader-pacing"
+
+
+class PacingPlugin(SchedulerPlugin):
+    name = PLUGIN_NAME
+
+    def __init__(self, arguments: tuple) -> None:
+        self.arguments = arguments  # the book is built on the scheduler: its lock does not travel
+        self.book: PacingBook | None = None
+
+    async def start(self, scheduler: Any) -> None:
+        self.book = PacingBook(*self.arguments)
+
+
+def _call(method: str, *args: Any, dask_scheduler: Any) -> Any:
+    """Runs on the scheduler, in its event loop: the book's own lock is never contended there."""
+    return getattr(dask_scheduler.plugins[PLUGIN_NAME].book, method)(*args)
+
+
+class SchedulerBook:
+    """A picklable handle on the book on the scheduler, usable from the driver and from any task."""
+
+    def _call(self, method: str, *args: Any) -> Any:
+        return get_client().run_on_scheduler(_call, method, *args)
+
+    def take(self) -> Turn:
+        return self._call("take")
+
+    def limited(self, index: int) -> Cooling | None:
+        return self._call("limited", index)
+
+    def answered(self, index: int) -> None:
+        self._call("answered", index)
+
+    def missed(self, index: int) -> None:
+        self._call("missed", index)
+
+    def stats(self) -> list[IdentityStats]:
+        return self._call("stats")
+
+    def per_minute(self) -> float | None:
+        return self._call("per_minute")
+
+
+def install_book(client: Any, settings: Settings) -> SchedulerBook:
+    """A fresh book for this run on the scheduler (a rerun's replaces the last), learnt paces read here."""
+    client.register_plugin(PacingPlugin(book_arguments(settings)))
+    return SchedulerBook()
