@@ -20,25 +20,25 @@ from pathlib import Path
 from typing import Any
 
 from audioset_downloader import __version__
-from audioset_downloader.engine import dask_engine
-from audioset_downloader.outputs import report
-from audioset_downloader.fetch.backends import load_backend
-from audioset_downloader.inputs.cookies import load_cookies
-from audioset_downloader.fetch.cutter import find_ffmpeg
 from audioset_downloader.doctor import run_doctor
-from audioset_downloader.errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, ConfigError, DownloaderError
-from audioset_downloader.inputs.files import input_file_problem
-from audioset_downloader.outputs.layout import CsvOutputs
-from audioset_downloader.inputs.labels import LabelFilter
-from audioset_downloader.outputs.ledger import Ledger
-from audioset_downloader.outputs.merge import csv_names, merge_csv
-from audioset_downloader.pacing.book import Book, hosted_book, new_book, planned_per_minute, save_learned
+from audioset_downloader.engine import dask_engine
 from audioset_downloader.engine.progress import duration, summary_table
 from audioset_downloader.engine.runner import exclusive, load_ontology, plan_csv, run_csv
-from audioset_downloader.outputs.summary import CsvSummary
+from audioset_downloader.errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, ConfigError, DownloaderError
+from audioset_downloader.fetch.backends import load_backend
+from audioset_downloader.fetch.cutter import find_ffmpeg
+from audioset_downloader.inputs.cookies import load_cookies
+from audioset_downloader.inputs.files import input_file_problem
+from audioset_downloader.inputs.labels import LabelFilter
 from audioset_downloader.inputs.segments import count_labels
-from audioset_downloader.outputs.verify import verify_csv
 from audioset_downloader.inputs.settings import AUDIO_FORMATS, BACKEND_NAMES, ENGINES, LAYOUTS, Settings, load_settings
+from audioset_downloader.outputs import report
+from audioset_downloader.outputs.layout import CsvOutputs
+from audioset_downloader.outputs.ledger import Ledger
+from audioset_downloader.outputs.merge import csv_names, merge_csv
+from audioset_downloader.outputs.summary import CsvSummary
+from audioset_downloader.outputs.verify import verify_csv
+from audioset_downloader.pacing.book import Book, hosted_book, new_book, planned_per_minute, save_learned
 
 CONFIG_FILE_NAME = "download_configs.py"
 
@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     modes.add_argument("--merge", nargs="+", type=Path, metavar="DIR",
                        help="merge the outputs of other runs (shards, machines) into OUTPUT_DIR, without duplicates")
     modes.add_argument("--doctor", action="store_true",
-                       help="check ffmpeg, the backends, yt-dlp's JS runtime, cookies, proxy and OUTPUT_DIR, with fixes")
+                       help="check ffmpeg, the backends, yt-dlp's JS runtime, cookies, proxy and OUTPUT_DIR, "
+                            "with fixes")
     modes.add_argument("--online", action="store_true",
                        help="with --doctor: also resolve and cut one second of a public YouTube video per backend")
     modes.add_argument("--report", action="store_true",
@@ -94,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     modes.add_argument("--list-labels", nargs="?", const="", metavar="TEXT",
                        help="list AudioSet classes (matching TEXT) with how many segments of each CSV carry them")
     what = parser.add_argument_group("what to download")
-    what.add_argument("--csv", action="append", metavar="PATH", help="a segments CSV; repeat for several (CSV_FILE_NAMES)")
+    what.add_argument("--csv", action="append", metavar="PATH",
+                      help="a segments CSV; repeat for several (CSV_FILE_NAMES)")
     what.add_argument("--timer", type=int, metavar="N", help="attempt at most N+1 clips per CSV; 0: all (TIMER)")
     what.add_argument("--label", dest="labels", action="append", metavar="NAME",
                       help="only segments carrying this class (name or MID); repeat for several (LABELS)")
@@ -114,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--workers", type=int, metavar="N", help="clips fetched at once per CSV (WORKERS)")
     how.add_argument("--proxy", metavar="URL", help="proxy for metadata and media requests (PROXY)")
     how.add_argument("--cookies", metavar="FILE", help="Netscape cookies.txt sent with every request (COOKIES_FILE)")
-    how.add_argument("--clip-timeout", type=float, metavar="S", help="give up on one clip after S seconds (CLIP_TIMEOUT)")
+    how.add_argument("--clip-timeout", type=float, metavar="S",
+                     help="give up on one clip after S seconds (CLIP_TIMEOUT)")
     out = parser.add_argument_group("what to write")
     out.add_argument("--output-dir", metavar="DIR", help="where clips and manifests go (OUTPUT_DIR)")
     out.add_argument("--layout", choices=LAYOUTS,
@@ -267,7 +270,7 @@ def _run_processes(settings: Settings, book: Book) -> int:
                 interrupted = True  # the children got it too and are stopping cleanly
     codes = [process.exitcode for process in processes]
     summaries = []
-    for path, code in zip(settings.csv_file_names, codes):
+    for path, code in zip(settings.csv_file_names, codes, strict=True):
         summary = _finished_summary(settings, path, code)
         if summary is None:
             print(f"{path}: did not finish (exit code {code}); see its log in {settings.output_dir}")

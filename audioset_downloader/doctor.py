@@ -21,15 +21,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from audioset_downloader.outputs import provenance
+from audioset_downloader.engine.runner import count_planned
+from audioset_downloader.errors import EXIT_FATAL, EXIT_OK, ClipFailure, ConfigError, DownloaderError
 from audioset_downloader.fetch.backends import load_backend
 from audioset_downloader.fetch.backends.base import Backend
-from audioset_downloader.inputs.cookies import load_cookies
 from audioset_downloader.fetch.cutter import cut_clip, find_ffmpeg
-from audioset_downloader.errors import EXIT_FATAL, EXIT_OK, ClipFailure, ConfigError, DownloaderError
-from audioset_downloader.engine.runner import count_planned
+from audioset_downloader.inputs.cookies import load_cookies
 from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.inputs.settings import Settings
+from audioset_downloader.outputs import provenance
 
 OK, WARN, FAIL, SKIPPED = "ok", "warn", "FAIL", "skipped"
 
@@ -145,7 +145,8 @@ def _js_runtime(backends: list[Backend]) -> Iterator[Check]:
         yield Check("JS runtime", WARN, f"{runtime['name']} {runtime['version']} at {runtime['path']} is too old for "
                                         "yt-dlp; pip install -U deno")
     else:
-        yield Check("JS runtime", OK, f"{runtime['name']} {runtime['version']} at {runtime['path']} (as yt-dlp sees it)")
+        yield Check("JS runtime", OK,
+                    f"{runtime['name']} {runtime['version']} at {runtime['path']} (as yt-dlp sees it)")
     ejs = provenance.distribution_version("yt-dlp-ejs")
     yield (Check("yt-dlp-ejs", OK, f"{ejs}: the challenge solver scripts") if ejs else
            Check("yt-dlp-ejs", WARN, "not installed: no solver scripts; pip install -U 'yt-dlp[default,deno]'"))

@@ -41,8 +41,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from audioset_downloader.fetch.cutter import find_ffmpeg  # noqa: E402
 from audioset_downloader.engine.runner import run_csv  # noqa: E402
+from audioset_downloader.fetch.cutter import find_ffmpeg  # noqa: E402
 from audioset_downloader.inputs.settings import Settings  # noqa: E402
 from tests.support.audio import make_source  # noqa: E402
 from tests.support.fake_youtube import FakeVideo, FakeYouTube, reroute_youtube  # noqa: E402
@@ -275,7 +275,8 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=100)
     parser.add_argument("--bandwidth-mbps", type=float, default=2, help="per connection, MB/s")
     parser.add_argument("--seed-clips", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=8, help="clips per scenario = rounds x WORKERS (ramp-up and tail weigh less)")
+    parser.add_argument("--rounds", type=int, default=8,
+                        help="clips per scenario = rounds x WORKERS (ramp-up and tail weigh less)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     parser.add_argument("--planning-rows", type=int, default=2_041_789)
     parser.add_argument("--planning-done", type=int, default=1_000_000)

@@ -145,7 +145,7 @@ def run_scenario(server: Server, mirror: Path, source: Path, workdir: Path, iden
     ceiling = identities * PER_SECOND / per_clip
     t0 = min(s[0] for s in seen)
     last_request = {}
-    for time_, _, path, status in served:
+    for time_, _, path, _status in served:
         last_request[path] = time_  # a clip is done by its last served request
     steady = [t for t in last_request.values() if t - t0 >= WARMUP_S]
     steady_span = max(t for t in last_request.values()) - t0 - WARMUP_S

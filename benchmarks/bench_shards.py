@@ -30,9 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from audioset_downloader.fetch.cutter import find_ffmpeg  # noqa: E402
+from audioset_downloader.inputs.segments import new_segment  # noqa: E402
 from audioset_downloader.outputs.layout import CsvOutputs  # noqa: E402
 from audioset_downloader.outputs.ledger import Ledger  # noqa: E402
-from audioset_downloader.inputs.segments import new_segment  # noqa: E402
 from benchmarks.bench import machine  # noqa: E402
 
 NAME = "bench_segments"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from audioset_downloader.errors import ClipFailure, FailureReason
 from audioset_downloader.fetch.backends.base import MediaSource
 from audioset_downloader.fetch.cutter import cut_clip
-from audioset_downloader.errors import ClipFailure, FailureReason
 from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.inputs.settings import Settings
 from tests.support.audio import decode, dominant_second, window_offset

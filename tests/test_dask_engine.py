@@ -13,10 +13,10 @@ import pytest
 
 from audioset_downloader import cli
 from audioset_downloader.engine.dask_engine import run_shard
-from audioset_downloader.outputs.layout import CsvOutputs
+from audioset_downloader.engine.worker import ClipWorker
 from audioset_downloader.inputs.segments import read_segments
 from audioset_downloader.inputs.settings import Settings
-from audioset_downloader.engine.worker import ClipWorker
+from audioset_downloader.outputs.layout import CsvOutputs
 from tests.conftest import Mirror, write_config, write_csv
 from tests.support.audio import decode, window_offset
 

@@ -137,7 +137,8 @@ def test_timer_limits_attempts_and_finished_clips_do_not_count(project: Path) ->
     first = run_script("--config", "cfg.py", "--timer", "1", "--workers", "1", cwd=project)
     assert first.returncode == 0
     # TIMER=1 attempts 2 clips: the first two valid rows, in CSV order.
-    assert sorted(row[1] for row in read_rows(out / "eval_segments.split-pos.csv")[1:]) == ["--4gqARaEJE", "-0DLPzsiXXE"]
+    written = sorted(row[1] for row in read_rows(out / "eval_segments.split-pos.csv")[1:])
+    assert written == ["--4gqARaEJE", "-0DLPzsiXXE"]
     assert "left for later (TIMER)" in first.stderr
 
     second = run_script("--config", "cfg.py", "--timer", "1", "--workers", "1", cwd=project)
@@ -235,7 +236,8 @@ def test_dry_run_plans_and_changes_nothing(project: Path, mirror: Mirror) -> Non
     assert fresh.returncode == 0, fresh.stderr
     # Nothing learnt yet: the time is at YouTube's guest limit, 300 clips an hour, and it says so.
     assert fresh.stdout.strip().splitlines() == [
-        f"{project / 'eval_segments.csv'}: 6 rows (5 valid, 1 invalid); 0 left out by the label filters, 0 already done, "
+        f"{project / 'eval_segments.csv'}: 6 rows (5 valid, 1 invalid); 0 left out by the label filters, "
+        "0 already done, "
         "0 failed for good (skipped), 2 to attempt, 3 left for later (TIMER); about 0:24 at 5.0 clips/min",
         "total: 2 clips to attempt; about 0:24 at 5.0 clips/min (all CSVs share the identities); pace: 1 at 300 "
         "clips an hour (YouTube's guest limit, about; nothing learnt yet)"]
@@ -248,7 +250,8 @@ def test_dry_run_plans_and_changes_nothing(project: Path, mirror: Mirror) -> Non
     mirror.server.reset_counts()
     planned = run_script("--config", "cfg.py", "--dry-run", cwd=project)
     assert planned.stdout.strip().splitlines()[0].endswith(
-        "6 rows (5 valid, 1 invalid); 0 left out by the label filters, 3 already done, 1 failed for good (skipped), 1 to attempt, "
+        "6 rows (5 valid, 1 invalid); 0 left out by the label filters, 3 already done, "
+        "1 failed for good (skipped), 1 to attempt, "
         "0 left for later (TIMER); about 0:12 at 5.0 clips/min")
     assert _snapshot(out) == before  # not a byte written, not even the log
     assert mirror.server.requests == {}

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from audioset_downloader import cli
-from audioset_downloader.fetch.backends import load_backend
 from audioset_downloader.errors import ClipFailure, FailureReason
+from audioset_downloader.fetch.backends import load_backend
 from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.inputs.settings import Settings
 from tests.conftest import write_config, write_csv

@@ -152,7 +152,8 @@ def test_an_unreadable_csv_is_one_clear_error(tmp_path: Path) -> None:
     result = subprocess.run([*as_a_user_bound_by_permissions(), sys.executable, str(REPO / "AudioDownloader.py"),
                              "--config", "cfg.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
-    assert result.stderr == f"error: CSV_FILE_NAMES[0]: {path} cannot be read (permission denied); name a segment CSV file\n"
+    assert result.stderr == (f"error: CSV_FILE_NAMES[0]: {path} cannot be read (permission denied); "
+                             "name a segment CSV file\n")
 
 
 def test_a_config_that_is_a_fifo_or_folder_is_refused(tmp_path: Path) -> None:

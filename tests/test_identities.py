@@ -211,7 +211,8 @@ def test_a_blocked_identity_is_named_and_the_others_finish_every_clip(tmp_path: 
     assert set(rows_by_id(out / "eval_segments.split-pos.csv")) == set(ids)
     assert rows_by_id(out / "eval_segments.failed.csv") == {}
     assert limit.served["banned"] == 0 and limit.refused["banned"] >= 1
-    stats = {entry["name"]: entry for entry in json.loads((out / "eval_segments.summary.json").read_text())["identities"]}
+    summary = json.loads((out / "eval_segments.summary.json").read_text())
+    stats = {entry["name"]: entry for entry in summary["identities"]}
     assert stats["banned"]["clips"] == 0 and stats["banned"]["rate_limited"] == limit.refused["banned"]
     assert stats["good1"]["clips"] + stats["good2"]["clips"] == len(ids)
     printed = capsys.readouterr().out
@@ -220,7 +221,8 @@ def test_a_blocked_identity_is_named_and_the_others_finish_every_clip(tmp_path: 
 
 
 @pytest.mark.parametrize(("entry", "message"), [
-    ({"name": "lab", "proxi": "http://127.0.0.1:3128"}, "IDENTITIES entry 0: unknown key 'proxi'; did you mean 'proxy'?"),
+    ({"name": "lab", "proxi": "http://127.0.0.1:3128"},
+     "IDENTITIES entry 0: unknown key 'proxi'; did you mean 'proxy'?"),
     ({"cookies_file": "missing.txt"}, "IDENTITIES entry 0: cookies_file missing.txt does not exist"),
     ({"proxy": "htp://127.0.0.1:3128"}, "IDENTITIES entry 0: proxy must be an http:// or socks5:// proxy URL"),
     ({"proxy": "socks5://:1080"}, "IDENTITIES entry 0: proxy must be an http:// or socks5:// proxy URL"),

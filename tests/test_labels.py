@@ -27,8 +27,9 @@ def planned(tmp_path: Path, **settings: object) -> list[str]:
     csv_path = write_csv(tmp_path / "eval_segments.csv", ROWS)
     config = Settings(csv_file_names=(csv_path,), output_dir=tmp_path / "out", timer=0,
                       ontology_file=REPO / "data" / "ontology.json", **settings)
-    from audioset_downloader.engine.runner import CsvRun
     import threading
+
+    from audioset_downloader.engine.runner import CsvRun
 
     run = CsvRun(csv_path, config, threading.Event(), dry_run=True)
     run.ledger.load()

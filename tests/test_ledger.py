@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.ledger import FAILED_HEADER, SPLIT_POS_HEADER, FailedRow, Ledger
-from audioset_downloader.inputs.segments import Segment
 
 
 def seg(ytid: str, start: int = 0) -> Segment:
@@ -36,8 +36,8 @@ def test_rows_are_on_disk_as_soon_as_recorded(tmp_path: Path) -> None:
     ledger.record_written(seg("aaaaaaaaaaa"), write_clip(outputs, "aaaaaaaaaaa"), "pytube")
     # Not closed: a kill now must not lose the row.
     assert rows(outputs.split_pos) == [list(SPLIT_POS_HEADER),
-                                       ["eval_segments/aaaaaaaaaaa.wav", "aaaaaaaaaaa", "0.000", "10.000", "/m/a,/m/b", "",
-                                        "pytube", ""]]
+                                       ["eval_segments/aaaaaaaaaaa.wav", "aaaaaaaaaaa", "0.000", "10.000", "/m/a,/m/b",
+                                        "", "pytube", ""]]
     ledger.close()
 
 
@@ -78,7 +78,8 @@ def test_failed_csv_keeps_one_row_per_segment_with_the_latest_reason(tmp_path: P
     ledger.record_failed(a.key, FailedRow(a.ytid, a.start_text, a.end_text, "unavailable", "HTTP error 404"))
     ledger.record_written(b, write_clip(outputs, "bbbbbbbbbbb"), "pytube")  # b succeeded on a retry
     ledger.close()
-    assert rows(outputs.failed) == [list(FAILED_HEADER), ["aaaaaaaaaaa", "0.000", "10.000", "unavailable", "HTTP error 404"]]
+    assert rows(outputs.failed) == [list(FAILED_HEADER),
+                                    ["aaaaaaaaaaa", "0.000", "10.000", "unavailable", "HTTP error 404"]]
 
     # After a kill the file may hold an old row and a newer one: the next open keeps the newer.
     with open(outputs.failed, "a") as handle:
@@ -93,7 +94,8 @@ def test_details_are_kept_on_one_line(tmp_path: Path) -> None:
     outputs, ledger = make(tmp_path)
     ledger.open()
     a = seg("aaaaaaaaaaa")
-    ledger.record_failed(a.key, FailedRow(a.ytid, a.start_text, a.end_text, "ffmpeg_error", "line one\nline two\r\n" + "x" * 900))
+    detail = "line one\nline two\r\n" + "x" * 900
+    ledger.record_failed(a.key, FailedRow(a.ytid, a.start_text, a.end_text, "ffmpeg_error", detail))
     ledger.close()
     text = outputs.failed.read_text()
     assert text.count("\n") == 2

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from audioset_downloader.fetch.backends.base import MESSAGE_REASONS, reason_from_message
 from audioset_downloader.errors import FailureReason as R
+from audioset_downloader.fetch.backends.base import MESSAGE_REASONS, reason_from_message
 
 MESSAGES: list[tuple[str, str, R]] = [
     # (the phrase it should be read by, the message, the reason)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from audioset_downloader.doctor import ONLINE_VIDEO
 from audioset_downloader.fetch.backends import load_backend
 from audioset_downloader.fetch.cutter import cut_clip
-from audioset_downloader.doctor import ONLINE_VIDEO
 from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.inputs.settings import Settings
 from tests.conftest import run_script

@@ -149,6 +149,6 @@ def test_learnt_paces_are_kept_and_read_back(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("value", ["nan", "-3", "1e400"])
 def test_a_learnt_pace_that_makes_no_sense_is_ignored(tmp_path: Path, value: str) -> None:
-    (tmp_path / "identities.json").write_text('{"identities": {"a": {"per_minute": %s}}}' % value
-                                              .replace("nan", "NaN").replace("1e400", "Infinity"))
+    number = value.replace("nan", "NaN").replace("1e400", "Infinity")
+    (tmp_path / "identities.json").write_text('{"identities": {"a": {"per_minute": ' + number + "}}}")
     assert load_learned(tmp_path) == {}

@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from audioset_downloader import cli
-from audioset_downloader.fetch.backends import load_backend
 from audioset_downloader.errors import ClipFailure, FailureReason
+from audioset_downloader.fetch.backends import load_backend
 from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.inputs.settings import Settings
 from tests.conftest import write_config, write_csv
@@ -110,7 +110,8 @@ def test_backend_end_to_end(youtube: FakeYouTube, library: str, tmp_path: Path) 
     })
     csv_path = write_csv(tmp_path / "eval_segments.csv", [
         '-okVideo001, 100.000, 110.000, "/m/a"', 'cipherVideo, 7.500, 17.500, "/m/b"',
-        'privateVid1, 0.000, 10.000, "/m/c"', 'brokenApi01, 0.000, 10.000, "/m/d"', 'goneVideo01, 0.000, 10.000, "/m/e"',
+        'privateVid1, 0.000, 10.000, "/m/c"', 'brokenApi01, 0.000, 10.000, "/m/d"',
+        'goneVideo01, 0.000, 10.000, "/m/e"',
     ])
     config = write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=[str(csv_path)], OUTPUT_DIR=str(tmp_path / "out"),
                           TIMER=0, WORKERS=2, **({} if library == "pytube" else {"BACKEND": library}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import random
 import shutil
@@ -62,7 +63,7 @@ def test_each_fault_gets_its_reason_and_only_passing_trouble_is_retried(tmp_path
     failed = rows_by_id(tmp_path / "out" / "eval_segments.failed.csv")
     written = rows_by_id(tmp_path / "out" / "eval_segments.split-pos.csv")
     assert failed.pop("notmediaxxx")["reason"] == "ffmpeg_error"
-    for ytid, (fault, reason, refused) in expected.items():
+    for ytid, (_fault, reason, refused) in expected.items():
         if reason is None:
             assert ytid in written and ytid not in failed
             assert mirror.requests_for(ytid) > refused  # then it was fetched
@@ -74,7 +75,8 @@ def test_each_fault_gets_its_reason_and_only_passing_trouble_is_retried(tmp_path
     assert "retry 1 of 2" in (tmp_path / "out" / "eval_segments_dl.log").read_text()
 
 
-def test_a_429_storm_cools_the_identity_for_every_worker_and_ends_with_no_failure(tmp_path: Path, mirror: Mirror) -> None:
+def test_a_429_storm_cools_the_identity_for_every_worker_and_ends_with_no_failure(
+        tmp_path: Path, mirror: Mirror) -> None:
     ids = [f"stormvideo{i}" for i in range(8)]
     for ytid in ids:
         mirror.add(ytid)
@@ -144,7 +146,7 @@ def test_requests_per_minute_spaces_clip_starts(tmp_path: Path, mirror: Mirror) 
     config = configure(tmp_path, mirror, ids, WORKERS=4, REQUESTS_PER_MINUTE=300)  # one start per 0.2 s
     assert run_script("--config", str(config), cwd=tmp_path).returncode == 0
     firsts = sorted(min(t for t, path in faults.seen if path == f"/{ytid}.m4a") for ytid in ids)
-    gaps = [b - a for a, b in zip(firsts, firsts[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(firsts)]
     assert min(gaps) > 0.18, gaps
 
 

@@ -60,7 +60,8 @@ def test_google_format_and_stripped_files_give_the_same_segments(tmp_path: Path)
     ],
 )
 def test_a_bad_row_is_reported_with_its_line_and_the_rest_still_read(tmp_path: Path, row: str, problem: str) -> None:
-    path = write_csv(tmp_path / "x.csv", ['aaaaaaaaaaa, 0.000, 10.000, "/m/a"', row, 'bbbbbbbbbbb, 1.000, 11.000, "/m/b"'])
+    path = write_csv(tmp_path / "x.csv",
+                     ['aaaaaaaaaaa, 0.000, 10.000, "/m/a"', row, 'bbbbbbbbbbb, 1.000, 11.000, "/m/b"'])
     rows = list(read_segments(path))
     assert [type(r).__name__ for r in rows] == ["Segment", "InvalidRow", "Segment"]
     assert rows[1].line == 5 and problem in rows[1].problem

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from audioset_downloader import cli
+from audioset_downloader.inputs.segments import read_segments
 from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.ledger import Ledger
-from audioset_downloader.inputs.segments import read_segments
 from tests.conftest import REPO, run_script, write_config, write_csv
 from tests.support.audio import decode, window_offset
 from tests.support.server import MediaServer

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from audioset_downloader.errors import ConfigError
-from audioset_downloader.pacing.book import Book
 from audioset_downloader.engine.pool import run_bounded
+from audioset_downloader.engine.worker import ClipResult, ClipWorker
+from audioset_downloader.errors import ConfigError
 from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.inputs.settings import Settings
-from audioset_downloader.engine.worker import ClipResult, ClipWorker
+from audioset_downloader.pacing.book import Book
 
 log = logging.getLogger(__name__)
 

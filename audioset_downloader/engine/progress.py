@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
+
 from audioset_downloader.outputs.summary import CsvSummary
 
 
@@ -53,10 +54,12 @@ def summary_table(summaries: Sequence[CsvSummary]) -> str:
     rows = [header]
     for s in summaries:
         rows.append((s.csv, str(s.written), str(s.already_done + s.skipped_failed), str(s.failed_total),
-                     str(s.invalid_rows), str(s.filtered_out + s.other_shards + s.not_attempted), f"{s.bytes_written / 1e6:.1f}",
+                     str(s.invalid_rows), str(s.filtered_out + s.other_shards + s.not_attempted),
+                     f"{s.bytes_written / 1e6:.1f}",
                      duration(s.wall_seconds)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                       for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
              for row in rows]
     for s in summaries:
         if s.failed:

@@ -18,20 +18,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
-from audioset_downloader.outputs import card, provenance, report
-from audioset_downloader.fetch.cutter import find_ffmpeg
-from audioset_downloader.errors import ConfigError, OutputLockedError, OutputUnwritableError
-from audioset_downloader.inputs.labels import LabelFilter, Ontology, ontology_path
 from audioset_downloader.atomic import write_atomically
-from audioset_downloader.outputs.layout import CsvOutputs
-from audioset_downloader.outputs.ledger import FailedRow, Ledger
-from audioset_downloader.pacing.book import Book, IdentityStats
 from audioset_downloader.engine.pool import run_bounded
 from audioset_downloader.engine.progress import BarFriendlyHandler, ProgressBar, duration, show_progress
+from audioset_downloader.engine.worker import ClipResult, ClipWorker
+from audioset_downloader.errors import ConfigError, OutputLockedError, OutputUnwritableError
+from audioset_downloader.fetch.cutter import find_ffmpeg
+from audioset_downloader.inputs.labels import LabelFilter, Ontology, ontology_path
 from audioset_downloader.inputs.segments import InvalidRow, Segment, read_segments, shard_of
 from audioset_downloader.inputs.settings import Settings
+from audioset_downloader.outputs import card, provenance, report
+from audioset_downloader.outputs.layout import CsvOutputs
+from audioset_downloader.outputs.ledger import FailedRow, Ledger
 from audioset_downloader.outputs.summary import CsvSummary
-from audioset_downloader.engine.worker import ClipResult, ClipWorker
+from audioset_downloader.pacing.book import Book, IdentityStats
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,8 @@ class CsvRun:
         if self.dry_run:
             return
         self.ledger.record_failed(
-            row.key, FailedRow(row.field(0), row.field(1), row.field(2), "invalid_row", f"line {row.line}: {row.problem}")
+            row.key,
+            FailedRow(row.field(0), row.field(1), row.field(2), "invalid_row", f"line {row.line}: {row.problem}"),
         )
 
     def record(self, result: ClipResult) -> None:

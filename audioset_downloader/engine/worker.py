@@ -16,17 +16,17 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from audioset_downloader.fetch.backends.base import MediaSource
-from audioset_downloader.inputs.cookies import cookie_header
-from audioset_downloader.fetch.cutter import CutResult, cut_clip, extension_for
 from audioset_downloader.errors import BackendsFailed, ClipFailure, FailureReason, Interrupted, ThrottledError
+from audioset_downloader.fetch.backends.base import MediaSource
+from audioset_downloader.fetch.cutter import CutResult, cut_clip, extension_for
 from audioset_downloader.fetch.failover import BackendChain
-from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.fetch.reachability import Reachability
-from audioset_downloader.pacing.book import Book, new_book
+from audioset_downloader.fetch.socks import relayed
+from audioset_downloader.inputs.cookies import cookie_header
 from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.inputs.settings import Settings
-from audioset_downloader.fetch.socks import relayed
+from audioset_downloader.outputs.layout import CsvOutputs
+from audioset_downloader.pacing.book import Book, new_book
 
 log = logging.getLogger(__name__)
 

@@ -25,10 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from audioset_downloader.fetch.backends.base import MediaSource
-from audioset_downloader.errors import (ClipFailure, FailureReason, FfmpegNotFoundError, Interrupted, OutputUnwritableError,
-                     reason_for_http_status)
 from audioset_downloader.atomic import partial_path
+from audioset_downloader.errors import (
+    ClipFailure,
+    FailureReason,
+    FfmpegNotFoundError,
+    Interrupted,
+    OutputUnwritableError,
+    reason_for_http_status,
+)
+from audioset_downloader.fetch.backends.base import MediaSource
 from audioset_downloader.inputs.segments import Segment, format_seconds
 from audioset_downloader.inputs.settings import CLIP_EXTENSIONS, Settings
 
@@ -44,7 +50,7 @@ FORMATS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "m4a": ("m4a", "ipod", ("-c:a", "aac", "-b:a", "192k")),
     "mp4": ("mp4", "mp4", ("-c:a", "aac", "-b:a", "192k")),  # VIDEO = True
 }
-assert {ext for ext, _, _ in FORMATS.values()} == set(CLIP_EXTENSIONS), "settings.CLIP_EXTENSIONS names the clips' extensions"
+assert {ext for ext, _, _ in FORMATS.values()} == set(CLIP_EXTENSIONS), "settings names the clips' extensions"
 # Formats whose container takes an AAC stream as it is.
 AAC_CONTAINERS = ("m4a", "mp4")
 
@@ -94,7 +100,7 @@ def extension_for(audio_format: str) -> str:
     return FORMATS[audio_format][0]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def find_ffmpeg(configured: str | None = None) -> str:
     """FFMPEG_BINARY (setting, then environment), else imageio-ffmpeg's binary, else PATH."""
     wanted = configured or os.environ.get("FFMPEG_BINARY")
@@ -116,7 +122,7 @@ def find_ffmpeg(configured: str | None = None) -> str:
         return found
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _supports_request_sizes(ffmpeg: str) -> bool:
     listing = subprocess.run([ffmpeg, "-hide_banner", "-h", "protocol=http"], capture_output=True, text=True)
     return "initial_request_size" in listing.stdout
@@ -249,7 +255,8 @@ def _written_seconds(progress: str) -> float:
 def _check(returncode: int, stderr: str, seconds: float, segment: Segment, out: Path) -> None:
     for phrase in _DISK_FULL:
         if phrase in stderr:
-            raise OutputUnwritableError(f"{out.parent}: {phrase.lower()}; free space, then rerun: finished clips are kept")
+            raise OutputUnwritableError(
+                f"{out.parent}: {phrase.lower()}; free space, then rerun: finished clips are kept")
     problem, evidence = _diagnose(stderr)
     if returncode != 0:
         raise ClipFailure(problem or FailureReason.FFMPEG_ERROR,

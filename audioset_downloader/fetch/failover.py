@@ -19,10 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
+from audioset_downloader.errors import (
+    BackendBrokenError,
+    BackendsFailed,
+    BackendUnavailableError,
+    ClipFailure,
+    FailureReason,
+    Interrupted,
+)
 from audioset_downloader.fetch.backends import load_backend
 from audioset_downloader.fetch.backends.base import Backend, MediaSource
-from audioset_downloader.errors import (BackendBrokenError, BackendsFailed, BackendUnavailableError, ClipFailure, FailureReason,
-                     Interrupted)
 from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.inputs.settings import Settings
 

@@ -65,5 +65,6 @@ class Reachability:
 
     def down_error(self) -> NetworkDownError:
         return NetworkDownError(
-            f"cannot reach {self.host}: {self.last_error} ({self.unreachable} clips, none written, none marked failed); "
+            f"cannot reach {self.host}: {self.last_error} "
+            f"({self.unreachable} clips, none written, none marked failed); "
             "is this machine online? Set PROXY if it needs one, or run --doctor")

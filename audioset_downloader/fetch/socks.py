@@ -26,7 +26,6 @@ from urllib.parse import unquote, urlsplit
 from audioset_downloader.inputs.identities import SOCKS_SCHEMES
 from audioset_downloader.inputs.settings import Settings
 
-
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 30.0
@@ -53,7 +52,7 @@ def relayed(settings: Settings) -> Settings:
     return replace(settings, proxy=local_http_proxy(settings.proxy))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def local_http_proxy(socks_url: str) -> str:
     """The http:// URL of this process's relay through ``socks_url``, started on first use."""
     server = _Relay(("127.0.0.1", 0), _Handler)

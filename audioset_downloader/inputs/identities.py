@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from audioset_downloader.inputs.cookies import load_cookies
 from audioset_downloader.errors import ConfigError, NamedValueError
+from audioset_downloader.inputs.cookies import load_cookies
 
 DEFAULT_NAME = "default"
 KEYS = ("name", "proxy", "cookies_file")

@@ -30,7 +30,8 @@ MAX_MS = MAX_SECONDS * 1000
 # in seconds); anything else goes through the csv module and is explained if bad.
 # Labels hold no NUL and no undecodable byte (read as U+DC80..U+DCFF): those rows
 # take the careful path, which says what is wrong with them.
-_GOOGLE_ROW = re.compile(r'([A-Za-z0-9_-]{11}), *(\d{1,5}(?:\.\d*)?), *(\d{1,5}(?:\.\d*)?), *"([^"\x00\udc80-\udcff]*)"\s*')
+_GOOGLE_ROW = re.compile(r'([A-Za-z0-9_-]{11}), *(\d{1,5}(?:\.\d*)?), *(\d{1,5}(?:\.\d*)?), *'
+                         r'"([^"\x00\udc80-\udcff]*)"\s*')
 UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 
@@ -221,7 +222,8 @@ class _CarefulParser:
         if (undecodable := UNDECODABLE.search(line)) is not None:
             byte = ord(undecodable.group()) - 0xDC00
             return InvalidRow(line_no, _raw_fields(line),
-                              f"byte 0x{byte:02x} at column {undecodable.start() + 1} is not UTF-8; save the file as UTF-8")
+                              f"byte 0x{byte:02x} at column {undecodable.start() + 1} is not UTF-8; "
+                              "save the file as UTF-8")
         if "\x00" in line:
             return InvalidRow(line_no, _raw_fields(line), "holds a NUL byte; is this a text file?")
         self._feed.line = line

@@ -20,8 +20,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from audioset_downloader.errors import ConfigError, NamedValueError
-from audioset_downloader.inputs.identities import DEFAULT_NAME, Identity, check_identities, check_proxy
 from audioset_downloader.inputs.files import input_file_problem
+from audioset_downloader.inputs.identities import DEFAULT_NAME, Identity, check_identities, check_proxy
 
 AUDIO_FORMATS = ("wav", "flac", "opus", "m4a")
 # What a clip file may end in: every AUDIO_FORMAT, and mp4 with VIDEO (cutter.py checks its formats agree).

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from audioset_downloader.errors import FailureReason
 from audioset_downloader.atomic import write_atomically
+from audioset_downloader.errors import FailureReason
+from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.report import CsvReport
-from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs.summary import CsvSummary
 
 CITATION = """@inproceedings{gemmeke2017audioset,

@@ -22,12 +22,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from audioset_downloader.errors import FailureReason, LayoutMismatch
 from audioset_downloader.atomic import atomic_writer
-from audioset_downloader.outputs.layout import CLIP_NAME, CsvOutputs
-from audioset_downloader.outputs.shards import Sample, ShardPacker, sample_json
+from audioset_downloader.errors import FailureReason, LayoutMismatch
 from audioset_downloader.inputs.segments import UNDECODABLE as _UNDECODABLE
 from audioset_downloader.inputs.segments import OneLine, Segment, parse_ms, row_key
+from audioset_downloader.outputs.layout import CLIP_NAME, CsvOutputs
+from audioset_downloader.outputs.shards import Sample, ShardPacker, sample_json
 
 log = logging.getLogger(__name__)
 

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from audioset_downloader.inputs.labels import Ontology
 from audioset_downloader.atomic import atomic_binary, partial_path
+from audioset_downloader.inputs.labels import Ontology
+from audioset_downloader.inputs.segments import new_segment, parse_ms
 from audioset_downloader.inputs.settings import CLIP_EXTENSIONS
 from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.ledger import FailedRow, Ledger, loose_clip
-from audioset_downloader.inputs.segments import new_segment, parse_ms
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ def backend_version(backend: str) -> str | None:
     return distribution_version(distribution) if distribution else __version__
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ffmpeg_version(ffmpeg: str) -> str:
     """The version word of ``ffmpeg -version`` ("n9.0.2", "7.1.1-1+b1"), or "" when it will not say."""
     try:

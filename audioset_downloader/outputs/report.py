@@ -16,12 +16,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from audioset_downloader.atomic import write_atomically
 from audioset_downloader.errors import Kind
 from audioset_downloader.inputs.labels import Ontology
-from audioset_downloader.atomic import write_atomically
+from audioset_downloader.inputs.segments import InvalidRow, read_segments
 from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.ledger import Ledger
-from audioset_downloader.inputs.segments import InvalidRow, read_segments
 
 KINDS = (Kind.PERMANENT.value, Kind.TRANSIENT.value, Kind.LOCAL.value)
 HEADER = ("mid", "name", "segments", "written", *(f"failed_{kind}" for kind in KINDS), "not_attempted",

@@ -22,11 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from audioset_downloader.fetch.cutter import find_ffmpeg
-from audioset_downloader.inputs.settings import CLIP_EXTENSIONS
-from audioset_downloader.outputs.layout import CsvOutputs
-from audioset_downloader.outputs.ledger import OLDEST_SPLIT_POS_ROW, AppendOnlyCsv, Ledger, loose_clip, member_of, split_pos_csv
 from audioset_downloader.fetch.probe import Undecodable, probe
-from audioset_downloader.inputs.settings import Settings
+from audioset_downloader.inputs.settings import CLIP_EXTENSIONS, Settings
+from audioset_downloader.outputs.layout import CsvOutputs
+from audioset_downloader.outputs.ledger import (
+    OLDEST_SPLIT_POS_ROW,
+    AppendOnlyCsv,
+    Ledger,
+    loose_clip,
+    member_of,
+    split_pos_csv,
+)
 from audioset_downloader.outputs.shards import json_member, read_members, repack, sample_json
 
 DURATION_TOLERANCE_S = 0.05
@@ -63,8 +69,9 @@ def verify_csv(csv_path: Path, settings: Settings, repair: bool) -> Report:
         shard = _packed_shard(row, outputs)
         (by_shard[shard] if shard else loose).append(row)
     with ThreadPoolExecutor(max_workers=settings.workers) as pool:
-        verdicts = dict(zip(map(id, loose), pool.map(check.loose_row, loose)))
-        for shard, (shard_verdicts, unlisted) in zip(by_shard, pool.map(check.shard, by_shard, by_shard.values())):
+        verdicts = dict(zip(map(id, loose), pool.map(check.loose_row, loose), strict=True))
+        for shard, (shard_verdicts, unlisted) in zip(by_shard, pool.map(check.shard, by_shard, by_shard.values()),
+                                                        strict=True):
             verdicts.update(shard_verdicts)
             if unlisted:
                 report.unlisted_members[outputs.clip_dir / shard] = unlisted
@@ -112,7 +119,8 @@ class _Checker:
         if path is None:
             return f"row names a file outside {self.outputs.clip_dir}: {listed!r}"
         if not path.is_file():
-            return f"file {row[0]} is missing" + (f", and so is {listed}, which it would be packed from" if staged else "")
+            also = f", and so is {listed}, which it would be packed from" if staged else ""
+            return f"file {row[0]} is missing{also}"
         return self.clip(path, row)
 
     def shard(self, shard: str, rows: list[list[str]]) -> tuple[dict[int, str | None], set[str]]:

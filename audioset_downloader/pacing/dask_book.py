@@ -15,8 +15,8 @@ from typing import Any
 
 from distributed import SchedulerPlugin, get_client
 
-from audioset_downloader.pacing.book import Cooling, IdentityStats, PacingBook, Turn, book_arguments
 from audioset_downloader.inputs.settings import Settings
+from audioset_downloader.pacing.book import Cooling, IdentityStats, PacingBook, Turn, book_arguments
 
 PLUGIN_NAME = "audioset-downloader-pacing"
 

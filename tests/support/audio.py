@@ -63,7 +63,8 @@ def video_stream(path: Path) -> tuple[str, int, int, float]:
     video, duration = _VIDEO.search(probe.stderr), _DURATION.search(probe.stderr)
     assert video and duration, f"no video stream in {path}: {probe.stderr[-500:]}"
     hours, minutes, seconds = duration.groups()
-    return video.group(1), int(video.group(2)), int(video.group(3)), int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    seconds_in = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    return video.group(1), int(video.group(2)), int(video.group(3)), seconds_in
 
 
 @dataclass

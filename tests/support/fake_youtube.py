@@ -33,7 +33,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .server import Handler, MediaServer, Reply
 
-
 BASE_JS = r"""var XY={rv:function(a){a.reverse()}, sp:function(a,b){a.splice(0,b)}, sw:function(a,b){var c=a[0];a[0]=a[b%a.length];a[b%a.length]=c}};
 Qb=function(a){a=a.split("");XY.rv(a,1);XY.sp(a,2);XY.sw(a,5);return a.join("")};
 var Np=[Nf];
@@ -233,7 +232,8 @@ class FakeYouTube:
             url = f"{media}{'&' if '?' in media else '?'}" + urlencode({"itag": itag, "n": THROTTLE_N})
             entry["signatureCipher"] = urlencode({"s": scrambled, "sp": "sig", "url": url})
         else:  # pre-signed, as YouTube serves many videos: no deciphering needed
-            entry["url"] = f"{media}{'&' if '?' in media else '?'}" + urlencode({"itag": itag, "signature": "presigned"})
+            query = urlencode({"itag": itag, "signature": "presigned"})
+            entry["url"] = f"{media}{'&' if '?' in media else '?'}{query}"
         if video.media_url is not None:
             entry.pop("signatureCipher", None)
             entry["url"] = video.media_url

@@ -11,8 +11,8 @@ from __future__ import annotations
 import socket
 import struct
 import threading
-from collections import Counter
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 from .server import HANDLED, Handler, MediaServer, Reply

@@ -184,4 +184,5 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def _content_type(path: Path) -> str:
-    return {".m4a": "audio/mp4", ".mp4": "video/mp4", ".webm": "audio/webm"}.get(path.suffix, "application/octet-stream")
+    types = {".m4a": "audio/mp4", ".mp4": "video/mp4", ".webm": "audio/webm"}
+    return types.get(path.suffix, "application/octet-stream")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.inputs.settings import Settings
+
 from .base import MediaSource
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from audioset_downloader.errors import ClipFailure, FailureReason, reason_for_http_status
 from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.inputs.settings import Settings
+
 from .base import DEFAULT_HEADERS, MediaSource, reason_from_message
 
 # The default stream: AAC in mp4 (YouTube's itag 140, 128 kb/s) decodes everywhere

@@ -14,6 +14,7 @@ from typing import Any
 
 from audioset_downloader.errors import ConfigError
 from audioset_downloader.inputs.settings import Settings
+
 from .pytube import PytubeBackend
 
 

@@ -32,6 +32,7 @@ from yt_dlp.utils import DownloadError, GeoRestrictedError
 from audioset_downloader.errors import ClipFailure, ConfigError, FailureReason, reason_for_http_status
 from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.inputs.settings import Settings
+
 from .base import MediaSource, reason_from_message
 
 log = logging.getLogger(__name__)
