@@ -14,6 +14,7 @@ only once it is complete and has the expected duration.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -21,7 +22,8 @@ import shutil
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -35,11 +37,13 @@ from audioset_downloader.errors import (
     reason_for_http_status,
 )
 from audioset_downloader.fetch.backends.base import MediaSource
+from audioset_downloader.fetch.header_relay import SECRET_HEADERS, header_relay, secret_headers
 from audioset_downloader.inputs.segments import Segment, format_seconds
 from audioset_downloader.inputs.settings import CLIP_EXTENSIONS, Settings
 
-# The only protocols a media URL may need; "file:", "concat:" and the like are refused.
-ALLOWED_PROTOCOLS = "http,https,tcp,tls"
+# The only protocols a media URL may need ("httpproxy": an https URL through PROXY is a CONNECT
+# tunnel); "file:", "concat:" and the like are refused.
+ALLOWED_PROTOCOLS = "http,https,tcp,tls,httpproxy"
 ALLOWED_SCHEMES = ("http", "https")
 
 # AUDIO_FORMAT -> (file extension, ffmpeg muxer, codec arguments)
@@ -87,6 +91,9 @@ _STDERR_REASONS: tuple[tuple[str, FailureReason], ...] = (
     ("End of file", FailureReason.NETWORK),
     ("Stream ends prematurely", FailureReason.NETWORK),
 )
+
+
+Environment = dict[str, str] | None  # a child's environment; None: this process's own
 
 
 @dataclass(frozen=True)
@@ -172,13 +179,12 @@ def _input(ffmpeg: str, source: MediaSource, url: str, seek_ms: int, settings: S
         # Give up on a stalled connection: microseconds.
         "-rw_timeout", str(int(settings.clip_timeout * 1_000_000)),
     ]
-    headers = "".join(f"{name}: {value}\r\n" for name, value in source.headers)
+    # Secret headers (a Cookie) never go here: private_channel hands them to the relay.
+    headers = "".join(f"{name}: {value}\r\n" for name, value in source.headers if name.lower() not in SECRET_HEADERS)
     if headers:
         options += ["-headers", headers]
     if _supports_request_sizes(ffmpeg):
         options += HTTP_REQUEST_OPTIONS
-    if settings.proxy:
-        options += ["-http_proxy", settings.proxy]
     if seek_ms > 0:
         options += ["-ss", format_seconds(seek_ms)]
     return [*options, "-i", url]
@@ -203,8 +209,10 @@ def cut_clip(
     except OSError as exc:
         raise OutputUnwritableError(f"{final.parent}: cannot write ({exc.strerror}); fix it, then rerun") from exc
     try:
-        command = ffmpeg_command(find_ffmpeg(settings.ffmpeg_binary), source, segment, settings, temp)
-        returncode, progress, stderr = _run(command, settings.clip_timeout, stop)
+        with private_channel(source, settings) as (source, environment, relay_failures):
+            command = ffmpeg_command(find_ffmpeg(settings.ffmpeg_binary), source, segment, settings, temp)
+            returncode, progress, stderr = _run(command, settings.clip_timeout, stop, environment)
+        stderr = "\n".join([*relay_failures, stderr])
         seconds = _written_seconds(progress)
         _check(returncode, stderr, seconds, segment, final)
         size = temp.stat().st_size
@@ -214,7 +222,33 @@ def cut_clip(
         temp.unlink(missing_ok=True)
 
 
-def _run(command: list[str], timeout: float, stop: threading.Event) -> tuple[int, str, str]:
+@contextlib.contextmanager
+def private_channel(source: MediaSource, settings: Settings) -> Iterator[tuple[MediaSource, Environment, list[str]]]:
+    """``source`` as ffmpeg should open it, ffmpeg's environment, and the relay's failures: no secret on its
+    command line.
+
+    The proxy (its password included) goes in the environment, where ffmpeg's HTTP client reads
+    ``http_proxy`` as it would ``-http_proxy``; secret headers go through the header relay."""
+    secret = secret_headers(source.headers)
+    failures: list[str] = []
+    if not secret:
+        yield source, (None if settings.proxy is None else {**os.environ, "http_proxy": settings.proxy}), failures
+        return
+    relay = header_relay()
+    with contextlib.ExitStack() as routes:
+
+        def routed(original: str) -> str:
+            return routes.enter_context(relay.route(original, secret, settings.proxy, settings.clip_timeout,
+                                                    failures))
+
+        video_url = None if source.video_url is None else routed(source.video_url)
+        # no_proxy could send ffmpeg around the relay, to a host that does not exist
+        environment = {**os.environ, "http_proxy": relay.proxy_url, "no_proxy": ""}
+        yield replace(source, url=routed(source.url), video_url=video_url), environment, failures
+
+
+def _run(command: list[str], timeout: float, stop: threading.Event,
+         environment: Environment = None) -> tuple[int, str, str]:
     # A session of its own: Ctrl-C in the terminal reaches us, not ffmpeg, so an
     # interrupted clip is told apart from a failed one.
     process = subprocess.Popen(
@@ -225,6 +259,7 @@ def _run(command: list[str], timeout: float, stop: threading.Event) -> tuple[int
         text=True,
         errors="replace",
         start_new_session=True,
+        env=environment,
     )
     deadline = time.monotonic() + timeout
     while True:

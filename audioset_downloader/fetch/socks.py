@@ -13,8 +13,10 @@ through the one address, as the identity requires.
 from __future__ import annotations
 
 import functools
+import hmac
 import ipaddress
 import logging
+import secrets
 import select
 import socket
 import socketserver
@@ -23,6 +25,7 @@ import threading
 from dataclasses import replace
 from urllib.parse import unquote, urlsplit
 
+from audioset_downloader.fetch.header_relay import basic_credentials
 from audioset_downloader.inputs.identities import SOCKS_SCHEMES
 from audioset_downloader.inputs.settings import Settings
 
@@ -57,9 +60,13 @@ def local_http_proxy(socks_url: str) -> str:
     """The http:// URL of this process's relay through ``socks_url``, started on first use."""
     server = _Relay(("127.0.0.1", 0), _Handler)
     server.socks_url = socks_url
+    # Only this process may use the relay, and so the SOCKS proxy's sign-in: a client shows the
+    # token, which travels in the URL to pytube (in memory) and to ffmpeg (in its environment).
+    token = secrets.token_urlsafe(24)
+    server.expected = basic_credentials(f"http://relay:{token}@relay").encode()
     threading.Thread(target=server.serve_forever, name="socks-relay", daemon=True).start()
     host, port = server.server_address[:2]
-    return f"http://{host}:{port}"
+    return f"http://relay:{token}@{host}:{port}"
 
 
 def open_via_socks(socks_url: str, host: str, port: int, timeout: float = CONNECT_TIMEOUT_S) -> socket.socket:
@@ -126,6 +133,7 @@ class _Relay(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
     socks_url = ""
+    expected = b""  # the Proxy-Authorization a client must send
 
 
 class _Handler(socketserver.BaseRequestHandler):
@@ -137,6 +145,10 @@ class _Handler(socketserver.BaseRequestHandler):
         if head is None:
             return
         lines = head.split(b"\r\n")
+        if not self._authorized(lines[1:]):
+            client.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"relay\""
+                           b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            return
         try:
             method, target, version = lines[0].split(b" ", 2)
             if method == b"CONNECT":
@@ -163,8 +175,8 @@ class _Handler(socketserver.BaseRequestHandler):
                            + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
             return
         except OSError as exc:  # the proxy cannot be reached: the client sees its connection reset, a network error
-            log.info("SOCKS5 relay: cannot reach %s: %s", urlsplit(self.server.socks_url).netloc,  # type: ignore[attr-defined]
-                     exc)
+            proxy = urlsplit(self.server.socks_url)  # type: ignore[attr-defined]
+            log.info("SOCKS5 relay: cannot reach %s:%s: %s", proxy.hostname, proxy.port, exc)
             client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return
         with upstream:
@@ -172,6 +184,11 @@ class _Handler(socketserver.BaseRequestHandler):
                 client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
             upstream.sendall(first + rest)
             _splice(client, upstream)
+
+    def _authorized(self, headers: list[bytes]) -> bool:
+        given = next((line.partition(b":")[2].strip() for line in headers
+                      if line.lower().startswith(b"proxy-authorization:")), b"")
+        return hmac.compare_digest(given, self.server.expected)  # type: ignore[attr-defined]
 
     @staticmethod
     def _head(client: socket.socket) -> tuple[bytes | None, bytes]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import threading
 from collections import Counter
@@ -20,6 +21,15 @@ class _Forward(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         target = urlsplit(self.path)  # a proxy receives the absolute URL
+        expected = self.server.expected  # type: ignore[attr-defined]
+        if expected is not None and self.headers.get("Proxy-Authorization") != expected:
+            self.server.refused += 1  # type: ignore[attr-defined]
+            self.send_response(407)
+            self.send_header("Proxy-Authenticate", 'Basic realm="lab"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.server.cookies.append(self.headers.get("Cookie"))  # type: ignore[attr-defined]
         # ffmpeg always asks for Icy metadata; its User-Agent is ours to set, so it cannot tell.
         client = "ffmpeg" if self.headers.get("Icy-MetaData") else "other"
         self.server.clients[client] += 1  # type: ignore[attr-defined]
@@ -43,8 +53,15 @@ class _Forward(BaseHTTPRequestHandler):
 
 
 class CountingProxy:
-    def __init__(self, name: str = "proxy") -> None:
+    """``credentials`` (user, password): answer 407 to a request without them, as a paid proxy does."""
+
+    def __init__(self, name: str = "proxy", credentials: tuple[str, str] | None = None) -> None:
+        self.credentials = credentials
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Forward)
+        self._httpd.expected = (None if credentials is None else  # type: ignore[attr-defined]
+                                "Basic " + base64.b64encode(":".join(credentials).encode()).decode())
+        self._httpd.refused = 0  # type: ignore[attr-defined]
+        self._httpd.cookies = []  # type: ignore[attr-defined]  # the Cookie header of each request passed on
         self._httpd.daemon_threads = True
         self._httpd.name = name  # type: ignore[attr-defined]
         self._httpd.clients = Counter()  # type: ignore[attr-defined]
@@ -52,7 +69,16 @@ class CountingProxy:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        login = f"{self.credentials[0]}:{self.credentials[1]}@" if self.credentials else ""
+        return f"http://{login}127.0.0.1:{self._httpd.server_address[1]}"
+
+    @property
+    def cookies(self) -> list[str | None]:
+        return self._httpd.cookies  # type: ignore[attr-defined]
+
+    @property
+    def refused(self) -> int:
+        return self._httpd.refused  # type: ignore[attr-defined]
 
     @property
     def clients(self) -> Counter:
