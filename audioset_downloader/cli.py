@@ -39,6 +39,7 @@ from audioset_downloader.outputs.merge import csv_names, merge_csv
 from audioset_downloader.outputs.summary import CsvSummary
 from audioset_downloader.outputs.verify import verify_csv
 from audioset_downloader.pacing.book import Book, hosted_book, new_book, planned_per_minute, save_learned
+from audioset_downloader.redact import redact
 
 CONFIG_FILE_NAME = "download_configs.py"
 
@@ -183,9 +184,9 @@ def dry_run(settings: Settings) -> int:
     for csv_path in settings.csv_file_names:
         summary = plan_csv(csv_path, settings)
         total += summary.attempted
-        print(f"{summary.plan_line()}; {_time_at(summary.attempted, per_minute)}")
-    print(f"total: {total} clips to attempt; {_time_at(total, per_minute)} "
-          f"(all CSVs share the identities); pace: {source}")
+        print(redact(f"{summary.plan_line()}; {_time_at(summary.attempted, per_minute)}"))
+    print(redact(f"total: {total} clips to attempt; {_time_at(total, per_minute)} "
+                 f"(all CSVs share the identities); pace: {source}"))
     return EXIT_OK
 
 
@@ -220,7 +221,7 @@ def _run_in_child(csv_path: Path, settings: Settings, position: int, book: Book)
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
     except DownloaderError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         sys.exit(exc.exit_code)
 
 
@@ -247,7 +248,7 @@ def _close_book(settings: Settings, book: Book) -> None:
     """Say how each identity did over the run, and keep the paces learnt for the next one."""
     stats = book.stats()
     for entry in stats:
-        print(entry.line())
+        print(redact(entry.line()))
     with contextlib.suppress(OSError):  # a full disk has been reported already
         save_learned(settings.output_dir, stats)
 
@@ -380,7 +381,7 @@ def main(argv: list[str] | None = None, default_config: Path | None = None) -> i
             raise ConfigError("--online goes with --doctor: python AudioDownloader.py --doctor --online")
         if args.doctor:
             table, status = run_doctor(settings, args.online)
-            print(table)
+            print(redact(table))
             return status
         if args.list_labels is not None:
             return list_labels(settings, args.list_labels)
@@ -395,7 +396,7 @@ def main(argv: list[str] | None = None, default_config: Path | None = None) -> i
             return dry_run(settings)
         return run_all(settings)
     except DownloaderError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted: manifests are consistent; run again to continue", file=sys.stderr)
@@ -407,5 +408,5 @@ def main(argv: list[str] | None = None, default_config: Path | None = None) -> i
         return EXIT_OK
     except OSError as exc:
         logging.getLogger(__name__).debug("fatal", exc_info=True)
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_FATAL

@@ -12,7 +12,7 @@ NAME = PACKAGE.name
 
 # Lower first. A module may import its own stage or any stage below it, never one above.
 STAGES = ("", "inputs", "fetch", "pacing", "outputs", "engine", "cli")
-LEAVES = {NAME, f"{NAME}.errors", f"{NAME}.atomic"}  # shared by every stage: they import nothing of ours
+LEAVES = {NAME, f"{NAME}.errors", f"{NAME}.atomic", f"{NAME}.redact"}  # every stage shares them
 COMMAND_LINE = {f"{NAME}.cli", f"{NAME}.doctor", f"{NAME}.__main__"}
 
 

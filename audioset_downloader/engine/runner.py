@@ -32,6 +32,7 @@ from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.ledger import FailedRow, Ledger
 from audioset_downloader.outputs.summary import CsvSummary
 from audioset_downloader.pacing.book import Book, IdentityStats
+from audioset_downloader.redact import RedactingFormatter
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +231,7 @@ def exclusive(outputs: CsvOutputs) -> Iterator[None]:
 def csv_log(outputs: CsvOutputs, console: bool, to_file: bool = True, bars: bool = False) -> Iterator[None]:
     """Log to X_dl.log, and to the console with the same lines (only warnings above progress bars)."""
     root = logging.getLogger("audioset_downloader")
-    formatter = logging.Formatter(f"%(asctime)s %(levelname)s [{outputs.name}] %(message)s")
+    formatter = RedactingFormatter(f"%(asctime)s %(levelname)s [{outputs.name}] %(message)s")
     handlers: list[logging.Handler] = []
     if to_file:
         handlers.append(logging.FileHandler(outputs.log, encoding="utf-8"))

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from audioset_downloader.errors import ClipFailure, FailureReason, NetworkDownError
 from audioset_downloader.inputs.settings import Settings
+from audioset_downloader.redact import redact
 
 FIRST_CLIPS = 10
 # What ffmpeg, urllib (pytube), yt-dlp and the OS say when a host cannot be resolved or
@@ -32,7 +33,7 @@ class Reachability:
     """What one run knows of whether its host can be reached at all (thread-safe)."""
 
     def __init__(self, settings: Settings) -> None:
-        proxy = urlsplit(settings.proxy).netloc if settings.proxy else ""
+        proxy = urlsplit(redact(settings.proxy)).netloc if settings.proxy else ""  # user:***@host:port
         self.host = f"the proxy {proxy}" if proxy else urlsplit(settings.ytb_url_format).netloc
         self._lock = threading.Lock()
         self._answered = False

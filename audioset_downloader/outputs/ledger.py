@@ -28,6 +28,7 @@ from audioset_downloader.inputs.segments import UNDECODABLE as _UNDECODABLE
 from audioset_downloader.inputs.segments import OneLine, Segment, parse_ms, row_key
 from audioset_downloader.outputs.layout import CLIP_NAME, CsvOutputs
 from audioset_downloader.outputs.shards import Sample, ShardPacker, sample_json
+from audioset_downloader.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -408,5 +409,5 @@ def _live_key(row: list[str], present: set[str], seen: set[tuple], outputs: CsvO
 
 
 def _one_line(text: str) -> str:
-    flat = " ".join(text.split())
+    flat = redact(" ".join(text.split()))  # a backend's or ffmpeg's message may quote a proxy URL
     return flat if len(flat) <= DETAIL_LIMIT else flat[: DETAIL_LIMIT - 1] + "…"
