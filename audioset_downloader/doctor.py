@@ -10,8 +10,10 @@ resolve one long-lived public video and ffmpeg read one second of it. Exit statu
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import threading
@@ -188,6 +190,10 @@ def _cookies(path: Path | None, name: str) -> Check:
         jar = load_cookies(path)
     except ConfigError as exc:
         return Check(name, FAIL, str(exc))
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRGRP | stat.S_IROTH):  # a cookies file is a signed-in session, two-factor check passed
+        return Check(name, WARN, f"{path}: other users of this machine can read it (mode {stat.S_IMODE(mode):04o}), "
+                                 f"and with it your signed-in session; fix: chmod 600 {shlex.quote(str(path))}")
     youtube = [cookie for cookie in jar if cookie.domain.lstrip(".").endswith("youtube.com")]
     now = time.time()
     expired = [cookie for cookie in youtube if cookie.expires and cookie.expires < now]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import urllib.request
 import warnings
 from pathlib import Path
@@ -42,7 +43,7 @@ def test_any_bytes_give_cookies_or_one_error_naming_the_file_and_line(lines: lis
             return
     assert cookies
     request = urllib.request.Request("https://www.youtube.com/watch")
-    jar = __import__("http.cookiejar").cookiejar.CookieJar()
+    jar = http.cookiejar.CookieJar()
     for cookie in cookies:
         jar.set_cookie(cookie)
     jar.add_cookie_header(request)

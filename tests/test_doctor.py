@@ -7,6 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from audioset_downloader.doctor import ONLINE_VIDEO, run_doctor
 from audioset_downloader.inputs.settings import Settings
 from tests.conftest import run_script, write_config, write_csv
@@ -59,6 +61,7 @@ def test_doctor_fails_on_a_dead_proxy_and_warns_on_expired_cookies(tmp_path: Pat
     cookies.write_text("# Netscape HTTP Cookie File\n"
                        f".youtube.com\tTRUE\t/\tTRUE\t{long_ago}\tSID\told\n"
                        f".youtube.com\tTRUE\t/\tTRUE\t{long_ago}\tHSID\told\n")
+    cookies.chmod(0o600)
     config = configure(tmp_path, PROXY=f"http://127.0.0.1:{port}", COOKIES_FILE=str(cookies))
     result = run_script("--config", str(config), "--doctor", cwd=tmp_path)
     assert result.returncode == 1
@@ -76,6 +79,7 @@ def test_doctor_checks_each_identitys_proxy_and_cookies(tmp_path: Path) -> None:
         dead, alive = closed.getsockname()[1], listening.getsockname()[1]
         cookies = tmp_path / "cookies.txt"
         cookies.write_text("# Netscape HTTP Cookie File\n.youtube.com\tTRUE\t/\tTRUE\t0\tSID\tx\n")
+        cookies.chmod(0o600)
         config = configure(tmp_path, IDENTITIES=[{"name": "lab", "proxy": f"socks5://127.0.0.1:{alive}"},
                                                  {"name": "home", "proxy": f"http://127.0.0.1:{dead}",
                                                   "cookies_file": str(cookies)}])
@@ -118,3 +122,22 @@ def test_doctor_online_warns_for_a_failing_backend_while_the_chain_gets_through(
     youtube.videos[ONLINE_VIDEO] = FakeVideo(player_status=400)  # no backend gets through: that fails
     text, status = run_doctor(settings, online=True)
     assert status == 1 and parse(text)["online: yt-dlp"][0] == "FAIL"
+
+
+@pytest.mark.parametrize("where", ["COOKIES_FILE", "identity"])
+def test_doctor_warns_of_a_cookies_file_other_users_can_read_and_gives_the_fix(tmp_path: Path, where: str) -> None:
+    cookies = tmp_path / "my cookies.txt"
+    cookies.write_text("# Netscape HTTP Cookie File\n.youtube.com\tTRUE\t/\tTRUE\t0\tSID\tsession-value\n")
+    chosen = ({"COOKIES_FILE": str(cookies)} if where == "COOKIES_FILE"
+              else {"IDENTITIES": [{"name": "lab", "cookies_file": str(cookies)}]})
+    row = "COOKIES_FILE" if where == "COOKIES_FILE" else "identity lab: cookies"
+    config = configure(tmp_path, **chosen)
+    for mode in (0o644, 0o640):
+        cookies.chmod(mode)
+        rows = parse(run_script("--config", str(config), "--doctor", cwd=tmp_path).stdout)
+        assert rows[row] == ("warn", f"{cookies}: other users of this machine can read it (mode {mode:04o}), and "
+                                     f"with it your signed-in session; fix: chmod 600 '{cookies}'")
+    fix = rows[row][1].rpartition("fix: ")[2]
+    subprocess.run(["bash", "-c", fix], check=True)  # the fix, as printed, works in a shell
+    rows = parse(run_script("--config", str(config), "--doctor", cwd=tmp_path).stdout)
+    assert rows[row] == ("ok", f"{cookies}: 1 youtube.com cookies, 0 expired")
