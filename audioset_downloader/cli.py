@@ -30,7 +30,7 @@ from audioset_downloader.fetch.cutter import find_ffmpeg
 from audioset_downloader.inputs.cookies import load_cookies
 from audioset_downloader.inputs.files import input_file_problem
 from audioset_downloader.inputs.labels import LabelFilter
-from audioset_downloader.inputs.segments import count_labels
+from audioset_downloader.inputs.lists import count_labels, list_format
 from audioset_downloader.inputs.settings import AUDIO_FORMATS, BACKEND_NAMES, ENGINES, LAYOUTS, Settings, load_settings
 from audioset_downloader.outputs import report
 from audioset_downloader.outputs.layout import CsvOutputs
@@ -158,6 +158,7 @@ def preflight(settings: Settings, dry_run: bool = False) -> None:
             )
         if problem is not None:
             raise ConfigError(f"CSV_FILE_NAMES[{index}]: {path} {problem}; name a segment CSV file")
+        list_format(path, settings)  # a list of no known shape is refused before any work
     if settings.cookies_file is not None:
         load_cookies(settings.cookies_file)
     find_ffmpeg(settings.ffmpeg_binary)
@@ -199,7 +200,7 @@ def report_all(settings: Settings) -> int:
         with exclusive(outputs):  # not while a run is writing the manifests
             ledger = Ledger(outputs)
             ledger.load()
-            csv_report = report.count(csv_path, ledger)
+            csv_report = report.count(csv_path, ledger, settings)
             files = report.write_report(csv_report, outputs, ontology)
         print(csv_report.headline())
         print("  wrote " + ", ".join(map(str, files)))
@@ -355,7 +356,7 @@ def list_labels(settings: Settings, text: str) -> int:
     if ontology is None:
         raise ConfigError("ONTOLOGY_FILE: no ontology.json found; set ONTOLOGY_FILE to data/ontology.json")
     classes = ontology.search(text) if text else sorted(ontology.by_mid.values(), key=lambda c: c.name.lower())
-    counts = {path.stem: count_labels(path) for path in settings.csv_file_names if path.is_file()}
+    counts = {path.stem: count_labels(path, settings) for path in settings.csv_file_names if path.is_file()}
     width = max((len(c.name) for c in classes), default=4)
     print(f"{'MID':<13} {'name':<{width}} " + " ".join(f"{name:>{max(8, len(name))}}" for name in counts))
     for audio_class in classes:

@@ -236,7 +236,7 @@ def test_dry_run_plans_and_changes_nothing(project: Path, mirror: Mirror) -> Non
     assert fresh.returncode == 0, fresh.stderr
     # Nothing learnt yet: the time is at YouTube's guest limit, 300 clips an hour, and it says so.
     assert fresh.stdout.strip().splitlines() == [
-        f"{project / 'eval_segments.csv'}: 6 rows (5 valid, 1 invalid); 0 left out by the label filters, "
+        f"{project / 'eval_segments.csv'} (AudioSet): 6 rows (5 valid, 1 invalid); 0 left out by the label filters, "
         "0 already done, "
         "0 failed for good (skipped), 2 to attempt, 3 left for later (TIMER); about 0:24 at 5.0 clips/min",
         "total: 2 clips to attempt; about 0:24 at 5.0 clips/min (all CSVs share the identities); pace: 1 at 300 "

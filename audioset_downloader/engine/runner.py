@@ -25,7 +25,8 @@ from audioset_downloader.engine.worker import ClipResult, ClipWorker
 from audioset_downloader.errors import ConfigError, OutputLockedError, OutputUnwritableError
 from audioset_downloader.fetch.cutter import find_ffmpeg
 from audioset_downloader.inputs.labels import LabelFilter, Ontology, ontology_path
-from audioset_downloader.inputs.segments import InvalidRow, Segment, read_segments, shard_of
+from audioset_downloader.inputs.lists import format_name, read_list
+from audioset_downloader.inputs.segments import InvalidRow, Segment, shard_of
 from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs import card, provenance, report
 from audioset_downloader.outputs.layout import CsvOutputs
@@ -83,10 +84,12 @@ class CsvRun:
         """
         limit = self.settings.clip_limit
         summary, done, failed_for_good = self.summary, self.ledger.done, self.ledger.failed_for_good
+        is_done = self.ledger.is_done
         skip_failed = not self.settings.retry_failed and bool(self.ledger.failed)
         label_filter = self.label_filter
         shard, shards = self.settings.shard or (0, 0)
-        for row in read_segments(self.csv_path):
+        summary.list_format = format_name(self.csv_path, self.settings)
+        for row in read_list(self.csv_path, self.settings):
             summary.rows += 1
             if type(row) is InvalidRow:
                 self._record_invalid(row)
@@ -94,7 +97,7 @@ class CsvRun:
                 summary.other_shards += 1
             elif label_filter is not None and not label_filter.keeps(row.labels_text):
                 summary.filtered_out += 1
-            elif row.key in done:
+            elif row.key in done or row.open_end and is_done(row):
                 summary.already_done += 1
             elif skip_failed and failed_for_good(row):
                 summary.skipped_failed += 1
@@ -286,7 +289,7 @@ def run_csv(csv_path: Path, settings: Settings, stop: threading.Event | None = N
             for entry in summary.identities:
                 log.info("%s (whole run so far)", IdentityStats(**entry).line())
             # From the ledger (every run so far, not just this one), without reading the manifests again.
-            card.write_card(report.count(csv_path, run.ledger), summary, settings, outputs)
+            card.write_card(report.count(csv_path, run.ledger, settings), summary, settings, outputs)
             return summary
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from audioset_downloader.errors import BackendsFailed, ClipFailure, FailureReason, Interrupted, ThrottledError
 from audioset_downloader.fetch.backends.base import MediaSource
-from audioset_downloader.fetch.cutter import CutResult, cut_clip, extension_for
+from audioset_downloader.fetch.cutter import SHORT_TOLERANCE_S, CutResult, cut_clip, extension_for
 from audioset_downloader.fetch.failover import BackendChain
 from audioset_downloader.fetch.reachability import Reachability
 from audioset_downloader.fetch.socks import relayed
@@ -141,6 +141,9 @@ class ClipWorker:
                                   seconds=time.monotonic() - started, attempts=attempts, identity=name)
             self.book.answered(index)
             self.reachability.answered()
+            if segment.open_end and result.cut.seconds < segment.duration - SHORT_TOLERANCE_S:
+                # The video ends inside the window: the clip is recorded with the end it really has.
+                segment = segment._replace(end_ms=segment.start_ms + round(result.cut.seconds * 1000))
             return ClipResult(segment, file=self.outputs.relative_clip(segment.stem, self._extension),
                               size=result.cut.size, seconds=time.monotonic() - started, attempts=attempts,
                               backend=result.backend, identity=name)

@@ -61,6 +61,9 @@ AAC_CONTAINERS = ("m4a", "mp4")
 # A clip may come out shorter than its window by a few audio frames at the very
 # end of a video; more than this means the window lies (partly) past the end.
 SHORT_TOLERANCE_S = 0.5
+# A window with no end in its list (AudioCaps, VGGSound...) is cut at the video's end; one that
+# starts at or past it yields no audio frame at all.
+MIN_OPEN_END_S = 0.05
 PRE_ROLL_MS = 1000
 
 # Bounded HTTP requests. Unbounded ("bytes=0-"), the first connection streams on
@@ -299,6 +302,8 @@ def _check(returncode: int, stderr: str, seconds: float, segment: Segment, out: 
     if seconds < segment.duration - SHORT_TOLERANCE_S:
         if problem is not None:  # cut short by the connection, not by the video's end
             raise ClipFailure(problem, f"source broke off after {seconds:.2f} s: {evidence}")
+        if segment.open_end and seconds >= MIN_OPEN_END_S:
+            return  # the list gave no end: the clip ends where the video does
         raise ClipFailure(
             FailureReason.WINDOW_OUT_OF_RANGE,
             f"only {seconds:.2f} s of the {segment.duration:g} s window exist in the source",

@@ -14,7 +14,6 @@ import functools
 import math
 import re
 import zlib
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,9 @@ class Segment(NamedTuple):
     Times are whole milliseconds: exact, and AudioSet's three decimals fit.
     ``stem`` is the clip's file name without extension: the YTID, or, for a video
     listed again in the same CSV, the YTID with the window's start appended.
+    ``open_end``: the list gave no end (AudioCaps, VGGSound, strong labels): the window is
+    CLIP_SECONDS from the start, and a video that ends sooner gives a shorter clip, not a failure.
+    ``notes``: the list's own annotations of the window (captions, events...), JSON text; "" for AudioSet.
     A NamedTuple: cheap to build two million of, immutable, picklable.
     """
 
@@ -50,6 +52,8 @@ class Segment(NamedTuple):
     labels_text: str  # the MIDs as written, comma-joined; split only when asked
     line: int
     stem: str
+    open_end: bool = False
+    notes: str = ""
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -186,7 +190,7 @@ def read_segments(path: Path) -> Iterator[Segment | InvalidRow]:
             else:
                 seen.add(ytid)
                 stem = ytid
-            yield new_segment((ytid, start_ms, end_ms, labels, line_no, stem))
+            yield new_segment((ytid, start_ms, end_ms, labels, line_no, stem, False, ""))
 
 
 def _skipped(line: str) -> bool:
@@ -247,12 +251,3 @@ def _raw_fields(line: str) -> tuple[str, ...]:
     """A bad line's fields as well as they can be told, printable, for the record."""
     printable = line.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
     return tuple(part.strip() for part in printable.split(",", 3))
-
-
-def count_labels(path: Path) -> Counter[str]:
-    """How many valid segments of a CSV carry each MID (for --list-labels)."""
-    counts: Counter[str] = Counter()
-    for row in read_segments(path):
-        if type(row) is Segment:
-            counts.update(label for label in row.labels_text.split(",") if label)
-    return counts

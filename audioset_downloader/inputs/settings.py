@@ -36,6 +36,15 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
+class Columns:
+    """COLUMNS: which columns of a list with a header hold the YTID and the window's times."""
+
+    ytid: str
+    start: str
+    end: str | None = None  # None: the window is CLIP_SECONDS from the start
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting, with the default used when download_configs.py omits it."""
 
@@ -78,6 +87,9 @@ class Settings:
     cache_dir: Path | None = None  # None: the user's cache folder (see cache_folder)
     ytdlp_options: dict[str, Any] = field(default_factory=dict)  # merged into yt-dlp's own options
     pytubefix_client: str = "VISION_OS"
+    clip_seconds: float = 10.0  # a window a list gives no end for lasts this long (AudioCaps, VGGSound, ...)
+    columns: Columns | None = None  # a list of no known shape: where its YTID and times are
+    reuse_from: tuple[Path, ...] = ()  # other OUTPUT_DIRs whose clips are taken instead of fetched again
 
     def url_for(self, ytid: str) -> str:
         return self.ytb_url_format.replace("{YTID}", ytid)
@@ -212,6 +224,32 @@ def _pace(value: Any) -> float | str | None:
                          "(a number above 0), or None (no cap)") from None
 
 
+def _clip_seconds(value: Any) -> float:
+    seconds = _positive(value)
+    if seconds > 3600:
+        raise ValueError("must be the seconds of a window, at most 3600 (AudioSet's are 10)")
+    return seconds
+
+
+def _columns(value: Any) -> Columns:
+    example = '{"ytid": "video_id", "start": "t0", "end": None}'
+    if not isinstance(value, dict) or not {"ytid", "start"} <= set(value) or not set(value) <= {"ytid", "start", "end"}:
+        raise ValueError(f"must be a dict with keys ytid, start and, if the list has one, end, e.g. {example}")
+    names = [value["ytid"], value["start"], value.get("end")]
+    if not all(isinstance(name, str) and name.strip() and "\x00" not in name for name in names[:2]) or not (
+            names[2] is None or isinstance(names[2], str) and names[2].strip()):
+        raise ValueError(f"must name each column by its header text, e.g. {example}")
+    return Columns(*(name.strip() if isinstance(name, str) else None for name in names))
+
+
+def _folders(value: Any) -> tuple[Path, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise ValueError('must be a list of folders, e.g. ["/data/audioset"] (other runs\' OUTPUT_DIR)')
+    return tuple(_path(item) for item in value)
+
+
 def _url_format(value: Any) -> str:
     text = _text(value)
     if text.count("{YTID}") != 1:
@@ -312,6 +350,9 @@ CONSTANTS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "CACHE_DIR": ("cache_dir", _optional(_path)),
     "YTDLP_OPTIONS": ("ytdlp_options", _options),
     "PYTUBEFIX_CLIENT": ("pytubefix_client", _client_name),
+    "CLIP_SECONDS": ("clip_seconds", _clip_seconds),
+    "COLUMNS": ("columns", _optional(_columns)),
+    "REUSE_FROM": ("reuse_from", _folders),
 }
 _FIELD_TO_CONSTANT = {field: name for name, (field, _) in CONSTANTS.items()}
 assert set(_FIELD_TO_CONSTANT) == {f.name for f in fields(Settings)}, "every setting needs a constant"

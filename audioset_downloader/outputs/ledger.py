@@ -227,6 +227,7 @@ class Ledger:
         self._metadata = AppendOnlyCsv(outputs.metadata, METADATA_HEADER, OLDEST_SPLIT_POS_ROW)
         self._failed_csv = AppendOnlyCsv(outputs.failed, FAILED_HEADER)
         self.done: set[tuple] = set()
+        self._starts: set[tuple] | None = None  # (YTID, start) of every done key, for windows with an open end
         self.failed: dict[tuple, FailedRow] = {}
         self._pending_changes = 0
 
@@ -312,7 +313,14 @@ class Ledger:
         return self._live_split_pos_rows(self.outputs.existing_clips())
 
     def is_done(self, segment: Segment) -> bool:
-        return segment.key in self.done
+        """Recorded; a window with an open end also when recorded with the real end its video gave it."""
+        if segment.key in self.done:
+            return True
+        if not segment.open_end:
+            return False
+        if self._starts is None:  # built once, on the first open-ended window asked about
+            self._starts = {key[:2] for key in self.done}
+        return segment.key[:2] in self._starts
 
     def failed_for_good(self, segment: Segment) -> bool:
         """Failed before for a permanent reason (the video is gone): not worth a retry."""
@@ -334,6 +342,8 @@ class Ledger:
         else:
             self._packer.add(member, sample_json(*row[1:6]))
         self.done.add(segment.key)
+        if self._starts is not None:
+            self._starts.add(segment.key[:2])
         if self.failed.pop(segment.key, None) is not None:
             self._changed()
 

@@ -93,7 +93,8 @@ def merge_csv(name: str, sources: list[Path], target: CsvOutputs, ontology: Onto
                         report.refused += 1
                         continue
                     relative = target.relative_clip(stem, extension)
-                    ledger.record_written(new_segment((ytid, start_ms, end_ms, labels, 0, stem)), relative, backend)
+                    segment = new_segment((ytid, start_ms, end_ms, labels, 0, stem, False, ""))
+                    ledger.record_written(segment, relative, backend)
                     taken.add(relative)
                     report.added += 1
             for key, failure in reader.failed.items():

@@ -19,7 +19,9 @@ from pathlib import Path
 from audioset_downloader.atomic import write_atomically
 from audioset_downloader.errors import Kind
 from audioset_downloader.inputs.labels import Ontology
-from audioset_downloader.inputs.segments import InvalidRow, read_segments
+from audioset_downloader.inputs.lists import read_list
+from audioset_downloader.inputs.segments import InvalidRow
+from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.ledger import Ledger
 
@@ -61,14 +63,14 @@ class CsvReport:
                 f"{len(self.classes)} classes")
 
 
-def count(csv_path: Path, ledger: Ledger) -> CsvReport:
+def count(csv_path: Path, ledger: Ledger, settings: Settings) -> CsvReport:
     """Per class and in all, from the CSV and what its ledger holds (loaded, or just run)."""
     total, classes, invalid, reasons = Counts(), {}, 0, Counter[str]()
-    for row in read_segments(csv_path):
+    for row in read_list(csv_path, settings):
         if type(row) is InvalidRow:
             invalid += 1
             continue
-        if row.key in ledger.done:
+        if ledger.is_done(row):
             outcome = "written"
         elif (failed := ledger.failed.get(row.key)) is not None:
             reasons[failed.reason] += 1

@@ -16,6 +16,7 @@ class CsvSummary:
     """What happened to one CSV; saved as X.summary.json and printed at the end."""
 
     csv: str
+    list_format: str = ""  # AudioSet, AudioCaps, MusicCaps, ... (inputs/lists)
     rows: int = 0
     invalid_rows: int = 0
     filtered_out: int = 0  # not carrying LABELS, or carrying EXCLUDE_LABELS
@@ -64,7 +65,8 @@ class CsvSummary:
     def plan_line(self) -> str:
         """What --dry-run prints: what a run would do now."""
         return (
-            f"{self.csv}: {self.rows} rows ({self.rows - self.invalid_rows} valid, {self.invalid_rows} invalid); "
+            f"{self.csv} ({self.list_format}): {self.rows} rows ({self.rows - self.invalid_rows} valid, "
+            f"{self.invalid_rows} invalid); "
             f"{self.filtered_out} left out by the label filters, "
             + (f"{self.other_shards} in other shards, " if self.other_shards else "")
             + f"{self.already_done} already done, {self.skipped_failed} failed for good (skipped), "

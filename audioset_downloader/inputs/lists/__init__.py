@@ -1,0 +1,95 @@
+"""Every YouTube-window list the tool reads, recognised by its first lines; one module per shape.
+
+A list module is a backend's twin: ``NAME``, ``recognise(first_lines)``, ``windows(lines, settings)``
+yielding each row's ``Window`` (or an InvalidRow), and ``merge(notes, more)`` for rows that name the
+same window. ``read_list`` turns the windows into the same Segment records the AudioSet reader
+yields, so the engine never asks which set a row came from; only the outputs carry the set's notes.
+AudioSet's own segment files keep their streaming reader (segments.py), unchanged in speed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import ModuleType
+
+from audioset_downloader.errors import ConfigError
+from audioset_downloader.inputs.lists.table import Window, first_lines, numbered_lines
+from audioset_downloader.inputs.segments import MAX_MS, InvalidRow, Segment, new_segment, read_segments
+from audioset_downloader.inputs.settings import Settings
+
+# Tried in this order: exact headers first, then the shapes without one. AudioSet is the default
+# for a file whose first line is a comment, a "YTID" header or a row of that shape.
+LIST_MODULES = ("strong", "audiocaps", "musiccaps", "kinetics", "vggsound", "audioset", "columns")
+AUDIOSET = "AudioSet"
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def list_format(path: Path, settings: Settings) -> ModuleType:
+    """The module that reads ``path``, or one ConfigError naming the file, its first line and the shapes known."""
+    lines = first_lines(path)
+    for name in LIST_MODULES:
+        module = _module(name)
+        if module.recognise(lines, settings):
+            return module
+    first = lines[0] if lines else ""
+    known = ", ".join(_module(name).NAME for name in LIST_MODULES[:-1])
+    raise ConfigError(f"{path}:1: a list of no known shape (first line {first[:120]!r}); known: {known}; "
+                      'for another list with a header, set COLUMNS, e.g. {"ytid": "video_id", "start": "t0", '
+                      '"end": None}')
+
+
+def format_name(path: Path, settings: Settings) -> str:
+    return list_format(path, settings).NAME
+
+
+def read_list(path: Path, settings: Settings) -> Iterator[Segment | InvalidRow]:
+    """Each window of a list as a Segment (rows naming one window are one), and each bad row as an InvalidRow."""
+    module = list_format(path, settings)
+    if module.NAME == AUDIOSET:
+        yield from read_segments(path)
+        return
+    windows: dict[tuple[str, int, int | None], tuple[int, Window]] = {}
+    for row in module.windows(numbered_lines(path), settings):
+        if isinstance(row, InvalidRow):
+            yield row
+            continue
+        line, window = row
+        key = (window.ytid, window.start_ms, window.end_ms)
+        if key in windows:  # AudioCaps' val and test: five captions of one window, five rows
+            first_line, first = windows[key]
+            windows[key] = first_line, first.merged(window, module.merge)
+        else:
+            windows[key] = line, window
+    yield from _segments(windows.values(), settings)
+
+
+def _segments(windows: Iterable[tuple[int, Window]], settings: Settings) -> Iterator[Segment | InvalidRow]:
+    seen: set[str] = set()
+    clip_ms = round(settings.clip_seconds * 1000)
+    for line, window in windows:
+        end_ms = window.end_ms if window.end_ms is not None else window.start_ms + clip_ms
+        if end_ms > MAX_MS:
+            yield InvalidRow(line, (window.ytid, str(window.start_ms / 1000), str(end_ms / 1000)),
+                             "the window ends more than a day into the video")
+            continue
+        stem = f"{window.ytid}_{window.start_ms}" if window.ytid in seen else window.ytid
+        seen.add(window.ytid)
+        notes = json.dumps(window.notes, ensure_ascii=False, separators=(",", ":"))
+        yield new_segment((window.ytid, window.start_ms, end_ms, window.labels, line, stem, window.end_ms is None,
+                           notes))
+
+
+def count_labels(path: Path, settings: Settings) -> Counter[str]:
+    """How many valid windows of a list carry each MID (for --list-labels)."""
+    counts: Counter[str] = Counter()
+    for row in read_list(path, settings):
+        if type(row) is Segment:
+            counts.update(label for label in row.labels_text.split(",") if label)
+    return counts

@@ -1,0 +1,39 @@
+"""AudioCaps v1 and v2 (Kim et al., NAACL-HLT 2019): ``audiocap_id,youtube_id,start_time,caption``.
+
+No end: the window is CLIP_SECONDS (10) from the start. Val and test hold five captions of each
+window, five rows: one clip carries all five, with their ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from audioset_downloader.inputs.lists.table import Window, header_of, invalid, rows_after_header, window
+from audioset_downloader.inputs.segments import InvalidRow
+from audioset_downloader.inputs.settings import Settings
+
+NAME = "AudioCaps"
+HEADER = ["audiocap_id", "youtube_id", "start_time", "caption"]
+
+
+def recognise(lines: list[str], settings: Settings) -> bool:
+    return header_of(lines) == HEADER
+
+
+def windows(lines: Iterator[tuple[int, str]], settings: Settings) -> Iterator[tuple[int, Window] | InvalidRow]:
+    for row in rows_after_header(lines):
+        if isinstance(row, InvalidRow):
+            yield row
+            continue
+        line, fields = row
+        if len(fields) != len(HEADER):
+            yield invalid(line, fields, f"expected {len(HEADER)} fields ({','.join(HEADER)}), found {len(fields)}")
+            continue
+        audiocap_id, ytid, start, caption = fields
+        yield window(line, ytid, start, None, "", {"dataset": NAME, "captions": [caption],
+                                                   "audiocap_ids": [audiocap_id]})
+
+
+def merge(notes: dict, more: dict) -> dict:
+    return {**notes, "captions": notes["captions"] + more["captions"],
+            "audiocap_ids": notes["audiocap_ids"] + more["audiocap_ids"]}

@@ -1,0 +1,42 @@
+"""VGGSound (Chen et al., ICASSP 2020): ``YTID,start,label,split`` with no header; 10 s windows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from audioset_downloader.inputs.labels import NAME_SEPARATOR
+from audioset_downloader.inputs.lists.table import RowParser, Window, invalid, window
+from audioset_downloader.inputs.segments import YTID_PATTERN, InvalidRow
+from audioset_downloader.inputs.settings import Settings
+
+NAME = "VGGSound"
+SPLITS = ("train", "test")
+
+
+def recognise(lines: list[str], settings: Settings) -> bool:
+    if not lines:
+        return False
+    fields = RowParser().fields(1, lines[0])
+    return (not isinstance(fields, InvalidRow) and len(fields) == 4 and YTID_PATTERN.fullmatch(fields[0]) is not None
+            and fields[1].isdigit() and fields[3] in SPLITS)
+
+
+def windows(lines: Iterator[tuple[int, str]], settings: Settings) -> Iterator[tuple[int, Window] | InvalidRow]:
+    parser = RowParser()
+    for line_no, line in lines:
+        if not line.strip():
+            continue
+        fields = parser.fields(line_no, line.rstrip("\r\n"))
+        if isinstance(fields, InvalidRow):
+            yield fields
+            continue
+        if len(fields) != 4:
+            yield invalid(line_no, fields, f"expected 4 fields (YTID, start, label, split), found {len(fields)}")
+            continue
+        ytid, start, label, split = fields
+        yield window(line_no, ytid, start, None, "", {"dataset": NAME, "label": label, "split": split})
+
+
+def merge(notes: dict, more: dict) -> dict:
+    labels = list(dict.fromkeys([*notes["label"].split(NAME_SEPARATOR), more["label"]]))
+    return {**notes, "label": NAME_SEPARATOR.join(labels)}

@@ -1,0 +1,191 @@
+"""Every YouTube-window list, recognised by its first lines: AudioCaps and MusicCaps from excerpts of the
+published lists, VGGSound, AudioSet strong labels, Kinetics and COLUMNS from fixtures in their documented shape."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from audioset_downloader.errors import ConfigError
+from audioset_downloader.inputs.lists import format_name, read_list
+from audioset_downloader.inputs.segments import InvalidRow, Segment
+from audioset_downloader.inputs.settings import Columns, Settings
+from tests.conftest import Mirror, run_script, write_config
+
+DATA = Path(__file__).parent / "data"
+SETTINGS = Settings()
+
+VGGSOUND = '---g-f_I2yQ,1,people marching,test\n--9O4XZOge4,30,"female speech, woman speaking",train\n'
+STRONG = ("segment_id\tstart_time_seconds\tend_time_seconds\tlabel\n"
+          "s9d-2nhuJCQ_30000\t2.627\t7.237\t/m/053hz1\n"
+          "s9d-2nhuJCQ_30000\t0.000\t1.500\t/m/09x0r\n"
+          "a_b-cdefghi_0\t0.5\t9.5\t/m/04rlf\n")
+POSNEG = ("segment_id\tstart_time_seconds\tend_time_seconds\tlabel\tpresent\n"
+          "s9d-2nhuJCQ_30000\t0.000\t0.960\t/m/053hz1\tPRESENT\n"
+          "s9d-2nhuJCQ_30000\t0.000\t0.960\t/m/09x0r\tNOT_PRESENT\n")
+KINETICS = "label,youtube_id,time_start,time_end,split,is_cc\nplaying drums,abcdefghijk,12,22,train,0\n"
+CUSTOM = "video_id\tt0\tnote\nabcdefghijk\t4.5\tx\n"
+
+
+def rows_of(path: Path, settings: Settings = SETTINGS) -> list[Segment | InvalidRow]:
+    return list(read_list(path, settings))
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_audiocaps_five_captions_of_a_window_are_one_clip_of_ten_seconds_from_its_start() -> None:
+    path = DATA / "audiocaps_v1_val_excerpt.csv"
+    with open(path, newline="") as handle:
+        published = list(csv.DictReader(handle))
+    assert format_name(path, SETTINGS) == "AudioCaps"
+    segments = rows_of(path)
+    assert len(published) == 15 and len(segments) == 3  # five rows a window
+    for segment in segments:
+        assert type(segment) is Segment and segment.open_end
+        assert segment.end_ms - segment.start_ms == 10_000
+        notes = json.loads(segment.notes)
+        mine = [row for row in published if row["youtube_id"] == segment.ytid]
+        assert notes["dataset"] == "AudioCaps" and len(notes["captions"]) == 5
+        assert notes["captions"] == [row["caption"] for row in mine]
+        assert notes["audiocap_ids"] == [row["audiocap_id"] for row in mine]
+        assert segment.start_ms == int(mine[0]["start_time"]) * 1000
+    # The line is the window's first row's, as a failed row is reported at.
+    assert segments[0].ytid == published[0]["youtube_id"] and segments[0].line == 2
+
+
+def test_musiccaps_reads_mids_flags_and_the_aspect_list_as_data() -> None:
+    path = DATA / "musiccaps_excerpt.csv"
+    assert format_name(path, SETTINGS) == "MusicCaps"
+    first = rows_of(path)[0]
+    assert type(first) is Segment and not first.open_end
+    assert (first.ytid, first.start_ms, first.end_ms) == ("-0Gj8-vB1q4", 30_000, 40_000)
+    assert first.labels_text == "/m/0140xf,/m/02cjck,/m/04rlf"
+    notes = json.loads(first.notes)
+    assert notes["aspect_list"][:2] == ["low quality", "sustained strings melody"] and len(notes["aspect_list"]) == 7
+    assert notes["is_balanced_subset"] is False and notes["is_audioset_eval"] is True and notes["author_id"] == "4"
+
+
+def test_vggsound_strong_kinetics_and_columns_in_their_documented_shape(tmp_path: Path) -> None:
+    vgg = rows_of(write(tmp_path, "vggsound.csv", VGGSOUND))
+    assert [(s.ytid, s.start_ms, s.end_ms, s.open_end) for s in vgg] == [
+        ("---g-f_I2yQ", 1000, 11000, True), ("--9O4XZOge4", 30000, 40000, True)]
+    assert json.loads(vgg[1].notes) == {"dataset": "VGGSound", "label": "female speech, woman speaking",
+                                        "split": "train"}
+
+    strong = rows_of(write(tmp_path, "strong.tsv", STRONG))
+    assert [(s.ytid, s.start_ms, s.end_ms, s.labels_text) for s in strong] == [
+        ("s9d-2nhuJCQ", 30000, 40000, "/m/053hz1,/m/09x0r"), ("a_b-cdefghi", 0, 10000, "/m/04rlf")]  # last _
+    assert json.loads(strong[0].notes)["events"][0] == {"onset": 2.627, "offset": 7.237, "mid": "/m/053hz1",
+                                                        "present": True}
+    posneg = rows_of(write(tmp_path, "posneg.tsv", POSNEG))
+    assert posneg[0].labels_text == "/m/053hz1"  # the absent one is an event, not a label
+    assert [e["present"] for e in json.loads(posneg[0].notes)["events"]] == [True, False]
+
+    kinetics = rows_of(write(tmp_path, "kinetics.csv", KINETICS))
+    assert [(s.ytid, s.start_ms, s.end_ms, s.open_end) for s in kinetics] == [("abcdefghijk", 12000, 22000, False)]
+    assert format_name(tmp_path / "kinetics.csv", SETTINGS) == "Kinetics"
+
+    custom = write(tmp_path, "custom.tsv", CUSTOM)
+    with pytest.raises(ConfigError, match=r"custom.tsv:1: a list of no known shape \(first line 'video_id\\tt0"):
+        rows_of(custom)
+    chosen = Settings(columns=Columns("video_id", "t0", None), clip_seconds=5)
+    assert [(s.ytid, s.start_ms, s.end_ms, s.open_end) for s in rows_of(custom, chosen)] == [
+        ("abcdefghijk", 4500, 9500, True)]
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    ('audiocap_id,youtube_id,start_time,caption\n1,abcdefghijk,0,"a caption\x00 with a NUL"\n', "NUL"),
+    ('audiocap_id,youtube_id,start_time,caption\n1,abcdefghijk,0,"a quote never closed\n', "quote is never closed"),
+    ("audiocap_id,youtube_id,start_time,caption\n1,abcdefghijk,0," + "x" * 50_000_000 + "\n", "a field longer"),
+    ("ytid,start_s,end_s,audioset_positive_labels,aspect_list,caption,author_id,is_balanced_subset,"
+     "is_audioset_eval\nabcdefghijk,0,10,/m/a,\"__import__('os').system('touch /tmp/pwned')\",c,1,False,False\n",
+     "is not a list of quoted strings"),
+    ("audiocap_id,youtube_id,start_time,caption\n1,../../etc/pa,0,x\n", "is not 11 characters"),
+])
+def test_hostile_rows_are_invalid_rows_that_say_why(tmp_path: Path, content: str, problem: str) -> None:
+    rows = rows_of(write(tmp_path, "hostile.csv", content))
+    assert len(rows) == 1 and type(rows[0]) is InvalidRow and problem in rows[0].problem, rows
+    assert rows[0].line == 2 and len("|".join(rows[0].fields)) < 1000  # short enough for failed.csv
+    assert not Path("/tmp/pwned").exists()
+
+
+HEADERS = [b"audiocap_id,youtube_id,start_time,caption", b"segment_id\tstart_time_seconds\tend_time_seconds\tlabel",
+           b"ytid,start_s,end_s,audioset_positive_labels,aspect_list,caption,author_id,is_balanced_subset,"
+           b"is_audioset_eval", b"label,youtube_id,time_start,time_end,split", b"abcdefghijk,1,dog barking,train"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(header=st.sampled_from(HEADERS), lines=st.lists(st.binary(max_size=60), max_size=6))
+@example(header=HEADERS[2], lines=[b"abcdefghijk,0,10,,\"['a', 'b\\\\'c']\",x,1,True,True"])
+@example(header=HEADERS[1], lines=[b"abcdefghijk_99999999999\t0\t1\t/m/a", b"_\t\t\t"])
+def test_any_bytes_after_a_known_header_give_windows_or_invalid_rows(tmp_path: Path, header: bytes,
+                                                                     lines: list[bytes]) -> None:
+    path = tmp_path / "fuzz.csv"
+    path.write_bytes(b"\n".join([header, *lines]))
+    for row in rows_of(path):
+        assert type(row) in (Segment, InvalidRow)
+        if type(row) is Segment:
+            assert 0 <= row.start_ms < row.end_ms and json.loads(row.notes)["dataset"]
+        else:
+            assert row.problem and row.line >= 1
+            "|".join(row.fields).encode("utf-8")
+
+
+def test_a_list_of_no_known_shape_stops_the_run_with_one_line(tmp_path: Path) -> None:
+    write(tmp_path, "mystery.csv", "clip,when\nabcdefghijk,3\n")
+    write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=["mystery.csv"], OUTPUT_DIR=str(tmp_path / "out"))
+    result = run_script("--config", "cfg.py", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: mystery.csv:1: a list of no known shape (first line 'clip,when'); known: AudioSet strong, AudioCaps, "
+        "MusicCaps, Kinetics, VGGSound, AudioSet; for another list with a header, set COLUMNS, e.g. "
+        '{"ytid": "video_id", "start": "t0", "end": None}']
+    assert not (tmp_path / "out").exists()
+
+
+def test_audiocaps_end_to_end_windows_cut_at_the_videos_end_and_a_rerun_fetches_nothing(
+        tmp_path: Path, mirror: Mirror) -> None:
+    """tone20 lasts 20 s: a window from 5 s is whole, from 14 s is cut at 20 s, from 25 s does not exist."""
+    for ytid in ("wholeWindow", "shortWindow", "pastTheEnd1"):
+        mirror.add(ytid, "tone20.m4a")
+    listed = write(tmp_path, "audiocaps_val.csv", "audiocap_id,youtube_id,start_time,caption\n"
+                                                  "1,wholeWindow,5,a tone\n2,shortWindow,14,\"a tone, cut\"\n"
+                                                  "3,pastTheEnd1,25,silence\n4,wholeWindow,5,the same tone\n")
+    write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=[str(listed)], OUTPUT_DIR=str(tmp_path / "out"), TIMER=0,
+                 BACKEND="direct", YTB_URL_FORMAT=mirror.url_format, AUDIO_FORMAT="wav")
+    dry = run_script("--config", "cfg.py", "--dry-run", cwd=tmp_path)
+    assert dry.stdout.startswith(f"{listed} (AudioCaps): 3 rows (3 valid, 0 invalid);"), dry.stdout
+    assert run_script("--config", "cfg.py", cwd=tmp_path).returncode == 0
+    out = tmp_path / "out"
+    with open(out / "audiocaps_val.split-pos.csv", newline="") as handle:
+        written = {row["YTID"]: row for row in csv.DictReader(handle)}
+    assert {ytid: (row["start_seconds"], row["end_seconds"]) for ytid, row in written.items()} == {
+        "wholeWindow": ("5.000", "15.000"), "shortWindow": ("14.000", "20.000")}
+    import soundfile
+    info = soundfile.info(str(out / written["shortWindow"]["file"]))
+    assert abs(info.duration - 6.0) < 0.05  # its real end, the video's
+    with open(out / "audiocaps_val.failed.csv", newline="") as handle:
+        failed = {row["YTID"]: row["reason"] for row in csv.DictReader(handle)}
+    assert failed == {"pastTheEnd1": "window_out_of_range"}
+    requests = sum(mirror.server.requests.values())
+    again = run_script("--config", "cfg.py", cwd=tmp_path)
+    assert again.returncode == 0 and sum(mirror.server.requests.values()) == requests  # nothing fetched again
+    assert "0 written" in again.stderr and "2 skipped (already done)" in again.stderr
+
+
+def test_the_excerpts_are_from_the_published_lists() -> None:
+    shared = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+    if not shared.is_dir():
+        pytest.skip("../shared/datasets is not beside this checkout")
+    published = (shared / "audiocaps_v1_val.csv").read_text().splitlines()
+    assert all(line in published for line in (DATA / "audiocaps_v1_val_excerpt.csv").read_text().splitlines())
+    assert (shared / "musiccaps-public.csv").read_text().startswith((DATA / "musiccaps_excerpt.csv").read_text())
