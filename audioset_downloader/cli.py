@@ -159,6 +159,9 @@ def preflight(settings: Settings, dry_run: bool = False) -> None:
         if problem is not None:
             raise ConfigError(f"CSV_FILE_NAMES[{index}]: {path} {problem}; name a segment CSV file")
         list_format(path, settings)  # a list of no known shape is refused before any work
+    for index, folder in enumerate(settings.reuse_from):
+        if not folder.is_dir():
+            raise ConfigError(f"REUSE_FROM[{index}]: {folder} is not a folder; name another run's OUTPUT_DIR")
     if settings.cookies_file is not None:
         load_cookies(settings.cookies_file)
     find_ffmpeg(settings.ffmpeg_binary)

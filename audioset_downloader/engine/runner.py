@@ -31,6 +31,8 @@ from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs import card, provenance, report
 from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.ledger import FailedRow, Ledger
+from audioset_downloader.outputs.reuse import BACKEND as REUSED
+from audioset_downloader.outputs.reuse import ReuseIndex, clip_settings, has_manifests
 from audioset_downloader.outputs.summary import CsvSummary
 from audioset_downloader.pacing.book import Book, IdentityStats
 from audioset_downloader.redact import RedactingFormatter
@@ -75,6 +77,19 @@ class CsvRun:
         self._pace_read = 0.0
         self._last_progress = time.monotonic()
         self.progress: ProgressBar | None = None
+        self.reuse: ReuseIndex | None = None
+
+    def build_reuse_index(self) -> None:
+        """Index the clips on disk this list's windows could take: only when other manifests exist to read."""
+        index = ReuseIndex.build(self.settings, self.outputs, self._ytids) if has_manifests(
+            self.settings, self.outputs) else None
+        self.reuse = index if index else None
+        if self.reuse is not None:
+            log.info("%s: %d windows of this list have a clip on disk to reuse", self.csv_path, len(self.reuse))
+
+    @property
+    def _ytids(self) -> set[str]:
+        return {row.ytid for row in read_list(self.csv_path, self.settings) if type(row) is Segment}
 
     def plan(self) -> Iterator[Segment]:
         """Segments to attempt, in CSV order: not done, up to TIMER's limit.
@@ -105,6 +120,8 @@ class CsvRun:
                 summary.not_attempted += 1
             else:
                 summary.attempted += 1
+                if self.dry_run and self.reuse is not None and self.reuse.matches(row):
+                    summary.reused += 1  # on disk already: a run takes it without a request
                 yield row
 
     def _record_invalid(self, row: InvalidRow) -> None:
@@ -129,6 +146,8 @@ class CsvRun:
             self.summary.written += 1
             self.summary.bytes_written += result.size
             self._by_backend[result.backend] += 1
+            if result.backend == REUSED:
+                self.summary.reused += 1
             self._by_identity[result.identity] += 1
             log.info("%s [%s-%s] written by %s (%.1f s)", segment.ytid, segment.start_text, segment.end_text,
                      result.backend, result.seconds)
@@ -168,7 +187,8 @@ class CsvRun:
 
     def execute(self, dispatch: Dispatch = local_dispatch) -> CsvSummary:
         started = time.monotonic()
-        worker = ClipWorker(self.settings, self.outputs, self.book)
+        self.build_reuse_index()
+        worker = ClipWorker(self.settings, self.outputs, self.book, self.reuse)
         self.book = worker.book
         self.summary.provenance = provenance.collect(worker.chain.backends, find_ffmpeg(self.settings.ffmpeg_binary))
         self.ledger.open()
@@ -193,6 +213,7 @@ class CsvRun:
             self.summary.by_identity = dict(self._by_identity)
             self.summary.identities = [asdict(entry) for entry in self.book.stats()]
             self.summary.provenance["ended_utc"] = provenance.utc_now()
+            self.summary.clip_settings = clip_settings(self.settings)
             self.summary.wall_seconds = round(time.monotonic() - started, 3)
             self.ledger.close()
             write_atomically(self.outputs.summary, self.summary.to_json())
@@ -311,6 +332,7 @@ def plan_csv(csv_path: Path, settings: Settings) -> CsvSummary:
     with csv_log(outputs, console=True, to_file=False):
         run = CsvRun(csv_path, settings, threading.Event(), dry_run=True)
         run.ledger.load()
+        run.build_reuse_index()
         for _ in run.plan():
             pass
         return run.summary

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from audioset_downloader.errors import BackendsFailed, ClipFailure, FailureReason, Interrupted, ThrottledError
 from audioset_downloader.fetch.backends.base import MediaSource
-from audioset_downloader.fetch.cutter import SHORT_TOLERANCE_S, CutResult, cut_clip, extension_for
+from audioset_downloader.fetch.cutter import SHORT_TOLERANCE_S, CutResult, cut_clip, extension_for, find_ffmpeg
 from audioset_downloader.fetch.failover import BackendChain
 from audioset_downloader.fetch.reachability import Reachability
 from audioset_downloader.fetch.socks import relayed
@@ -26,6 +26,8 @@ from audioset_downloader.inputs.cookies import cookie_header
 from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs.layout import CsvOutputs
+from audioset_downloader.outputs.reuse import BACKEND as REUSED
+from audioset_downloader.outputs.reuse import ReuseIndex
 from audioset_downloader.pacing.book import Book, new_book
 
 log = logging.getLogger(__name__)
@@ -66,9 +68,11 @@ class ClipResult:
 
 
 class ClipWorker:
-    def __init__(self, settings: Settings, outputs: CsvOutputs, book: Book | None = None) -> None:
+    def __init__(self, settings: Settings, outputs: CsvOutputs, book: Book | None = None,
+                 reuse: ReuseIndex | None = None) -> None:
         self.settings = settings
         self.outputs = outputs
+        self.reuse = reuse  # clips already on disk, taken instead of fetched (outputs/reuse.py)
         # The run's pacing book, shared with every other worker of the run (pacing.py).
         self.book: Book = book if book is not None else new_book(settings)
         self._identities = settings.identity_list
@@ -82,10 +86,10 @@ class ClipWorker:
     def __getstate__(self) -> dict:
         # The backends, caches and lock stay behind; each process builds its own. The book
         # travels: it is a proxy for the one the whole run shares.
-        return {"settings": self.settings, "outputs": self.outputs, "book": self.book}
+        return {"settings": self.settings, "outputs": self.outputs, "book": self.book, "reuse": self.reuse}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["settings"], state["outputs"], state["book"])  # type: ignore[misc]
+        self.__init__(state["settings"], state["outputs"], state["book"], state["reuse"])  # type: ignore[misc]
 
     @property
     def chain(self) -> BackendChain:
@@ -101,6 +105,8 @@ class ClipWorker:
     def __call__(self, segment: Segment, stop: threading.Event) -> ClipResult:
         """Fetch one clip, retrying passing trouble; never raises for the clip's own failure."""
         started = time.monotonic()
+        if self.reuse is not None and (reused := self._reused(segment, started)) is not None:
+            return reused  # no request leaves the machine, so no identity's turn is taken
         attempts = retries = 0
         while (index := self._turn(stop)) is not None:
             name = self._identities[index].name
@@ -148,6 +154,17 @@ class ClipWorker:
                               size=result.cut.size, seconds=time.monotonic() - started, attempts=attempts,
                               backend=result.backend, identity=name)
         return ClipResult(segment, interrupted=True, attempts=attempts)
+
+    def _reused(self, segment: Segment, started: float) -> ClipResult | None:
+        assert self.reuse is not None
+        final = self.outputs.clip_path(segment.stem, self._extension)
+        taken = self.reuse.take(segment, final, find_ffmpeg(self.settings.ffmpeg_binary))
+        if taken is None:
+            return None
+        if taken.end_ms != segment.end_ms:  # a window with an open end, cut by its video's end before
+            segment = segment._replace(end_ms=taken.end_ms)
+        return ClipResult(segment, file=self.outputs.relative_clip(segment.stem, self._extension),
+                          size=final.stat().st_size, seconds=time.monotonic() - started, backend=REUSED)
 
     def _turn(self, stop: threading.Event) -> int | None:
         """Wait for a turn from the book: the index of the identity to go through, None when stopping."""

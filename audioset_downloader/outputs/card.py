@@ -7,6 +7,7 @@ ready to publish beside the data. It names no identity's proxy or cookie file.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from audioset_downloader.atomic import write_atomically
@@ -23,6 +24,66 @@ CITATION = """@inproceedings{gemmeke2017audioset,
   booktitle = {Proc. IEEE ICASSP},
   year      = {2017}
 }"""
+AUDIOSET_TERMS = ("AudioSet's labels and segment lists are by Google, released under CC BY 4.0 "
+                  "(https://creativecommons.org/licenses/by/4.0/); the ontology under CC BY-SA 4.0.")
+
+
+@dataclass(frozen=True)
+class ListCard:
+    """What a card says of the set a list belongs to: what it is, its terms, how to cite it."""
+
+    about: str
+    terms: str
+    citation: str
+
+
+# Keyed by the list format's NAME (inputs/lists); a list of another shape gets AudioSet's, as before.
+SETS = {
+    "AudioSet": ListCard("the ten-second YouTube windows that Google's AudioSet lists", AUDIOSET_TERMS, CITATION),
+    "AudioCaps": ListCard(
+        "the YouTube windows AudioCaps captions (every one an AudioSet window; captions and `audiocap_ids` "
+        "travel with each clip)",
+        "AudioCaps' captions are by its authors, whose README asks for academic use only; the windows come "
+        "from AudioSet. " + AUDIOSET_TERMS,
+        """@inproceedings{kim2019audiocaps,
+  title     = {AudioCaps: Generating Captions for Audios in The Wild},
+  author    = {Kim, Chris Dongjoo and Kim, Byeongchang and Lee, Hyunmin and Kim, Gunhee},
+  booktitle = {Proc. NAACL-HLT},
+  year      = {2019}
+}"""),
+    "MusicCaps": ListCard(
+        "the YouTube windows MusicCaps describes (AudioSet windows; caption, aspect list and author travel "
+        "with each clip)",
+        "MusicCaps is released under CC BY-SA 4.0 (https://creativecommons.org/licenses/by-sa/4.0/).",
+        """@article{agostinelli2023musiclm,
+  title   = {MusicLM: Generating Music From Text},
+  author  = {Agostinelli, Andrea and Denk, Timo I. and Borsos, Zal{\'a}n and Engel, Jesse and Verzetti, Mauro
+             and Caillon, Antoine and Huang, Qingqing and Jansen, Aren and Roberts, Adam and Tagliasacchi, Marco
+             and Sharifi, Matt and Zeghidour, Neil and Frank, Christian},
+  journal = {arXiv preprint arXiv:2301.11325},
+  year    = {2023}
+}"""),
+    "VGGSound": ListCard(
+        "the ten-second YouTube windows VGGSound lists (its class name and split travel with each clip)",
+        "VGGSound is released under CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/).",
+        """@inproceedings{chen2020vggsound,
+  title     = {VGGSound: A Large-scale Audio-Visual Dataset},
+  author    = {Chen, Honglie and Xie, Weidi and Vedaldi, Andrea and Zisserman, Andrew},
+  booktitle = {Proc. IEEE ICASSP},
+  year      = {2020}
+}"""),
+    "AudioSet strong": ListCard(
+        "the ten-second AudioSet windows with temporally strong labels (each event's onset, offset and MID "
+        "travel with its clip)",
+        "The strong labels are by Google, released under CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/).",
+        """@inproceedings{hershey2021strong,
+  title     = {The Benefit of Temporally-Strong Labels in Audio Event Classification},
+  author    = {Hershey, Shawn and Ellis, Daniel P. W. and Fonseca, Eduardo and Jansen, Aren and Liu, Caroline
+               and Moore, R. Channing and Plakal, Manoj},
+  booktitle = {Proc. IEEE ICASSP},
+  year      = {2021}
+}"""),
+}
 
 
 def render(report: CsvReport, summary: CsvSummary, settings: Settings, outputs: CsvOutputs) -> str:
@@ -32,10 +93,12 @@ def render(report: CsvReport, summary: CsvSummary, settings: Settings, outputs: 
                          for name, version in (provenance.get("backends") or {}).items())
     runtime = provenance.get("js_runtime") or {}
     pace = settings.requests_per_minute
+    dataset = summary.list_format if summary.list_format in SETS else "AudioSet"
+    about = SETS[dataset]
     lines = [
-        f"# AudioSet `{report.csv.name}`: audio clips",
+        f"# {dataset} `{report.csv.name}`: audio clips",
         "",
-        f"The audio of the ten-second YouTube windows that Google's AudioSet lists in `{report.csv.name}`, "
+        f"The audio of {about.about} in `{report.csv.name}`, "
         f"as far as they could still be downloaded. Written by {provenance.get('package', 'audioset-downloader')}; "
         f"this card was last rewritten at the end of the run of {provenance.get('ended_utc') or 'unknown'} (UTC).",
         "",
@@ -45,6 +108,9 @@ def render(report: CsvReport, summary: CsvSummary, settings: Settings, outputs: 
         "| ---: | ---: | ---: | ---: | ---: |",
         f"| {total.segments} | {total.written} | {sum(total.failed.values())} | {total.not_attempted} "
         f"| {total.availability:.1f} % |",
+        "",
+        f"Of the clips written, {report.reused} were taken from clips already on disk (another list's "
+        "download of the same windows: `backend` = `reused`), without a request to YouTube.",
         "",
         f"Rows in the CSV that are not valid segments: {report.invalid_rows}. Classes present: "
         f"{len(report.classes)}. `python AudioDownloader.py --report` writes the same counts class by class "
@@ -79,13 +145,11 @@ def render(report: CsvReport, summary: CsvSummary, settings: Settings, outputs: 
         "",
         "## Licence and citation",
         "",
-        "AudioSet's labels and segment lists are by Google, released under CC BY 4.0 "
-        "(https://creativecommons.org/licenses/by/4.0/); the ontology under CC BY-SA 4.0. The audio belongs "
-        "to the videos' uploaders on YouTube: share it only as their rights and YouTube's terms allow. "
-        "Cite AudioSet as:",
+        f"{about.terms} The audio belongs to the videos' uploaders on YouTube: share it only as their rights "
+        f"and YouTube's terms allow. Cite {dataset} as:",
         "",
         "```bibtex",
-        CITATION,
+        about.citation,
         "```",
         "",
     ]

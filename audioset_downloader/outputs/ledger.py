@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 SPLIT_POS_HEADER = ("file", "YTID", "start_seconds", "end_seconds", "positive_labels", "label_names", "backend",
                     "member")
 MEMBER = SPLIT_POS_HEADER.index("member")
+BACKEND = SPLIT_POS_HEADER.index("backend")
 # Hugging Face's audiofolder layout: datasets.load_dataset("audiofolder", data_dir=OUTPUT_DIR/X)
 METADATA_HEADER = ("file_name", "YTID", "start_seconds", "end_seconds", "labels", "label_names", "backend")
 # Rows written by earlier versions lack the last columns: label_names (the 6th), backend, member.

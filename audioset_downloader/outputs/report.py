@@ -23,7 +23,8 @@ from audioset_downloader.inputs.lists import read_list
 from audioset_downloader.inputs.segments import InvalidRow
 from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs.layout import CsvOutputs
-from audioset_downloader.outputs.ledger import Ledger
+from audioset_downloader.outputs.ledger import BACKEND, Ledger
+from audioset_downloader.outputs.reuse import BACKEND as REUSED
 
 KINDS = (Kind.PERMANENT.value, Kind.TRANSIENT.value, Kind.LOCAL.value)
 HEADER = ("mid", "name", "segments", "written", *(f"failed_{kind}" for kind in KINDS), "not_attempted",
@@ -53,6 +54,7 @@ class CsvReport:
     classes: dict[str, Counts]  # MID -> counts
     invalid_rows: int
     reasons: Counter[str]  # failure reason -> segments that failed for it
+    reused: int = 0  # clips written by taking a clip already on disk (backend "reused")
 
     def headline(self) -> str:
         t = self.total
@@ -84,7 +86,8 @@ def count(csv_path: Path, ledger: Ledger, settings: Settings) -> CsvReport:
                 counts.written += 1
             elif outcome:
                 counts.failed[outcome] += 1
-    return CsvReport(csv_path, total, classes, invalid, reasons)
+    reused = sum(1 for row in ledger.written_rows() if len(row) > BACKEND and row[BACKEND] == REUSED)
+    return CsvReport(csv_path, total, classes, invalid, reasons, reused)
 
 
 def write_report(report: CsvReport, outputs: CsvOutputs, ontology: Ontology | None) -> list[Path]:

@@ -26,6 +26,7 @@ class CsvSummary:
     not_attempted: int = 0  # beyond TIMER's limit
     attempted: int = 0
     written: int = 0
+    reused: int = 0  # of those written (or, in a dry run, to attempt): clips on disk already, taken without a request
     failed: dict[str, int] = field(default_factory=dict)
     by_backend: dict[str, int] = field(default_factory=dict)  # clips written, per backend that resolved them
     by_identity: dict[str, int] = field(default_factory=dict)  # clips written, per identity they went through
@@ -36,6 +37,8 @@ class CsvSummary:
     interrupted: bool = False
     # What produced the clips: package, backends and their versions, JS runtime, ffmpeg, UTC start and end.
     provenance: dict[str, Any] = field(default_factory=dict)
+    # AUDIO_FORMAT, SAMPLE_RATE, CHANNELS, VIDEO: another list's run reuses these clips only if its own match.
+    clip_settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed_total(self) -> int:
@@ -70,7 +73,9 @@ class CsvSummary:
             f"{self.filtered_out} left out by the label filters, "
             + (f"{self.other_shards} in other shards, " if self.other_shards else "")
             + f"{self.already_done} already done, {self.skipped_failed} failed for good (skipped), "
-            f"{self.attempted} to attempt, {self.not_attempted} left for later (TIMER)"
+            f"{self.attempted} to attempt"
+            + (f" ({self.reused} on disk already, reused without a request)" if self.reused else "")
+            + f", {self.not_attempted} left for later (TIMER)"
         )
 
     def to_json(self) -> str:

@@ -1,0 +1,199 @@
+"""No window fetched twice: clips already on disk (this OUTPUT_DIR's other lists, REUSE_FROM) are taken instead.
+
+YouTube's limit per identity is the one scarce resource, and the field's sets list the same
+windows (every AudioCaps and MusicCaps window is an AudioSet window). Before a window goes to a
+backend, the worker asks this index: a clip of the same video, start and end (or, for a list that
+gives no end, the same start and an end at most CLIP_SECONDS later), in the same format, is
+hard-linked (copied across file systems, extracted from its shard) into this list's outputs,
+checked whole by decoding it to its recorded length, and recorded with backend "reused".
+
+The index is one pass over the manifests, keeping only the rows of videos this list names, so its
+memory follows the list, not the manifests. Manifests read for reuse are untrusted like any input:
+a row names a clip only inside its own list's folder, never through a symbolic link, and a shard
+member only by a clip's name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import shutil
+import stat
+import tarfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from audioset_downloader.atomic import partial_path
+from audioset_downloader.fetch.probe import Undecodable, probe
+from audioset_downloader.inputs.segments import Segment, parse_ms
+from audioset_downloader.inputs.settings import Settings
+from audioset_downloader.outputs.layout import CLIP_NAME, CsvOutputs
+from audioset_downloader.outputs.ledger import loose_clip, member_of, split_pos_csv
+
+log = logging.getLogger(__name__)
+
+BACKEND = "reused"
+DURATION_TOLERANCE_S = 0.1  # a clip decodes to its recorded length within this, or it is not whole
+SPLIT_POS_SUFFIX = ".split-pos.csv"
+
+
+def clip_settings(settings: Settings) -> dict[str, object]:
+    """What makes two runs' clips of one window the same bytes' worth: kept in X.summary.json."""
+    return {"audio_format": settings.audio_format, "sample_rate": settings.sample_rate,
+            "channels": settings.channels, "video": settings.video}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A recorded clip of some window: where it is, and the run settings that made it (None: not recorded)."""
+
+    end_ms: int
+    outputs: CsvOutputs
+    file: str  # relative to its OUTPUT_DIR: the clip, or the shard holding ``member``
+    member: str
+    loose: str  # where the clip is as a file before its shard is packed
+    made_with: dict | None
+
+
+class ReuseIndex:
+    """The clips on disk that this list's windows could take, by (YTID, start)."""
+
+    def __init__(self, settings: Settings, candidates: dict[tuple[str, int], list[Candidate]]) -> None:
+        self.settings = settings
+        self.candidates = candidates
+
+    @classmethod
+    def build(cls, settings: Settings, own: CsvOutputs, ytids: set[str]) -> ReuseIndex:
+        """One pass over every manifest under OUTPUT_DIR (but ``own``) and under each REUSE_FROM folder."""
+        candidates: dict[tuple[str, int], list[Candidate]] = {}
+        for outputs in _manifests(settings, own):
+            made_with = _made_with(outputs)
+            for row in split_pos_csv(outputs).rows(repair=False):
+                if row[1] not in ytids:
+                    continue
+                start_ms, end_ms = parse_ms(row[2]), parse_ms(row[3])
+                if start_ms is None or end_ms is None:
+                    continue
+                candidates.setdefault((row[1], start_ms), []).append(
+                    Candidate(end_ms, outputs, row[0], member_of(row), loose_clip(row, outputs.name), made_with))
+        return cls(settings, candidates)
+
+    def __len__(self) -> int:
+        return len(self.candidates)
+
+    def matches(self, segment: Segment) -> list[Candidate]:
+        """The recorded clips that are this window, in this run's format."""
+        extension = "mp4" if self.settings.video else self.settings.audio_format
+        wanted = clip_settings(self.settings)
+        found = []
+        for candidate in self.candidates.get((segment.ytid, segment.start_ms), ()):
+            same_window = candidate.end_ms == segment.end_ms or (
+                segment.open_end and segment.start_ms < candidate.end_ms <= segment.end_ms)
+            name = candidate.member or candidate.file
+            if (same_window and name.rpartition(".")[2] == extension
+                    and (candidate.made_with is None or candidate.made_with == wanted)):
+                found.append(candidate)
+        return found
+
+    def take(self, segment: Segment, target: Path, ffmpeg: str) -> Candidate | None:
+        """Put a whole clip of ``segment`` at ``target`` (atomically) from the first candidate that has one."""
+        for candidate in self.matches(segment):
+            try:
+                if self._place(candidate, target, ffmpeg, (candidate.end_ms - segment.start_ms) / 1000):
+                    return candidate
+            except (OSError, tarfile.TarError) as exc:  # a damaged shard is no reason to stop: the clip is fetched
+                log.info("%s: cannot reuse %s (%s); fetching it", segment.ytid, candidate.file,
+                         getattr(exc, "strerror", None) or exc)
+        return None
+
+    def _place(self, candidate: Candidate, target: Path, ffmpeg: str, seconds: float) -> bool:
+        temp = partial_path(target)
+        try:
+            if not _put(candidate, temp):
+                return False
+            try:
+                info = probe(ffmpeg, temp)
+            except Undecodable as exc:
+                log.info("not reusing %s: %s", candidate.file, exc)
+                return False
+            if (abs(info.seconds - seconds) > DURATION_TOLERANCE_S
+                    or self.settings.sample_rate and info.rate != self.settings.sample_rate
+                    or self.settings.channels and info.channels != self.settings.channels):
+                log.info("not reusing %s: it decodes to %.2f s at %d Hz, %d channels", candidate.file, info.seconds,
+                         info.rate, info.channels)
+                return False
+            os.replace(temp, target)
+            return True
+        finally:
+            temp.unlink(missing_ok=True)
+
+
+def has_manifests(settings: Settings, own: CsvOutputs) -> bool:
+    """Is there any manifest but ``own`` to reuse clips from? (The plain one-list run skips the index.)"""
+    return next(iter(_manifests(settings, own)), None) is not None
+
+
+def _manifests(settings: Settings, own: CsvOutputs) -> Iterable[CsvOutputs]:
+    own = CsvOutputs(Path(os.path.abspath(own.root)), own.name)
+    for folder in dict.fromkeys(Path(os.path.abspath(path)) for path in (settings.output_dir, *settings.reuse_from)):
+        try:
+            names = sorted(entry.name for entry in os.scandir(folder) if entry.name.endswith(SPLIT_POS_SUFFIX))
+        except OSError:
+            continue  # REUSE_FROM folders are checked before the run; an OUTPUT_DIR may not exist yet
+        for name in names:
+            outputs = CsvOutputs(Path(folder), name[: -len(SPLIT_POS_SUFFIX)])
+            if outputs != own and not outputs.name.startswith("."):
+                yield outputs
+
+
+def _made_with(outputs: CsvOutputs) -> dict | None:
+    """The clip settings the list's last run recorded; None for outputs of versions that did not record them."""
+    try:
+        made_with = json.loads(outputs.summary.read_text(encoding="utf-8")).get("clip_settings")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return made_with if isinstance(made_with, dict) else None
+
+
+def _regular_file(path: Path | None) -> Path | None:
+    """``path`` if it is a regular file and no symbolic link (one could lead out of its folder)."""
+    if path is None:
+        return None
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    return path if stat.S_ISREG(mode) else None
+
+
+def _put(candidate: Candidate, temp: Path) -> bool:
+    """Write the candidate's clip at ``temp``: a hard link, a copy, or a shard member's bytes."""
+    outputs = candidate.outputs
+    loose = _regular_file(outputs.listed_clip(candidate.loose))
+    if candidate.member and loose is None:  # packed: read it out of its shard
+        shard = _regular_file(outputs.listed_clip(candidate.file))
+        if shard is None or outputs.shard_index(shard.name) is None or not CLIP_NAME.fullmatch(candidate.member):
+            return False
+        with tarfile.open(shard, mode="r:") as tar:
+            with contextlib.suppress(KeyError):
+                info = tar.getmember(candidate.member)
+                content = tar.extractfile(info) if info.isfile() else None
+                if content is not None:
+                    with open(temp, "wb") as handle:
+                        shutil.copyfileobj(content, handle)
+                    return True
+        return False
+    if loose is None or (candidate.member and not CLIP_NAME.fullmatch(loose.name)):
+        return False
+    temp.unlink()
+    try:
+        os.link(loose, temp)  # the same bytes, no second copy on disk
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+            raise
+        shutil.copyfile(loose, temp)  # another file system (or one without hard links)
+    return True
