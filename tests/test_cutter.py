@@ -59,6 +59,17 @@ def test_other_formats_hold_the_same_window(server: MediaServer, tmp_path: Path,
     assert abs(window_offset(clip, 42.0)) < TOLERANCE_S
 
 
+@pytest.mark.parametrize("start", [29.0, 30.0, 30.5, 41.97])
+@pytest.mark.parametrize("sample_rate", [None, 16000])
+def test_flac_takes_every_window(server: MediaServer, tmp_path: Path, start: float, sample_rate: int | None) -> None:
+    """FLAC's encoder refused a first frame of a few samples, which the trim leaves at some starts (30 s here)."""
+    clip = decode(cut(server, "tone300.m4a", segment(start, start + 10), tmp_path / "c.flac", audio_format="flac",
+                      sample_rate=sample_rate))
+    assert clip.codec == "flac" and clip.rate == (sample_rate or 44100)
+    assert abs(clip.duration - 10) < TOLERANCE_S
+    assert abs(window_offset(clip, start)) < TOLERANCE_S
+
+
 def test_only_the_window_travels(sources: Path, tmp_path: Path) -> None:
     # Throttled, so the server cannot push the whole file into socket buffers
     # before ffmpeg hangs up: the count is what really crossed the wire.

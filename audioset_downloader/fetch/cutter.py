@@ -65,6 +65,7 @@ SHORT_TOLERANCE_S = 0.5
 # starts at or past it yields no audio frame at all.
 MIN_OPEN_END_S = 0.05
 PRE_ROLL_MS = 1000
+FLAC_BLOCK = 4608  # samples per FLAC frame: the encoder's own choice at 44.1 and 48 kHz
 
 # Bounded HTTP requests. Unbounded ("bytes=0-"), the first connection streams on
 # while ffmpeg opens the ranged one for the window: one round trip of wasted bytes.
@@ -163,10 +164,18 @@ def ffmpeg_command(ffmpeg: str, source: MediaSource, segment: Segment, settings:
     if copy:
         command += ["-c:a", "copy"]
     else:
-        if pre_roll_ms:
-            command += ["-af", f"atrim=start={format_seconds(pre_roll_ms)},asetpts=PTS-STARTPTS"]
+        filters = [f"atrim=start={format_seconds(pre_roll_ms)},asetpts=PTS-STARTPTS"] if pre_roll_ms else []
+        rate_filtered = settings.clip_format == "flac"
+        if rate_filtered:
+            # FLAC's encoder takes its block size from the first frame it is given, and the trim can
+            # leave one of a few samples ("invalid block size: 8", nothing written): hand it whole
+            # blocks, made after any resampling, which would cut frames anew.
+            filters += [f"aresample={settings.sample_rate}"] if settings.sample_rate else []
+            filters.append(f"asetnsamples=n={FLAC_BLOCK}:p=0")
+        if filters:
+            command += ["-af", ",".join(filters)]
         command += codec
-        if settings.sample_rate:
+        if settings.sample_rate and not rate_filtered:
             command += ["-ar", str(settings.sample_rate)]
         if settings.channels:
             command += ["-ac", str(settings.channels)]
