@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from audioset_downloader.errors import ConfigError
-from audioset_downloader.inputs.lists import format_name, read_list
+from audioset_downloader.inputs.lists import list_format, read_list
 from audioset_downloader.inputs.segments import InvalidRow, Segment
 from audioset_downloader.inputs.settings import Columns, Settings
-from tests.conftest import Mirror, run_script, write_config
+from tests.conftest import REPO, Mirror, run_script, write_config
 
 DATA = Path(__file__).parent / "data"
 SETTINGS = Settings()
@@ -46,7 +46,7 @@ def test_audiocaps_five_captions_of_a_window_are_one_clip_of_ten_seconds_from_it
     path = DATA / "audiocaps_v1_val_excerpt.csv"
     with open(path, newline="") as handle:
         published = list(csv.DictReader(handle))
-    assert format_name(path, SETTINGS) == "AudioCaps"
+    assert list_format(path, SETTINGS).NAME == "AudioCaps"
     segments = rows_of(path)
     assert len(published) == 15 and len(segments) == 3  # five rows a window
     for segment in segments:
@@ -64,7 +64,7 @@ def test_audiocaps_five_captions_of_a_window_are_one_clip_of_ten_seconds_from_it
 
 def test_musiccaps_reads_mids_flags_and_the_aspect_list_as_data() -> None:
     path = DATA / "musiccaps_excerpt.csv"
-    assert format_name(path, SETTINGS) == "MusicCaps"
+    assert list_format(path, SETTINGS).NAME == "MusicCaps"
     first = rows_of(path)[0]
     assert type(first) is Segment and not first.open_end
     assert (first.ytid, first.start_ms, first.end_ms) == ("-0Gj8-vB1q4", 30_000, 40_000)
@@ -92,7 +92,7 @@ def test_vggsound_strong_kinetics_and_columns_in_their_documented_shape(tmp_path
 
     kinetics = rows_of(write(tmp_path, "kinetics.csv", KINETICS))
     assert [(s.ytid, s.start_ms, s.end_ms, s.open_end) for s in kinetics] == [("abcdefghijk", 12000, 22000, False)]
-    assert format_name(tmp_path / "kinetics.csv", SETTINGS) == "Kinetics"
+    assert list_format(tmp_path / "kinetics.csv", SETTINGS).NAME == "Kinetics"
 
     custom = write(tmp_path, "custom.tsv", CUSTOM)
     with pytest.raises(ConfigError, match=r"custom.tsv:1: a list of no known shape \(first line 'video_id\\tt0"):
@@ -176,10 +176,58 @@ def test_audiocaps_end_to_end_windows_cut_at_the_videos_end_and_a_rerun_fetches_
     with open(out / "audiocaps_val.failed.csv", newline="") as handle:
         failed = {row["YTID"]: row["reason"] for row in csv.DictReader(handle)}
     assert failed == {"pastTheEnd1": "window_out_of_range"}
+    metadata_path = out / "audiocaps_val" / "metadata.csv"
+    with open(metadata_path, newline="") as handle:
+        metadata = {row["YTID"]: row for row in csv.DictReader(handle)}
+    assert metadata["wholeWindow"]["dataset"] == "AudioCaps"
+    assert json.loads(metadata["wholeWindow"]["captions"]) == ["a tone", "the same tone"]  # two rows, one clip
+    assert json.loads(metadata["wholeWindow"]["audiocap_ids"]) == ["1", "4"]
+    assert json.loads(metadata["shortWindow"]["captions"]) == ["a tone, cut"]
     requests = sum(mirror.server.requests.values())
+    metadata_path.unlink()  # as a kill between the two manifests' rows could leave it: rebuilt from the list
     again = run_script("--config", "cfg.py", cwd=tmp_path)
     assert again.returncode == 0 and sum(mirror.server.requests.values()) == requests  # nothing fetched again
     assert "0 written" in again.stderr and "2 skipped (already done)" in again.stderr
+    with open(metadata_path, newline="") as handle:
+        assert {row["YTID"]: row for row in csv.DictReader(handle)} == metadata
+
+
+def test_each_sets_annotations_travel_with_its_clips_in_the_webdataset_layout(tmp_path: Path,
+                                                                              mirror: Mirror) -> None:
+    import tarfile
+
+    for ytid in ("-0Gj8-vB1q4", "---g-f_I2yQ", "s9d-2nhuJCQ"):
+        mirror.add(ytid)
+    (tmp_path / "musiccaps.csv").write_text((DATA / "musiccaps_excerpt.csv").read_text().splitlines(True)[0]
+                                            + (DATA / "musiccaps_excerpt.csv").read_text().splitlines(True)[1])
+    write(tmp_path, "vggsound.csv", VGGSOUND.splitlines(True)[0])
+    write(tmp_path, "strong.tsv", STRONG.rsplit("\n", 2)[0] + "\n")
+    lists = ["musiccaps.csv", "vggsound.csv", "strong.tsv"]
+    write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=[str(tmp_path / name) for name in lists], TIMER=0,
+                 OUTPUT_DIR=str(tmp_path / "out"), BACKEND="direct", YTB_URL_FORMAT=mirror.url_format,
+                 AUDIO_FORMAT="flac", OUTPUT_LAYOUT="webdataset", ONTOLOGY_FILE=str(REPO / "data" / "ontology.json"))
+    assert run_script("--config", "cfg.py", cwd=tmp_path).returncode == 0
+
+    def sample(name: str) -> dict:
+        with tarfile.open(tmp_path / "out" / name / f"{name}-000000.tar") as tar:
+            member = next(m for m in tar.getmembers() if m.name.endswith(".json"))
+            return json.loads(tar.extractfile(member).read())  # type: ignore[union-attr]
+
+    music = sample("musiccaps")
+    assert music["dataset"] == "MusicCaps" and music["labels"] == ["/m/0140xf", "/m/02cjck", "/m/04rlf"]
+    assert music["aspect_list"][0] == "low quality" and music["is_audioset_eval"] is True
+    assert music["caption"].startswith("The low quality recording features a ballad song")
+    vgg = sample("vggsound")
+    assert (vgg["dataset"], vgg["label"], vgg["split"], vgg["label_names"]) == (
+        "VGGSound", "people marching", "test", ["people marching"])
+    assert (vgg["start_seconds"], vgg["end_seconds"]) == (1.0, 11.0)
+    strong = sample("strong")
+    assert strong["dataset"] == "AudioSet strong" and strong["labels"] == ["/m/053hz1", "/m/09x0r"]
+    assert strong["events"] == [
+        {"onset": 2.627, "offset": 7.237, "mid": "/m/053hz1", "present": True, "name": "Cheering"},
+        {"onset": 0.0, "offset": 1.5, "mid": "/m/09x0r", "present": True, "name": "Speech"}]
+    with open(tmp_path / "out" / "vggsound.split-pos.csv", newline="") as handle:
+        assert next(csv.DictReader(handle))["label_names"] == "people marching"  # split-pos keeps its columns
 
 
 def test_the_excerpts_are_from_the_published_lists() -> None:

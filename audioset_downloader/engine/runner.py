@@ -25,7 +25,7 @@ from audioset_downloader.engine.worker import ClipResult, ClipWorker
 from audioset_downloader.errors import ConfigError, OutputLockedError, OutputUnwritableError
 from audioset_downloader.fetch.cutter import find_ffmpeg
 from audioset_downloader.inputs.labels import LabelFilter, Ontology, ontology_path
-from audioset_downloader.inputs.lists import format_name, read_list
+from audioset_downloader.inputs.lists import NotesOf, list_format, read_list
 from audioset_downloader.inputs.segments import InvalidRow, Segment, shard_of
 from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs import card, provenance, report
@@ -68,7 +68,9 @@ class CsvRun:
         self.outputs = CsvOutputs.for_csv(settings.output_dir, csv_path)
         ontology = load_ontology(settings)
         self.label_filter = LabelFilter.from_settings(settings, ontology) if ontology else None
-        self.ledger = Ledger(self.outputs, ontology.names if ontology else lambda labels: "", settings.tar_size)
+        self.list_format = list_format(csv_path, settings)
+        self.ledger = Ledger(self.outputs, ontology.names if ontology else lambda labels: "", settings.tar_size,
+                             self.list_format.NOTE_COLUMNS, NotesOf(csv_path, settings))
         self.summary = CsvSummary(csv=str(csv_path))
         self._failed = Counter[str]()
         self._by_backend = Counter[str]()
@@ -103,7 +105,7 @@ class CsvRun:
         skip_failed = not self.settings.retry_failed and bool(self.ledger.failed)
         label_filter = self.label_filter
         shard, shards = self.settings.shard or (0, 0)
-        summary.list_format = format_name(self.csv_path, self.settings)
+        summary.list_format = self.list_format.NAME
         for row in read_list(self.csv_path, self.settings):
             summary.rows += 1
             if type(row) is InvalidRow:

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from audioset_downloader.atomic import atomic_writer
 from audioset_downloader.errors import FailureReason, LayoutMismatch
@@ -217,15 +219,21 @@ class Ledger:
     """
 
     def __init__(self, outputs: CsvOutputs, label_names: Callable[[str], str] = lambda labels: "",
-                 tar_size: int | None = None) -> None:
+                 tar_size: int | None = None, note_columns: tuple[str, ...] = (),
+                 notes_of: Callable[[str, int], str] = lambda ytid, start_ms: "") -> None:
         self.outputs = outputs
         self._label_names = label_names  # "/m/0bt9lr,/m/05tny_" -> "Dog;Bark"
+        # The list's own annotations (captions, events...): columns of metadata.csv and keys of a sample's
+        # json. split-pos.csv does not hold them, so a metadata.csv rebuilt after a kill asks the list.
+        self._note_columns = note_columns
+        self._notes_of = notes_of
         self._packer = ShardPacker(outputs, tar_size) if tar_size is not None else None
         self._layouts: set[str] = set()  # the layouts the rows read were written in
         self._staged: dict[int, list[Sample]] = {}  # clips recorded for a shard not packed yet
         self._leftovers: list[str] = []  # loose copies of clips whose shard exists
         self._split_pos = split_pos_csv(outputs)
-        self._metadata = AppendOnlyCsv(outputs.metadata, METADATA_HEADER, OLDEST_SPLIT_POS_ROW)
+        header = (*METADATA_HEADER, "dataset", *note_columns) if note_columns else METADATA_HEADER
+        self._metadata = AppendOnlyCsv(outputs.metadata, header, OLDEST_SPLIT_POS_ROW)
         self._failed_csv = AppendOnlyCsv(outputs.failed, FAILED_HEADER)
         self.done: set[tuple] = set()
         self._starts: set[tuple] | None = None  # (YTID, start) of every done key, for windows with an open end
@@ -248,7 +256,8 @@ class Ledger:
             self._packer.resume(self._staged, self._leftovers, self.outputs.existing_clips())
         # metadata.csv follows split-pos.csv row for row; rebuilt from it when they differ.
         elif self._metadata.count_rows() != len(self.done) or not self._metadata.has_current_header():
-            self._metadata.rewrite(_metadata_row(row) for row in self._split_pos.rows(repair=False))
+            self._metadata.rewrite(_metadata_row(row) + self._note_cells(self._row_notes(row))
+                                   for row in self._split_pos.rows(repair=False))
         self._split_pos.open()
         self._failed_csv.open()
         if self._packer is None:
@@ -285,7 +294,8 @@ class Ledger:
             else:
                 index = self.outputs.shard_index(shard)
                 assert index is not None, "_live_key keeps only rows naming a shard"
-                self._staged.setdefault(index, []).append((member, sample_json(*row[1:6])))
+                self._staged.setdefault(index, []).append(
+                    (member, sample_json(*row[1:6], notes=self._note_values(self._row_notes(row)))))
         if dropped:
             log.info("%s: %d rows whose clip is missing or repeated are dropped; those clips are fetched again",
                      self.outputs.split_pos.name, dropped)
@@ -309,6 +319,26 @@ class Ledger:
                     row = [*row, self._label_names(row[4])]
                 yield row + [""] * (len(SPLIT_POS_HEADER) - len(row))  # before backend: not known
 
+    def _row_notes(self, row: list[str]) -> str:
+        start_ms = parse_ms(row[2]) if len(row) > 2 else None
+        return self._notes_of(row[1], start_ms) if start_ms is not None and self._note_columns else ""
+
+    def _note_values(self, notes: str) -> dict[str, Any]:
+        """The annotations as a sample's json holds them; each strong event named from the ontology."""
+        values = json.loads(notes) if notes else {}
+        for event in values.get("events", ()):
+            event["name"] = self._label_names(event["mid"])
+        return values
+
+    def _note_cells(self, notes: str) -> list[str]:
+        """The metadata.csv cells of the list's annotations: text as it is, lists and flags as JSON."""
+        if not self._note_columns:
+            return []
+        values = self._note_values(notes)
+        return [str(values.get("dataset", "")), *(value if isinstance(value := values.get(column, ""), str)
+                                                  else json.dumps(value, ensure_ascii=False)
+                                                  for column in self._note_columns)]
+
     def written_rows(self) -> Iterator[list[str]]:
         """The split-pos rows that count (clip present, not repeated), read-only."""
         return self._live_split_pos_rows(self.outputs.existing_clips())
@@ -330,7 +360,7 @@ class Ledger:
 
     def record_written(self, segment: Segment, relative_file: str, backend: str) -> None:
         """A clip now at ``relative_file`` (relative to OUTPUT_DIR), complete."""
-        names = self._label_names(segment.labels_text)
+        names = self._label_names(segment.labels_text) or _class_names(segment.notes)
         member = ""
         if self._packer is not None:  # the loose clip becomes a member of the open shard
             member = relative_file.rpartition("/")[2]
@@ -339,9 +369,9 @@ class Ledger:
                backend, member)
         self._split_pos.append(row)
         if self._packer is None:
-            self._metadata.append(_metadata_row(row))
+            self._metadata.append(_metadata_row(row) + self._note_cells(segment.notes))
         else:
-            self._packer.add(member, sample_json(*row[1:6]))
+            self._packer.add(member, sample_json(*row[1:6], notes=self._note_values(segment.notes)))
         self.done.add(segment.key)
         if self._starts is not None:
             self._starts.add(segment.key[:2])
@@ -393,6 +423,11 @@ def loose_clip(row: list[str], name: str) -> str:
     clip, or a shard's member before it is packed."""
     member = member_of(row)
     return f"{name}/{member}" if member else row[0]
+
+
+def _class_names(notes: str) -> str:
+    """A set's class names where it has no MIDs (VGGSound's, Kinetics'): the label_names column."""
+    return str(json.loads(notes).get("label", "")) if notes else ""
 
 
 def _metadata_row(split_pos_row: Iterable[str]) -> list[str]:

@@ -41,14 +41,17 @@ log = logging.getLogger(__name__)
 Sample = tuple[str, bytes]  # (the clip's member name, its json)
 
 
-def sample_json(ytid: str, start_text: str, end_text: str, labels_text: str, names_text: str) -> bytes:
-    """A sample's ``.json``, from the fields of its split-pos row (names joined by ";" there)."""
+def sample_json(ytid: str, start_text: str, end_text: str, labels_text: str, names_text: str,
+                notes: Mapping[str, object] | None = None) -> bytes:
+    """A sample's ``.json``, from the fields of its split-pos row (names joined by ";" there), and the
+    list's own annotations (``dataset``, captions, events...) when it has them."""
     return json.dumps({
         "YTID": ytid,
         "start_seconds": float(start_text),
         "end_seconds": float(end_text),
         "labels": [mid.strip() for mid in labels_text.split(",") if mid.strip()],
         "label_names": [name for name in names_text.split(";") if name],
+        **(notes or {}),
     }, ensure_ascii=False).encode("utf-8")
 
 

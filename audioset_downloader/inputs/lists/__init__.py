@@ -45,8 +45,19 @@ def list_format(path: Path, settings: Settings) -> ModuleType:
                       '"end": None}')
 
 
-def format_name(path: Path, settings: Settings) -> str:
-    return list_format(path, settings).NAME
+class NotesOf:
+    """A list's annotations by (YTID, start ms), read from the list on the first question (a rare one:
+    only a metadata.csv rebuilt after a kill asks)."""
+
+    def __init__(self, path: Path, settings: Settings) -> None:
+        self._path, self._settings = path, settings
+        self._notes: dict[tuple[str, int], str] | None = None
+
+    def __call__(self, ytid: str, start_ms: int) -> str:
+        if self._notes is None:
+            self._notes = {(row.ytid, row.start_ms): row.notes for row in read_list(self._path, self._settings)
+                           if type(row) is Segment}
+        return self._notes.get((ytid, start_ms), "")
 
 
 def read_list(path: Path, settings: Settings) -> Iterator[Segment | InvalidRow]:

@@ -13,6 +13,7 @@ from audioset_downloader.inputs.segments import InvalidRow
 from audioset_downloader.inputs.settings import Settings
 
 NAME = "AudioCaps"
+NOTE_COLUMNS = ("captions", "audiocap_ids")  # metadata.csv columns (and json keys) beside "dataset"
 HEADER = ["audiocap_id", "youtube_id", "start_time", "caption"]
 
 

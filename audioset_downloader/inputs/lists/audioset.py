@@ -6,6 +6,7 @@ from audioset_downloader.inputs.segments import HEADER_FIRST_FIELD, parse_ms
 from audioset_downloader.inputs.settings import Settings
 
 NAME = "AudioSet"
+NOTE_COLUMNS = ()  # metadata.csv columns (and json keys) beside "dataset"
 
 
 def recognise(lines: list[str], settings: Settings) -> bool:

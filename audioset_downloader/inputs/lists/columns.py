@@ -10,6 +10,7 @@ from audioset_downloader.inputs.segments import InvalidRow
 from audioset_downloader.inputs.settings import Settings
 
 NAME = "COLUMNS"
+NOTE_COLUMNS = ()  # metadata.csv columns (and json keys) beside "dataset"
 
 
 def _delimiter(lines: list[str]) -> str:

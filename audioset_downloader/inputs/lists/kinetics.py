@@ -9,6 +9,7 @@ from audioset_downloader.inputs.segments import InvalidRow
 from audioset_downloader.inputs.settings import Settings
 
 NAME = "Kinetics"
+NOTE_COLUMNS = ("label", "split")  # metadata.csv columns (and json keys) beside "dataset"
 HEADER = ["label", "youtube_id", "time_start", "time_end", "split"]
 
 

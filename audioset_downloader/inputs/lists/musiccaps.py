@@ -14,6 +14,8 @@ from audioset_downloader.inputs.segments import InvalidRow
 from audioset_downloader.inputs.settings import Settings
 
 NAME = "MusicCaps"
+# metadata.csv columns (and json keys) beside "dataset"
+NOTE_COLUMNS = ("caption", "aspect_list", "author_id", "is_balanced_subset", "is_audioset_eval")
 HEADER = ["ytid", "start_s", "end_s", "audioset_positive_labels", "aspect_list", "caption", "author_id",
           "is_balanced_subset", "is_audioset_eval"]
 _STRING = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""

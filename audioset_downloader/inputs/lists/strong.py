@@ -14,6 +14,7 @@ from audioset_downloader.inputs.segments import InvalidRow, parse_ms
 from audioset_downloader.inputs.settings import Settings
 
 NAME = "AudioSet strong"
+NOTE_COLUMNS = ("events",)  # metadata.csv columns (and json keys) beside "dataset"
 HEADER = ["segment_id", "start_time_seconds", "end_time_seconds", "label"]
 
 

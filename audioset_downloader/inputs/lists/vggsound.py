@@ -10,6 +10,7 @@ from audioset_downloader.inputs.segments import YTID_PATTERN, InvalidRow
 from audioset_downloader.inputs.settings import Settings
 
 NAME = "VGGSound"
+NOTE_COLUMNS = ("label", "split")  # metadata.csv columns (and json keys) beside "dataset"
 SPLITS = ("train", "test")
 
 
