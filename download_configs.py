@@ -24,6 +24,18 @@ REMOVE_EXIST_DOWNLOADS = False
 # Where clips (OUTPUT_DIR/<csv name>/<YTID>.<format>) and manifests go.
 OUTPUT_DIR = "downloads"
 
+# Other runs' OUTPUT_DIRs (read only): a window already downloaded there (or under OUTPUT_DIR for
+# another list) is taken from disk, hard-linked, instead of fetched again, e.g. ["/data/audioset"].
+REUSE_FROM = []
+
+# A window its list gives no end for (AudioCaps, VGGSound, AudioSet strong labels) lasts this many
+# seconds from its start; a video that ends sooner gives a shorter clip.
+CLIP_SECONDS = 10
+
+# For a list of no known shape (a CSV or TSV with a header): which columns hold the YTID and the
+# times, e.g. {"ytid": "video_id", "start": "t0", "end": None}. None: only the known shapes.
+COLUMNS = None
+
 # "files": one file per clip. "webdataset": tar shards OUTPUT_DIR/<csv name>/<csv name>-000000.tar, ...
 # of CLIPS_PER_TAR clips, each clip with its .json, instead of millions of small files (see README.md).
 OUTPUT_LAYOUT = "files"

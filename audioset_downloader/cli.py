@@ -29,8 +29,7 @@ from audioset_downloader.fetch.backends import load_backend
 from audioset_downloader.fetch.cutter import find_ffmpeg
 from audioset_downloader.inputs.cookies import load_cookies
 from audioset_downloader.inputs.files import input_file_problem
-from audioset_downloader.inputs.labels import LabelFilter
-from audioset_downloader.inputs.lists import count_labels, list_format
+from audioset_downloader.inputs.lists import count_labels, label_filter, list_format
 from audioset_downloader.inputs.settings import AUDIO_FORMATS, BACKEND_NAMES, ENGINES, LAYOUTS, Settings, load_settings
 from audioset_downloader.outputs import report
 from audioset_downloader.outputs.layout import CsvOutputs
@@ -169,8 +168,8 @@ def preflight(settings: Settings, dry_run: bool = False) -> None:
     if settings.engine == "dask":
         dask_engine.require_dask()
     ontology = load_ontology(settings)
-    if ontology is not None:
-        LabelFilter.from_settings(settings, ontology)  # an unknown label name fails here, before any work
+    for path in settings.csv_file_names:
+        label_filter(path, settings, ontology)  # an unknown label name fails here, before any work
     if dry_run:
         return
     try:

@@ -237,3 +237,32 @@ def test_the_excerpts_are_from_the_published_lists() -> None:
     published = (shared / "audiocaps_v1_val.csv").read_text().splitlines()
     assert all(line in published for line in (DATA / "audiocaps_v1_val_excerpt.csv").read_text().splitlines())
     assert (shared / "musiccaps-public.csv").read_text().startswith((DATA / "musiccaps_excerpt.csv").read_text())
+
+
+def test_label_filters_and_the_report_speak_each_sets_classes(tmp_path: Path) -> None:
+    write(tmp_path, "vggsound.csv", VGGSOUND + "abcdefghijk,5,People Marching,train\n")
+    write(tmp_path, "musiccaps.csv", (DATA / "musiccaps_excerpt.csv").read_text())
+    write_config(tmp_path / "vgg.py", CSV_FILE_NAMES=["vggsound.csv"], OUTPUT_DIR=str(tmp_path / "out"),
+                 LABELS=["people MARCHING"])
+    dry = run_script("--config", "vgg.py", "--dry-run", cwd=tmp_path)
+    assert "3 rows (3 valid, 0 invalid); 1 left out by the label filters" in dry.stdout, dry.stderr  # any case
+
+    write_config(tmp_path / "typo.py", CSV_FILE_NAMES=["vggsound.csv"], OUTPUT_DIR=str(tmp_path / "out"),
+                 EXCLUDE_LABELS=["female speech woman speaking"])
+    typo = run_script("--config", "typo.py", "--dry-run", cwd=tmp_path)
+    assert typo.returncode == 2 and typo.stderr == (
+        "error: EXCLUDE_LABELS: no VGGSound class in this list is called 'female speech woman speaking'; "
+        "did you mean 'female speech, woman speaking'?\n")
+
+    # MusicCaps carries AudioSet MIDs: LABELS by AudioSet name, as for AudioSet itself.
+    write_config(tmp_path / "music.py", CSV_FILE_NAMES=["musiccaps.csv"], OUTPUT_DIR=str(tmp_path / "out"),
+                 LABELS=["guitar"])  # /m/0342h, on one of the four windows
+    music = run_script("--config", "music.py", "--dry-run", cwd=tmp_path)
+    assert "4 rows (4 valid, 0 invalid); 3 left out by the label filters" in music.stdout, music.stdout
+
+    write_config(tmp_path / "report.py", CSV_FILE_NAMES=["vggsound.csv"], OUTPUT_DIR=str(tmp_path / "out"))
+    assert run_script("--config", "report.py", "--report", cwd=tmp_path).returncode == 0
+    with open(tmp_path / "out" / "vggsound.report.csv", newline="") as handle:
+        report = {row["name"]: (row["mid"], row["segments"]) for row in csv.DictReader(handle)}
+    assert report == {"people marching": ("", "1"), "female speech, woman speaking": ("", "1"),
+                      "People Marching": ("", "1")}

@@ -24,8 +24,8 @@ from audioset_downloader.engine.progress import BarFriendlyHandler, ProgressBar,
 from audioset_downloader.engine.worker import ClipResult, ClipWorker
 from audioset_downloader.errors import ConfigError, OutputLockedError, OutputUnwritableError
 from audioset_downloader.fetch.cutter import find_ffmpeg
-from audioset_downloader.inputs.labels import LabelFilter, Ontology, ontology_path
-from audioset_downloader.inputs.lists import NotesOf, list_format, read_list
+from audioset_downloader.inputs.labels import Ontology, ontology_path
+from audioset_downloader.inputs.lists import NotesOf, label_filter, list_format, read_list
 from audioset_downloader.inputs.segments import InvalidRow, Segment, shard_of
 from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs import card, provenance, report
@@ -67,7 +67,7 @@ class CsvRun:
         self.stop = stop
         self.outputs = CsvOutputs.for_csv(settings.output_dir, csv_path)
         ontology = load_ontology(settings)
-        self.label_filter = LabelFilter.from_settings(settings, ontology) if ontology else None
+        self.label_filter = label_filter(csv_path, settings, ontology)
         self.list_format = list_format(csv_path, settings)
         self.ledger = Ledger(self.outputs, ontology.names if ontology else lambda labels: "", settings.tar_size,
                              self.list_format.NOTE_COLUMNS, NotesOf(csv_path, settings))
@@ -112,7 +112,7 @@ class CsvRun:
                 self._record_invalid(row)
             elif shards and shard_of(row.ytid, shards) != shard:
                 summary.other_shards += 1
-            elif label_filter is not None and not label_filter.keeps(row.labels_text):
+            elif label_filter is not None and not label_filter.keeps_row(row):
                 summary.filtered_out += 1
             elif row.key in done or row.open_end and is_done(row):
                 summary.already_done += 1

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audioset_downloader.errors import ConfigError
+from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.inputs.settings import Settings
 
 NAME_SEPARATOR = ";"  # between names in label_names: 83 AudioSet names contain commas, none a ";"
@@ -118,3 +119,42 @@ class LabelFilter:
         if self.include is not None and self.include.isdisjoint(labels):
             return False
         return self.exclude.isdisjoint(labels)
+
+    def keeps_row(self, row: Segment) -> bool:
+        return self.keeps(row.labels_text)
+
+
+def class_names_of(row: Segment) -> list[str]:
+    """A window's class names, for sets whose classes are names (VGGSound, Kinetics: the notes' ``label``)."""
+    label = json.loads(row.notes).get("label", "") if row.notes else ""
+    return [name for name in str(label).split(NAME_SEPARATOR) if name]
+
+
+@dataclass(frozen=True)
+class ClassNameFilter:
+    """LABELS and EXCLUDE_LABELS for a set whose classes are names, not MIDs (VGGSound, Kinetics): any case."""
+
+    include: frozenset[str] | None
+    exclude: frozenset[str]
+
+    @classmethod
+    def from_settings(cls, settings: Settings, known: Iterable[str], dataset: str) -> ClassNameFilter:
+        """``known``: the class names the list holds; a name it does not hold is an error with the nearest."""
+        by_lower = {name.lower(): name for name in known}
+
+        def resolve(names: tuple[str, ...], setting: str) -> frozenset[str]:
+            for name in names:
+                if name.lower() not in by_lower:
+                    hint = difflib.get_close_matches(name.lower(), by_lower, n=1, cutoff=0.5)
+                    raise ConfigError(f"{setting}: no {dataset} class in this list is called {name!r}; "
+                                      + (f"did you mean {by_lower[hint[0]]!r}?" if hint else "none is close"))
+            return frozenset(name.lower() for name in names)
+
+        include = resolve(settings.labels, "LABELS") if settings.labels else None
+        return cls(include, resolve(settings.exclude_labels, "EXCLUDE_LABELS"))
+
+    def keeps_row(self, row: Segment) -> bool:
+        names = {name.lower() for name in class_names_of(row)}
+        if self.include is not None and self.include.isdisjoint(names):
+            return False
+        return self.exclude.isdisjoint(names)

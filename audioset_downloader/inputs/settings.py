@@ -319,6 +319,9 @@ CONSTANTS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "DOWN_HIGHEST_QUALITY": ("down_highest_quality", _flag),
     "REMOVE_EXIST_DOWNLOADS": ("remove_exist_downloads", _flag),
     "OUTPUT_DIR": ("output_dir", _path),
+    "REUSE_FROM": ("reuse_from", _folders),
+    "CLIP_SECONDS": ("clip_seconds", _clip_seconds),
+    "COLUMNS": ("columns", _optional(_columns)),
     "OUTPUT_LAYOUT": ("output_layout", _choice(LAYOUTS)),
     "CLIPS_PER_TAR": ("clips_per_tar", _whole(1, 1_000_000)),
     "BACKEND": ("backend", _choice(BACKEND_NAMES)),
@@ -350,9 +353,6 @@ CONSTANTS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "CACHE_DIR": ("cache_dir", _optional(_path)),
     "YTDLP_OPTIONS": ("ytdlp_options", _options),
     "PYTUBEFIX_CLIENT": ("pytubefix_client", _client_name),
-    "CLIP_SECONDS": ("clip_seconds", _clip_seconds),
-    "COLUMNS": ("columns", _optional(_columns)),
-    "REUSE_FROM": ("reuse_from", _folders),
 }
 _FIELD_TO_CONSTANT = {field: name for name, (field, _) in CONSTANTS.items()}
 assert set(_FIELD_TO_CONSTANT) == {f.name for f in fields(Settings)}, "every setting needs a constant"

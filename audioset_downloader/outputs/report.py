@@ -19,7 +19,7 @@ from pathlib import Path
 from audioset_downloader.atomic import write_atomically
 from audioset_downloader.errors import Kind
 from audioset_downloader.inputs.labels import Ontology
-from audioset_downloader.inputs.lists import read_list
+from audioset_downloader.inputs.lists import classes_of, read_list
 from audioset_downloader.inputs.segments import InvalidRow
 from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs.layout import CsvOutputs
@@ -80,7 +80,7 @@ def count(csv_path: Path, ledger: Ledger, settings: Settings) -> CsvReport:
             outcome = reason.kind.value if reason is not None else Kind.TRANSIENT.value  # a reason of another version
         else:
             outcome = ""
-        for counts in (total, *(classes.setdefault(mid, Counts()) for mid in dict.fromkeys(row.labels))):
+        for counts in (total, *(classes.setdefault(key, Counts()) for key in dict.fromkeys(classes_of(row)))):
             counts.segments += 1
             if outcome == "written":
                 counts.written += 1
@@ -97,8 +97,9 @@ def write_report(report: CsvReport, outputs: CsvOutputs, ontology: Ontology | No
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(HEADER)
-    for mid, counts in rows:
-        writer.writerow([mid, names.get(mid, ""), counts.segments, counts.written,
+    for key, counts in rows:  # a MID, or a class name where the set has no MIDs (VGGSound)
+        mid, name = (key, names.get(key, "")) if key.startswith("/") else ("", key)
+        writer.writerow([mid, name, counts.segments, counts.written,
                          *(counts.failed[kind] for kind in KINDS), counts.not_attempted,
                          f"{counts.availability:.2f}"])
     csv_out = outputs.root / f"{outputs.name}.report.csv"

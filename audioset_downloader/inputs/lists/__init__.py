@@ -17,6 +17,7 @@ from pathlib import Path
 from types import ModuleType
 
 from audioset_downloader.errors import ConfigError
+from audioset_downloader.inputs.labels import ClassNameFilter, LabelFilter, Ontology, class_names_of
 from audioset_downloader.inputs.lists.table import Window, first_lines, numbered_lines
 from audioset_downloader.inputs.segments import MAX_MS, InvalidRow, Segment, new_segment, read_segments
 from audioset_downloader.inputs.settings import Settings
@@ -43,6 +44,23 @@ def list_format(path: Path, settings: Settings) -> ModuleType:
     raise ConfigError(f"{path}:1: a list of no known shape (first line {first[:120]!r}); known: {known}; "
                       'for another list with a header, set COLUMNS, e.g. {"ytid": "video_id", "start": "t0", '
                       '"end": None}')
+
+
+def label_filter(path: Path, settings: Settings, ontology: Ontology | None) -> LabelFilter | ClassNameFilter | None:
+    """LABELS and EXCLUDE_LABELS for this list: by MID or AudioSet name, or by the set's own class names
+    where its classes are names (VGGSound); an unknown one is a ConfigError before any work."""
+    if not settings.labels and not settings.exclude_labels:
+        return None
+    module = list_format(path, settings)
+    if getattr(module, "CLASSES_BY_NAME", False):
+        known = {name for row in read_list(path, settings) if type(row) is Segment for name in class_names_of(row)}
+        return ClassNameFilter.from_settings(settings, known, module.NAME)
+    return LabelFilter.from_settings(settings, ontology) if ontology is not None else None
+
+
+def classes_of(row: Segment) -> tuple[str, ...]:
+    """What --report counts a window under: its MIDs, or its class names where the set has no MIDs."""
+    return row.labels or tuple(class_names_of(row))
 
 
 class NotesOf:

@@ -10,6 +10,7 @@ from audioset_downloader.inputs.settings import Settings
 
 NAME = "Kinetics"
 NOTE_COLUMNS = ("label", "split")  # metadata.csv columns (and json keys) beside "dataset"
+CLASSES_BY_NAME = True  # LABELS and --report use the class names: the set has no MIDs
 HEADER = ["label", "youtube_id", "time_start", "time_end", "split"]
 
 

@@ -11,6 +11,7 @@ from audioset_downloader.inputs.settings import Settings
 
 NAME = "VGGSound"
 NOTE_COLUMNS = ("label", "split")  # metadata.csv columns (and json keys) beside "dataset"
+CLASSES_BY_NAME = True  # LABELS and --report use the class names: the set has no MIDs
 SPLITS = ("train", "test")
 
 
