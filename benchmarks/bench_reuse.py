@@ -6,6 +6,8 @@
 2. The AudioSet reader after the list readers came in: a 2 M-row `--dry-run` (with 1 M clips
    done, as in "Planning 2 M rows"), this tree against BASELINE (the commit before them) side by
    side, alternating, three runs each.
+3. A list of another shape as long: 2,041,789 VGGSound-shaped rows, `--dry-run` (read twice: the
+   first pass finds the windows listed more than once).
 
     python benchmarks/bench_reuse.py                    # about 4 minutes on 2 cores
     python benchmarks/bench_reuse.py --baseline 46f113f
@@ -29,20 +31,21 @@ from benchmarks.bench import machine  # noqa: E402
 from benchmarks.make_segments import make_rows  # noqa: E402
 
 INDEX_CHILD = """
-import resource, sys, time
+import sys, time
 from pathlib import Path
 from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.reuse import ReuseIndex
 work = Path(sys.argv[1])
+def status(key):  # kB; VmHWM is this process's own peak (ru_maxrss would count the parent's, from fork)
+    return int(next(line for line in open("/proc/self/status") if line.startswith(key)).split()[1])
 ytids = {line.split(",")[1] for line in open(work / "audiocaps_train.csv").read().splitlines()[1:]}
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = status("VmRSS:")
 started = time.perf_counter()
 index = ReuseIndex.build(Settings(output_dir=work / "caps", reuse_from=(work / "audioset",)),
                          CsvOutputs(work / "caps", "audiocaps_train"), ytids)
 seconds = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(seconds, before / 1024, peak / 1024, len(index))
+print(seconds, before / 1024, status("VmHWM:") / 1024, len(index))
 """
 
 
@@ -57,6 +60,9 @@ def write_manifest(work: Path, rows: int, listed: int, rng: random.Random) -> No
     whole = [(ytid, start) for ytid, start, _, _ in segments if start.endswith(".000")]
     on_disk = rng.sample(whole, int(listed * 0.95))
     fresh = [("".join(rng.choice("abcdefghijk") for _ in range(11)), "30.000") for _ in range(listed - len(on_disk))]
+    with open(work / "vggsound.csv", "w") as handle:  # a list of another shape, as long as AudioSet's
+        for ytid, start, _, _ in segments:
+            handle.write(f"{ytid},{int(float(start))},dog barking,train\n")
     with open(work / "audiocaps_train.csv", "w") as handle:
         handle.write("audiocap_id,youtube_id,start_time,caption\n")
         for number, (ytid, start) in enumerate(on_disk + fresh):
@@ -73,7 +79,8 @@ def measure_index(work: Path) -> dict:
 
 
 MEASURE_CHILD = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-                 "r = subprocess.run(sys.argv[1:], capture_output=True, text=True, check=True); "
+                 "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+                 "r.returncode and sys.exit(r.stderr[-3000:]); "
                  "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
 
 
@@ -83,12 +90,14 @@ def make_planning_state(work: Path) -> None:
                     "--rows", "2041789", "--done", "1000000", "--output-dir", str(work / "out")], check=True)
 
 
-def dry_run(tree: Path, work: Path) -> dict:
+def dry_run(tree: Path, work: Path, listed: str = "unbalanced.csv") -> dict:
     """``tree``'s AudioDownloader.py --dry-run on the 2 M rows: wall time and peak RSS (a wrapper's only child)."""
-    command = [sys.executable, str(tree / "AudioDownloader.py"), "--dry-run", "--csv", str(work / "unbalanced.csv"),
+    command = [sys.executable, str(tree / "AudioDownloader.py"), "--dry-run", "--csv", str(work / listed),
                "--output-dir", str(work / "out"), "--backend", "direct", "--url-format", "http://127.0.0.1:9/{YTID}"]
     result = subprocess.run([sys.executable, "-c", MEASURE_CHILD, *command], capture_output=True, text=True,
-                            check=True, env={**os.environ, "PYTHONPATH": str(tree)})
+                            env={**os.environ, "PYTHONPATH": str(tree)})
+    if result.returncode != 0:
+        raise SystemExit(f"the dry run of {tree} failed:\n{result.stderr[-3000:]}")
     wall, peak_kb = result.stdout.split()
     return {"wall_s": round(float(wall), 2), "peak_rss_mb": round(int(peak_kb) / 1024)}
 
@@ -97,11 +106,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", default="46f113f", help="the commit before the list readers")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--write-manifest", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.write_manifest:
+        write_manifest(args.write_manifest, 2_041_789, 49_838, random.Random(7))
+        return
     results: dict = {"machine": machine()}
     with tempfile.TemporaryDirectory() as temp:
         work = Path(temp)
-        write_manifest(work, 2_041_789, 49_838, random.Random(7))
+        # In a process of its own: this one stays small, so the peaks its children inherit at fork are too.
+        subprocess.run([sys.executable, __file__, "--write-manifest", str(work)], check=True)
         results["index"] = measure_index(work)
         print(json.dumps(results["index"]), flush=True)
         baseline = work / "baseline"
@@ -117,6 +131,8 @@ def main() -> None:
             results["dry_run"] = {name: {"wall_s": [r["wall_s"] for r in found],
                                          "peak_rss_mb": [r["peak_rss_mb"] for r in found]}
                                   for name, found in runs.items()}
+            results["vggsound_dry_run"] = dry_run(REPO, work, "vggsound.csv")
+            print("vggsound", results["vggsound_dry_run"], flush=True)
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(baseline)], check=True)
     print(json.dumps(results, indent=2))

@@ -49,6 +49,7 @@ def test_audiocaps_five_captions_of_a_window_are_one_clip_of_ten_seconds_from_it
     assert list_format(path, SETTINGS).NAME == "AudioCaps"
     segments = rows_of(path)
     assert len(published) == 15 and len(segments) == 3  # five rows a window
+    lines = {}
     for segment in segments:
         assert type(segment) is Segment and segment.open_end
         assert segment.end_ms - segment.start_ms == 10_000
@@ -58,8 +59,9 @@ def test_audiocaps_five_captions_of_a_window_are_one_clip_of_ten_seconds_from_it
         assert notes["captions"] == [row["caption"] for row in mine]
         assert notes["audiocap_ids"] == [row["audiocap_id"] for row in mine]
         assert segment.start_ms == int(mine[0]["start_time"]) * 1000
+        lines[segment.ytid] = segment.line
     # The line is the window's first row's, as a failed row is reported at.
-    assert segments[0].ytid == published[0]["youtube_id"] and segments[0].line == 2
+    assert lines[published[0]["youtube_id"]] == 2
 
 
 def test_musiccaps_reads_mids_flags_and_the_aspect_list_as_data() -> None:
@@ -138,6 +140,20 @@ def test_any_bytes_after_a_known_header_give_windows_or_invalid_rows(tmp_path: P
         else:
             assert row.problem and row.line >= 1
             "|".join(row.fields).encode("utf-8")
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.binary(max_size=50), max_size=6), tab=st.booleans())
+def test_any_bytes_under_a_columns_header_give_windows_or_invalid_rows(tmp_path: Path, lines: list[bytes],
+                                                                       tab: bool) -> None:
+    path = tmp_path / "fuzz.tsv"
+    separator = b"\t" if tab else b","
+    path.write_bytes(b"\n".join([separator.join([b"video_id", b"t0", b"t1"]), *lines]))
+    chosen = Settings(columns=Columns("video_id", "t0", "t1" if tab else None))
+    for row in rows_of(path, chosen):
+        assert type(row) in (Segment, InvalidRow)
+        if type(row) is Segment:
+            assert 0 <= row.start_ms < row.end_ms and row.open_end is (not tab)
 
 
 def test_a_list_of_no_known_shape_stops_the_run_with_one_line(tmp_path: Path) -> None:
@@ -266,3 +282,26 @@ def test_label_filters_and_the_report_speak_each_sets_classes(tmp_path: Path) ->
         report = {row["name"]: (row["mid"], row["segments"]) for row in csv.DictReader(handle)}
     assert report == {"people marching": ("", "1"), "female speech, woman speaking": ("", "1"),
                       "People Marching": ("", "1")}
+
+
+def test_kinetics_and_a_columns_list_end_to_end(tmp_path: Path, mirror: Mirror) -> None:
+    for ytid in ("abcdefghijk", "customClip1"):
+        mirror.add(ytid)
+    write(tmp_path, "kinetics.csv", KINETICS)
+    write(tmp_path, "custom.tsv", "video_id\tt0\tnote\ncustomClip1\t40.5\tx\n")
+    write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=["kinetics.csv", "custom.tsv"], OUTPUT_DIR=str(tmp_path / "out"),
+                 TIMER=0, BACKEND="direct", YTB_URL_FORMAT=mirror.url_format, AUDIO_FORMAT="wav",
+                 COLUMNS={"ytid": "video_id", "start": "t0", "end": None}, CLIP_SECONDS=4)
+    result = run_script("--config", "cfg.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    from tests.support.audio import decode, window_offset
+
+    for name, ytid, start, seconds in (("kinetics", "abcdefghijk", 12, 10), ("custom", "customClip1", 40.5, 4)):
+        with open(tmp_path / "out" / f"{name}.split-pos.csv", newline="") as handle:
+            row = next(csv.DictReader(handle))
+        assert (row["YTID"], float(row["start_seconds"]), float(row["end_seconds"])) == (ytid, start, start + seconds)
+        clip = decode(tmp_path / "out" / row["file"])
+        assert abs(clip.duration - seconds) < 0.03 and abs(window_offset(clip, start)) < 0.02
+    card = (tmp_path / "out" / "kinetics.README.md").read_text()
+    assert card.startswith("# Kinetics `kinetics.csv`: audio clips") and "@article{kay2017kinetics" in card
+    assert (tmp_path / "out" / "custom.README.md").read_text().startswith("# Windows `custom.tsv`: audio clips")

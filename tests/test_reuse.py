@@ -77,7 +77,9 @@ def test_audiocaps_over_an_audioset_download_fetches_only_its_new_windows(tmp_pa
     summary = (out / "audiocaps_val.summary.json").read_text()
     assert '"reused": 3' in summary and '"audio_format": "wav"' in summary
     card = (out / "audiocaps_val.README.md").read_text()
-    assert "reused" in card
+    assert card.startswith("# AudioCaps `audiocaps_val.csv`: audio clips")
+    assert "Of the clips written, 3 were taken from clips already on disk" in card
+    assert "@inproceedings{kim2019audiocaps" in card and "academic use only" in card
 
     mirror.server.reset_counts()  # a rerun: everything is done, nothing asked for
     again = run_script("--config", caps, cwd=tmp_path)

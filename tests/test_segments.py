@@ -73,3 +73,14 @@ def test_a_video_listed_twice_gets_a_second_file_name(tmp_path: Path) -> None:
     first, second = read_segments(path)
     assert (first.stem, second.stem) == ("aaaaaaaaaaa", "aaaaaaaaaaa_30500")
     assert first.key != second.key
+
+
+def test_a_row_naming_a_window_already_listed_is_one_clip(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "x.csv", ['aaaaaaaaaaa, 0.000, 10.000, "/m/a"', 'bbbbbbbbbbb, 0.000, 10.000, "/m/b"',
+                                          'aaaaaaaaaaa, 20.000, 30.000, "/m/a"', 'aaaaaaaaaaa, 0.000, 10.000, "/m/c"',
+                                          'bbbbbbbbbbb, 0.000, 10.000, "/m/b"', 'ccccccccccc, 0.000, 10.000, "/m/c"',
+                                          'ccccccccccc, 0.000, 10.000, "/m/c"'])
+    rows = list(read_segments(path))
+    assert [(row.ytid, row.start_ms, row.stem) for row in rows] == [
+        ("aaaaaaaaaaa", 0, "aaaaaaaaaaa"), ("bbbbbbbbbbb", 0, "bbbbbbbbbbb"),
+        ("aaaaaaaaaaa", 20000, "aaaaaaaaaaa_20000"), ("ccccccccccc", 0, "ccccccccccc")]

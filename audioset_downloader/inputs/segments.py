@@ -154,13 +154,39 @@ def _problem(fields: list[str]) -> str | None:
 
 
 def read_segments(path: Path) -> Iterator[Segment | InvalidRow]:
-    """Yield each row of an AudioSet CSV as a Segment or an InvalidRow.
+    """Yield each row of an AudioSet CSV as a Segment or an InvalidRow; a row naming a window already
+    listed is left out (one window, one clip).
 
     Comment lines (``#``), blank lines and a ``YTID,...`` header are skipped,
     so Google's files work unchanged and so do files with the comments removed.
     A byte-order mark (Excel) is skipped; a line with a byte that is not UTF-8 or a
     NUL is an InvalidRow, and the rest of the file still counts.
     """
+    # Google's lists name each video once, so the windows seen are kept only from the first video
+    # listed twice on (found by reading the lines before it again): 2 M rows cost no more memory.
+    windows: dict[str, set[tuple[int, int]]] | None = None
+    for row in _rows(path):
+        if type(row) is Segment and (windows is not None or row.stem != row.ytid):
+            if windows is None:
+                windows = _windows_before(path, row.line)
+            listed = windows.setdefault(row.ytid, set())
+            if row.key[1:] in listed:
+                continue
+            listed.add(row.key[1:])
+        yield row
+
+
+def _windows_before(path: Path, line: int) -> dict[str, set[tuple[int, int]]]:
+    windows: dict[str, set[tuple[int, int]]] = {}
+    for row in _rows(path):
+        if row.line >= line:
+            break
+        if type(row) is Segment:
+            windows.setdefault(row.ytid, set()).add(row.key[1:])
+    return windows
+
+
+def _rows(path: Path) -> Iterator[Segment | InvalidRow]:
     try:  # undecodable bytes become U+DC80..U+DCFF, to be reported line by line
         handle = open(path, newline="", encoding="utf-8-sig", errors="surrogateescape")
     except OSError as exc:

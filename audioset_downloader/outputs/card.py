@@ -37,7 +37,7 @@ class ListCard:
     citation: str
 
 
-# Keyed by the list format's NAME (inputs/lists); a list of another shape gets AudioSet's, as before.
+# Keyed by the list format's NAME (inputs/lists).
 SETS = {
     "AudioSet": ListCard("the ten-second YouTube windows that Google's AudioSet lists", AUDIOSET_TERMS, CITATION),
     "AudioCaps": ListCard(
@@ -83,6 +83,18 @@ SETS = {
   booktitle = {Proc. IEEE ICASSP},
   year      = {2021}
 }"""),
+    "Kinetics": ListCard(
+        "the YouTube windows Kinetics lists (its class name and split travel with each clip)",
+        "DeepMind's Kinetics lists are released under CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/).",
+        """@article{kay2017kinetics,
+  title   = {The Kinetics Human Action Video Dataset},
+  author  = {Kay, Will and Carreira, Joao and Simonyan, Karen and Zhang, Brian and Hillier, Chloe and
+             Vijayanarasimhan, Sudheendra and Viola, Fabio and Green, Tim and Back, Trevor and Natsev, Paul and
+             Suleyman, Mustafa and Zisserman, Andrew},
+  journal = {arXiv preprint arXiv:1705.06950},
+  year    = {2017}
+}"""),
+    "COLUMNS": ListCard("the YouTube windows listed", "The list's terms are its publisher's.", ""),
 }
 
 
@@ -95,8 +107,9 @@ def render(report: CsvReport, summary: CsvSummary, settings: Settings, outputs: 
     pace = settings.requests_per_minute
     dataset = summary.list_format if summary.list_format in SETS else "AudioSet"
     about = SETS[dataset]
+    title = "Windows" if dataset == "COLUMNS" else dataset
     lines = [
-        f"# {dataset} `{report.csv.name}`: audio clips",
+        f"# {title} `{report.csv.name}`: audio clips",
         "",
         f"The audio of {about.about} in `{report.csv.name}`, "
         f"as far as they could still be downloaded. Written by {provenance.get('package', 'audioset-downloader')}; "
@@ -146,12 +159,9 @@ def render(report: CsvReport, summary: CsvSummary, settings: Settings, outputs: 
         "## Licence and citation",
         "",
         f"{about.terms} The audio belongs to the videos' uploaders on YouTube: share it only as their rights "
-        f"and YouTube's terms allow. Cite {dataset} as:",
+        "and YouTube's terms allow." + (f" Cite {dataset} as:" if about.citation else ""),
         "",
-        "```bibtex",
-        about.citation,
-        "```",
-        "",
+        *(["```bibtex", about.citation, "```", ""] if about.citation else []),
     ]
     return "\n".join(lines)
 

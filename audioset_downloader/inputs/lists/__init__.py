@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -79,30 +79,56 @@ class NotesOf:
 
 
 def read_list(path: Path, settings: Settings) -> Iterator[Segment | InvalidRow]:
-    """Each window of a list as a Segment (rows naming one window are one), and each bad row as an InvalidRow."""
+    """Each window of a list as a Segment (rows naming one window are one), and each bad row as an InvalidRow.
+
+    Streamed, as AudioSet's reader is: a first pass keeps a hash of each window and counts the rows of
+    those listed more than once; the second yields every other window as it comes, and a repeated one
+    (AudioCaps' val and test: five rows, five captions a window) at its last row, merged."""
     module = list_format(path, settings)
     if module.NAME == AUDIOSET:
         yield from read_segments(path)
         return
-    windows: dict[tuple[str, int, int | None], tuple[int, Window]] = {}
+    seen: set[int] = set()
+    left: dict[int, int] = {}  # rows still to come, of each window listed more than once
     for row in module.windows(numbered_lines(path), settings):
+        if not isinstance(row, InvalidRow):
+            key = hash(_key(row[1]))
+            if key in seen:
+                left[key] = left.get(key, 1) + 1
+            else:
+                seen.add(key)
+    del seen
+    yield from _segments(_merged(module.windows(numbered_lines(path), settings), left, module.merge), settings)
+
+
+def _merged(rows: Iterator[tuple[int, Window] | InvalidRow], left: dict[int, int],
+            merge: Callable[[dict, dict], dict]) -> Iterator[tuple[int, Window] | InvalidRow]:
+    held: dict[int, dict[tuple, tuple[int, Window]]] = {}  # by hash: distinct windows may share one
+    for row in rows:
+        if isinstance(row, InvalidRow) or (hashed := hash(_key(row[1]))) not in left:
+            yield row
+            continue
+        line, window = row
+        group = held.setdefault(hashed, {})
+        key = _key(window)
+        group[key] = (group[key][0], group[key][1].merged(window, merge)) if key in group else (line, window)
+        left[hashed] -= 1
+        if not left[hashed]:  # its last row: the window is whole
+            yield from held.pop(hashed).values()
+
+
+def _key(window: Window) -> tuple[str, int, int | None]:
+    return window.ytid, window.start_ms, window.end_ms
+
+
+def _segments(rows: Iterable[tuple[int, Window] | InvalidRow], settings: Settings) -> Iterator[Segment | InvalidRow]:
+    seen: set[str] = set()
+    clip_ms = round(settings.clip_seconds * 1000)
+    for row in rows:
         if isinstance(row, InvalidRow):
             yield row
             continue
         line, window = row
-        key = (window.ytid, window.start_ms, window.end_ms)
-        if key in windows:  # AudioCaps' val and test: five captions of one window, five rows
-            first_line, first = windows[key]
-            windows[key] = first_line, first.merged(window, module.merge)
-        else:
-            windows[key] = line, window
-    yield from _segments(windows.values(), settings)
-
-
-def _segments(windows: Iterable[tuple[int, Window]], settings: Settings) -> Iterator[Segment | InvalidRow]:
-    seen: set[str] = set()
-    clip_ms = round(settings.clip_seconds * 1000)
-    for line, window in windows:
         end_ms = window.end_ms if window.end_ms is not None else window.start_ms + clip_ms
         if end_ms > MAX_MS:
             yield InvalidRow(line, (window.ytid, str(window.start_ms / 1000), str(end_ms / 1000)),
