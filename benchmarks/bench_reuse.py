@@ -90,12 +90,12 @@ def make_planning_state(work: Path) -> None:
                     "--rows", "2041789", "--done", "1000000", "--output-dir", str(work / "out")], check=True)
 
 
-def dry_run(tree: Path, work: Path, listed: str = "unbalanced.csv") -> dict:
+def dry_run(tree: Path, work: Path, listed: str = "unbalanced.csv", out: str = "out") -> dict:
     """``tree``'s AudioDownloader.py --dry-run on the 2 M rows: wall time and peak RSS (a wrapper's only child)."""
     command = [sys.executable, str(tree / "AudioDownloader.py"), "--dry-run", "--csv", str(work / listed),
-               "--output-dir", str(work / "out"), "--backend", "direct", "--url-format", "http://127.0.0.1:9/{YTID}"]
+               "--output-dir", str(work / out), "--backend", "direct", "--url-format", "http://127.0.0.1:9/{YTID}"]
     result = subprocess.run([sys.executable, "-c", MEASURE_CHILD, *command], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(tree)})
+                            env={**os.environ, "PYTHONPATH": str(tree)}, cwd=work)  # not this folder's config
     if result.returncode != 0:
         raise SystemExit(f"the dry run of {tree} failed:\n{result.stderr[-3000:]}")
     wall, peak_kb = result.stdout.split()
@@ -131,7 +131,9 @@ def main() -> None:
             results["dry_run"] = {name: {"wall_s": [r["wall_s"] for r in found],
                                          "peak_rss_mb": [r["peak_rss_mb"] for r in found]}
                                   for name, found in runs.items()}
-            results["vggsound_dry_run"] = dry_run(REPO, work, "vggsound.csv")
+            # Alone, then beside an AudioSet download of 1 M of its windows (the reuse index holds those).
+            results["vggsound_dry_run"] = {"alone": dry_run(REPO, work, "vggsound.csv", "empty"),
+                                           "audioset_on_disk": dry_run(REPO, work, "vggsound.csv")}
             print("vggsound", results["vggsound_dry_run"], flush=True)
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(baseline)], check=True)

@@ -83,15 +83,13 @@ class CsvRun:
 
     def build_reuse_index(self) -> None:
         """Index the clips on disk this list's windows could take: only when other manifests exist to read."""
-        index = ReuseIndex.build(self.settings, self.outputs, self._ytids) if has_manifests(
-            self.settings, self.outputs) else None
+        if not has_manifests(self.settings, self.outputs):
+            return
+        listed = {row.ytid for row in read_list(self.csv_path, self.settings) if type(row) is Segment}
+        index = ReuseIndex.build(self.settings, self.outputs, listed)
         self.reuse = index if index else None
         if self.reuse is not None:
             log.info("%s: %d windows of this list have a clip on disk to reuse", self.csv_path, len(self.reuse))
-
-    @property
-    def _ytids(self) -> set[str]:
-        return {row.ytid for row in read_list(self.csv_path, self.settings) if type(row) is Segment}
 
     def plan(self) -> Iterator[Segment]:
         """Segments to attempt, in CSV order: not done, up to TIMER's limit.

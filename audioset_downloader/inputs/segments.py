@@ -153,7 +153,7 @@ def _problem(fields: list[str]) -> str | None:
     return None
 
 
-def read_segments(path: Path) -> Iterator[Segment | InvalidRow]:
+def read_segments(path: Path, one_clip_a_window: bool = True) -> Iterator[Segment | InvalidRow]:
     """Yield each row of an AudioSet CSV as a Segment or an InvalidRow; a row naming a window already
     listed is left out (one window, one clip).
 
@@ -162,36 +162,14 @@ def read_segments(path: Path) -> Iterator[Segment | InvalidRow]:
     A byte-order mark (Excel) is skipped; a line with a byte that is not UTF-8 or a
     NUL is an InvalidRow, and the rest of the file still counts.
     """
-    # Google's lists name each video once, so the windows seen are kept only from the first video
-    # listed twice on (found by reading the lines before it again): 2 M rows cost no more memory.
-    windows: dict[str, set[tuple[int, int]]] | None = None
-    for row in _rows(path):
-        if type(row) is Segment and (windows is not None or row.stem != row.ytid):
-            if windows is None:
-                windows = _windows_before(path, row.line)
-            listed = windows.setdefault(row.ytid, set())
-            if row.key[1:] in listed:
-                continue
-            listed.add(row.key[1:])
-        yield row
-
-
-def _windows_before(path: Path, line: int) -> dict[str, set[tuple[int, int]]]:
-    windows: dict[str, set[tuple[int, int]]] = {}
-    for row in _rows(path):
-        if row.line >= line:
-            break
-        if type(row) is Segment:
-            windows.setdefault(row.ytid, set()).add(row.key[1:])
-    return windows
-
-
-def _rows(path: Path) -> Iterator[Segment | InvalidRow]:
     try:  # undecodable bytes become U+DC80..U+DCFF, to be reported line by line
         handle = open(path, newline="", encoding="utf-8-sig", errors="surrogateescape")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot open CSV ({exc.strerror}); check CSV_FILE_NAMES") from exc
     seen: set[str] = set()
+    # Google's lists name each video once, so the windows listed are kept only from the first video
+    # listed twice on (found by reading the lines before it again): 2 M rows cost no more memory.
+    windows: dict[str, set[tuple[int, int]]] | None = None
     careful = _CarefulParser()
     google_row = _GOOGLE_ROW.fullmatch
     with handle:
@@ -212,11 +190,28 @@ def _rows(path: Path) -> Iterator[Segment | InvalidRow]:
                     continue
                 ytid, start_ms, end_ms, labels = row
             if ytid in seen:
+                if one_clip_a_window:
+                    if windows is None:
+                        windows = _windows_before(path, line_no)
+                    if (start_ms, end_ms) in windows.get(ytid, ()):
+                        continue
                 stem = f"{ytid}_{start_ms}"
             else:
                 seen.add(ytid)
                 stem = ytid
+            if windows is not None:
+                windows.setdefault(ytid, set()).add((start_ms, end_ms))
             yield new_segment((ytid, start_ms, end_ms, labels, line_no, stem, False, ""))
+
+
+def _windows_before(path: Path, line: int) -> dict[str, set[tuple[int, int]]]:
+    windows: dict[str, set[tuple[int, int]]] = {}
+    for row in read_segments(path, one_clip_a_window=False):
+        if row.line >= line:
+            break
+        if type(row) is Segment:
+            windows.setdefault(row.ytid, set()).add(row.key[1:])
+    return windows
 
 
 def _skipped(line: str) -> bool:

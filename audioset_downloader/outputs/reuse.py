@@ -86,7 +86,7 @@ class ReuseIndex:
 
     def matches(self, segment: Segment) -> list[Candidate]:
         """The recorded clips that are this window, in this run's format."""
-        extension = "mp4" if self.settings.video else self.settings.audio_format
+        extension = self.settings.clip_format  # each format's clips end in its name (settings.CLIP_EXTENSIONS)
         wanted = clip_settings(self.settings)
         found = []
         for candidate in self.candidates.get((segment.ytid, segment.start_ms), ()):

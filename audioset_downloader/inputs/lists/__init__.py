@@ -1,9 +1,11 @@
 """Every YouTube-window list the tool reads, recognised by its first lines; one module per shape.
 
-A list module is a backend's twin: ``NAME``, ``recognise(first_lines)``, ``windows(lines, settings)``
-yielding each row's ``Window`` (or an InvalidRow), and ``merge(notes, more)`` for rows that name the
-same window. ``read_list`` turns the windows into the same Segment records the AudioSet reader
-yields, so the engine never asks which set a row came from; only the outputs carry the set's notes.
+A list module is a backend's twin: ``NAME``, ``recognise(first_lines, settings)``, its shape
+(``DELIMITER``, ``HAS_HEADER``, ``FIELDS``), ``window(line, fields, header, settings)`` turning one row
+into its ``Window`` (or an InvalidRow), ``merge(notes, more)`` for rows that name the same window,
+and ``NOTE_COLUMNS``, the annotations its clips carry; table.py reads the lines for all of them.
+``read_list`` turns the windows into the same Segment records the AudioSet reader yields, so the
+engine never asks which set a row came from; only the outputs carry the set's notes.
 AudioSet's own segment files keep their streaming reader (segments.py), unchanged in speed.
 """
 
@@ -18,7 +20,7 @@ from types import ModuleType
 
 from audioset_downloader.errors import ConfigError
 from audioset_downloader.inputs.labels import ClassNameFilter, LabelFilter, Ontology, class_names_of
-from audioset_downloader.inputs.lists.table import Window, first_lines, numbered_lines
+from audioset_downloader.inputs.lists.table import Window, first_lines, numbered_lines, rows
 from audioset_downloader.inputs.segments import MAX_MS, InvalidRow, Segment, new_segment, read_segments
 from audioset_downloader.inputs.settings import Settings
 
@@ -79,18 +81,19 @@ class NotesOf:
 
 
 def read_list(path: Path, settings: Settings) -> Iterator[Segment | InvalidRow]:
-    """Each window of a list as a Segment (rows naming one window are one), and each bad row as an InvalidRow.
+    """Each window of a list as a Segment (rows naming one window are one), and each bad row as an InvalidRow."""
+    module = list_format(path, settings)
+    return read_segments(path) if module.NAME == AUDIOSET else _read_other(path, module, settings)
 
-    Streamed, as AudioSet's reader is: a first pass keeps a hash of each window and counts the rows of
+
+def _read_other(path: Path, module: ModuleType, settings: Settings) -> Iterator[Segment | InvalidRow]:
+    """Streamed, as AudioSet's reader is: a first pass keeps a hash of each window and counts the rows of
     those listed more than once; the second yields every other window as it comes, and a repeated one
     (AudioCaps' val and test: five rows, five captions a window) at its last row, merged."""
-    module = list_format(path, settings)
-    if module.NAME == AUDIOSET:
-        yield from read_segments(path)
-        return
+    delimiter = module.delimiter(first_lines(path)) if hasattr(module, "delimiter") else module.DELIMITER
     seen: set[int] = set()
     left: dict[int, int] = {}  # rows still to come, of each window listed more than once
-    for row in module.windows(numbered_lines(path), settings):
+    for row in rows(numbered_lines(path), module, settings, delimiter):
         if not isinstance(row, InvalidRow):
             key = hash(_key(row[1]))
             if key in seen:
@@ -98,7 +101,8 @@ def read_list(path: Path, settings: Settings) -> Iterator[Segment | InvalidRow]:
             else:
                 seen.add(key)
     del seen
-    yield from _segments(_merged(module.windows(numbered_lines(path), settings), left, module.merge), settings)
+    yield from _segments(_merged(rows(numbered_lines(path), module, settings, delimiter), left, module.merge),
+                         settings)
 
 
 def _merged(rows: Iterator[tuple[int, Window] | InvalidRow], left: dict[int, int],

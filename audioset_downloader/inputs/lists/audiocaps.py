@@ -6,33 +6,26 @@ window, five rows: one clip carries all five, with their ids.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from audioset_downloader.inputs.lists.table import Window, header_of, invalid, rows_after_header, window
+from audioset_downloader.inputs.lists.table import Window, header_of
+from audioset_downloader.inputs.lists.table import window as checked
 from audioset_downloader.inputs.segments import InvalidRow
 from audioset_downloader.inputs.settings import Settings
 
 NAME = "AudioCaps"
 NOTE_COLUMNS = ("captions", "audiocap_ids")  # metadata.csv columns (and json keys) beside "dataset"
 HEADER = ["audiocap_id", "youtube_id", "start_time", "caption"]
+FIELDS = (4,)
+DELIMITER = ","
 
 
 def recognise(lines: list[str], settings: Settings) -> bool:
     return header_of(lines) == HEADER
 
 
-def windows(lines: Iterator[tuple[int, str]], settings: Settings) -> Iterator[tuple[int, Window] | InvalidRow]:
-    for row in rows_after_header(lines):
-        if isinstance(row, InvalidRow):
-            yield row
-            continue
-        line, fields = row
-        if len(fields) != len(HEADER):
-            yield invalid(line, fields, f"expected {len(HEADER)} fields ({','.join(HEADER)}), found {len(fields)}")
-            continue
-        audiocap_id, ytid, start, caption = fields
-        yield window(line, ytid, start, None, "", {"dataset": NAME, "captions": [caption],
-                                                   "audiocap_ids": [audiocap_id]})
+def window(line: int, fields: list[str], header: list[str], settings: Settings) -> tuple[int, Window] | InvalidRow:
+    audiocap_id, ytid, start, caption = fields
+    return checked(line, ytid, start, None, "", {"dataset": NAME, "captions": [caption],
+                                                 "audiocap_ids": [audiocap_id]})
 
 
 def merge(notes: dict, more: dict) -> dict:

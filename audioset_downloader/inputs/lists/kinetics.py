@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from audioset_downloader.inputs.lists.table import Window, header_of, invalid, rows_after_header, window
+from audioset_downloader.inputs.lists.table import Window, header_of
+from audioset_downloader.inputs.lists.table import window as checked
 from audioset_downloader.inputs.segments import InvalidRow
 from audioset_downloader.inputs.settings import Settings
 
@@ -12,6 +11,8 @@ NAME = "Kinetics"
 NOTE_COLUMNS = ("label", "split")  # metadata.csv columns (and json keys) beside "dataset"
 CLASSES_BY_NAME = True  # LABELS and --report use the class names: the set has no MIDs
 HEADER = ["label", "youtube_id", "time_start", "time_end", "split"]
+FIELDS = (5, 6)  # is_cc in some versions
+DELIMITER = ","
 
 
 def recognise(lines: list[str], settings: Settings) -> bool:
@@ -19,17 +20,9 @@ def recognise(lines: list[str], settings: Settings) -> bool:
     return header in (HEADER, [*HEADER, "is_cc"])
 
 
-def windows(lines: Iterator[tuple[int, str]], settings: Settings) -> Iterator[tuple[int, Window] | InvalidRow]:
-    for row in rows_after_header(lines):
-        if isinstance(row, InvalidRow):
-            yield row
-            continue
-        line, fields = row
-        if len(fields) not in (5, 6):
-            yield invalid(line, fields, f"expected 5 or 6 fields ({','.join(HEADER)}[,is_cc]), found {len(fields)}")
-            continue
-        label, ytid, start, end, split = fields[:5]
-        yield window(line, ytid, start, end, "", {"dataset": NAME, "label": label, "split": split})
+def window(line: int, fields: list[str], header: list[str], settings: Settings) -> tuple[int, Window] | InvalidRow:
+    label, ytid, start, end, split = fields[:5]
+    return checked(line, ytid, start, end, "", {"dataset": NAME, "label": label, "split": split})
 
 
 def merge(notes: dict, more: dict) -> dict:

@@ -7,15 +7,17 @@ evaluated (``eval`` of a row would run whatever the row holds).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-from audioset_downloader.inputs.lists.table import Window, header_of, invalid, rows_after_header, window
+from audioset_downloader.inputs.lists.table import Window, header_of, invalid
+from audioset_downloader.inputs.lists.table import window as checked
 from audioset_downloader.inputs.segments import InvalidRow
 from audioset_downloader.inputs.settings import Settings
 
 NAME = "MusicCaps"
 # metadata.csv columns (and json keys) beside "dataset"
 NOTE_COLUMNS = ("caption", "aspect_list", "author_id", "is_balanced_subset", "is_audioset_eval")
+FIELDS = (9,)
+DELIMITER = ","
 HEADER = ["ytid", "start_s", "end_s", "audioset_positive_labels", "aspect_list", "caption", "author_id",
           "is_balanced_subset", "is_audioset_eval"]
 _STRING = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""
@@ -36,27 +38,17 @@ def parse_string_list(text: str) -> list[str] | None:
     return [_ESCAPE.sub(r"\1", item[1:-1]) for item in _ITEM.findall(text)]
 
 
-def windows(lines: Iterator[tuple[int, str]], settings: Settings) -> Iterator[tuple[int, Window] | InvalidRow]:
-    for row in rows_after_header(lines):
-        if isinstance(row, InvalidRow):
-            yield row
-            continue
-        line, fields = row
-        if len(fields) != len(HEADER):
-            yield invalid(line, fields, f"expected {len(HEADER)} fields, found {len(fields)}")
-            continue
-        ytid, start, end, labels, aspects, caption, author, balanced, evaluation = fields
-        aspect_list = parse_string_list(aspects)
-        if aspect_list is None:
-            yield invalid(line, [ytid, start, end], f"aspect_list {aspects[:60]!r} is not a list of quoted strings")
-            continue
-        if balanced not in _FLAGS or evaluation not in _FLAGS:
-            yield invalid(line, [ytid, start, end], "is_balanced_subset and is_audioset_eval must be True or False")
-            continue
-        mids = ",".join(label.strip() for label in labels.split(",") if label.strip())
-        yield window(line, ytid, start, end, mids, {
-            "dataset": NAME, "caption": caption, "aspect_list": aspect_list, "author_id": author,
-            "is_balanced_subset": _FLAGS[balanced], "is_audioset_eval": _FLAGS[evaluation]})
+def window(line: int, fields: list[str], header: list[str], settings: Settings) -> tuple[int, Window] | InvalidRow:
+    ytid, start, end, labels, aspects, caption, author, balanced, evaluation = fields
+    aspect_list = parse_string_list(aspects)
+    if aspect_list is None:
+        return invalid(line, [ytid, start, end], f"aspect_list {aspects[:60]!r} is not a list of quoted strings")
+    if balanced not in _FLAGS or evaluation not in _FLAGS:
+        return invalid(line, [ytid, start, end], "is_balanced_subset and is_audioset_eval must be True or False")
+    mids = ",".join(label.strip() for label in labels.split(",") if label.strip())
+    return checked(line, ytid, start, end, mids, {
+        "dataset": NAME, "caption": caption, "aspect_list": aspect_list, "author_id": author,
+        "is_balanced_subset": _FLAGS[balanced], "is_audioset_eval": _FLAGS[evaluation]})
 
 
 def merge(notes: dict, more: dict) -> dict:

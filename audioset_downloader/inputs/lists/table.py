@@ -115,16 +115,29 @@ def header_of(lines: list[str], delimiter: str = ",") -> list[str]:
     return [] if isinstance(parsed, InvalidRow) else [name.strip().lower() for name in parsed]
 
 
-def rows_after_header(lines: Iterator[tuple[int, str]], delimiter: str = ",",
-                      ) -> Iterator[tuple[int, list[str]] | InvalidRow]:
-    """Each data line's fields (the first line that is not blank is the header)."""
+def rows(lines: Iterator[tuple[int, str]], module: Any, settings: Any,
+         delimiter: str) -> Iterator[tuple[int, Window] | InvalidRow]:
+    """Each data line of a list as the module's Window, or an InvalidRow (bad bytes, quotes, field count).
+
+    The module says its shape: ``HAS_HEADER`` (the first line that is not blank), ``FIELDS`` (the
+    field counts a row may have; None: the header's) and ``window(line, fields, header, settings)``,
+    which turns one row's fields into its window."""
     parser = RowParser(delimiter)
-    header_seen = False
+    header: list[str] | None = None if getattr(module, "HAS_HEADER", True) else []
     for line_no, line in lines:
         if not line.strip():
             continue
-        if not header_seen:
-            header_seen = True
+        if header is None:
+            parsed_header = parser.fields(line_no, line.rstrip("\r\n"))
+            header = [] if isinstance(parsed_header, InvalidRow) else [name.lower() for name in parsed_header]
             continue
         parsed = parser.fields(line_no, line.rstrip("\r\n"))
-        yield parsed if isinstance(parsed, InvalidRow) else (line_no, parsed)
+        counts = module.FIELDS or (len(header),)
+        if isinstance(parsed, InvalidRow):
+            yield parsed
+        elif len(parsed) not in counts:
+            expected = " or ".join(map(str, counts))
+            yield invalid(line_no, parsed, f"expected {expected} fields, as {module.NAME}'s rows have, "
+                                           f"found {len(parsed)}")
+        else:
+            yield module.window(line_no, parsed, header, settings)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from audioset_downloader.inputs.labels import NAME_SEPARATOR
-from audioset_downloader.inputs.lists.table import RowParser, Window, invalid, window
+from audioset_downloader.inputs.lists.table import RowParser, Window
+from audioset_downloader.inputs.lists.table import window as checked
 from audioset_downloader.inputs.segments import YTID_PATTERN, InvalidRow
 from audioset_downloader.inputs.settings import Settings
 
@@ -13,6 +12,9 @@ NAME = "VGGSound"
 NOTE_COLUMNS = ("label", "split")  # metadata.csv columns (and json keys) beside "dataset"
 CLASSES_BY_NAME = True  # LABELS and --report use the class names: the set has no MIDs
 SPLITS = ("train", "test")
+HAS_HEADER = False
+FIELDS = (4,)
+DELIMITER = ","
 
 
 def recognise(lines: list[str], settings: Settings) -> bool:
@@ -23,20 +25,9 @@ def recognise(lines: list[str], settings: Settings) -> bool:
             and fields[1].isdigit() and fields[3] in SPLITS)
 
 
-def windows(lines: Iterator[tuple[int, str]], settings: Settings) -> Iterator[tuple[int, Window] | InvalidRow]:
-    parser = RowParser()
-    for line_no, line in lines:
-        if not line.strip():
-            continue
-        fields = parser.fields(line_no, line.rstrip("\r\n"))
-        if isinstance(fields, InvalidRow):
-            yield fields
-            continue
-        if len(fields) != 4:
-            yield invalid(line_no, fields, f"expected 4 fields (YTID, start, label, split), found {len(fields)}")
-            continue
-        ytid, start, label, split = fields
-        yield window(line_no, ytid, start, None, "", {"dataset": NAME, "label": label, "split": split})
+def window(line: int, fields: list[str], header: list[str], settings: Settings) -> tuple[int, Window] | InvalidRow:
+    ytid, start, label, split = fields
+    return checked(line, ytid, start, None, "", {"dataset": NAME, "label": label, "split": split})
 
 
 def merge(notes: dict, more: dict) -> dict:
