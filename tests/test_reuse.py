@@ -203,3 +203,45 @@ def test_reuse_from_must_name_folders(tmp_path: Path, mirror: Mirror, folder: st
     assert result.returncode == 2
     assert result.stderr == (f"error: REUSE_FROM[0]: {tmp_path / folder} is not a folder; "
                              "name another run's OUTPUT_DIR\n")
+
+
+def test_a_clip_on_another_file_system_is_copied(tmp_path: Path, mirror: Mirror) -> None:
+    """A hard link cannot cross file systems: the clip is copied instead (here from tmpfs, /dev/shm)."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("no second file system here to copy across")
+    import shutil
+    import tempfile
+
+    elsewhere = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        setup(tmp_path, mirror)
+        audioset = config(tmp_path, mirror, "audioset.py", ["eval_segments.csv"], out=str(elsewhere / "audioset"))
+        assert run_script("--config", audioset, cwd=tmp_path).returncode == 0
+        mirror.server.reset_counts()
+        caps = config(tmp_path, mirror, "caps.py", ["audiocaps_val.csv"], REUSE_FROM=[str(elsewhere / "audioset")])
+        assert run_script("--config", caps, cwd=tmp_path).returncode == 0
+        assert set(requests(mirror)) == {"freshClip01"}
+        caps_rows = rows(tmp_path / "out" / "audiocaps_val.split-pos.csv")
+        theirs = rows(elsewhere / "audioset" / "eval_segments.split-pos.csv")
+        mine, source = tmp_path / "out" / caps_rows["reusedClip2"]["file"], elsewhere / "audioset" / theirs[
+            "reusedClip2"]["file"]
+        assert caps_rows["reusedClip2"]["backend"] == "reused" and not os.path.samefile(mine, source)
+        assert mine.read_bytes() == source.read_bytes()
+    finally:
+        shutil.rmtree(elsewhere)
+
+
+def test_dask_workers_reuse_as_the_local_engine_does(tmp_path: Path, mirror: Mirror) -> None:
+    pytest.importorskip("distributed")
+    setup(tmp_path, mirror)
+    assert run_script("--config", config(tmp_path, mirror, "audioset.py", ["eval_segments.csv"]),
+                      cwd=tmp_path).returncode == 0
+    mirror.server.reset_counts()
+    caps = config(tmp_path, mirror, "caps.py", ["audiocaps_val.csv"], ENGINE="dask", DASK_SCHEDULER="local",
+                  DASK_WORKERS=1)
+    result = run_script("--config", caps, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert set(requests(mirror)) == {"freshClip01"}
+    caps_rows = rows(tmp_path / "out" / "audiocaps_val.split-pos.csv")
+    assert sorted(row["backend"] for row in caps_rows.values()) == ["direct", "reused", "reused", "reused"]
