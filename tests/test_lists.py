@@ -305,3 +305,17 @@ def test_kinetics_and_a_columns_list_end_to_end(tmp_path: Path, mirror: Mirror) 
     card = (tmp_path / "out" / "kinetics.README.md").read_text()
     assert card.startswith("# Kinetics `kinetics.csv`: audio clips") and "@article{kay2017kinetics" in card
     assert (tmp_path / "out" / "custom.README.md").read_text().startswith("# Windows `custom.tsv`: audio clips")
+
+
+def test_a_quoted_caption_may_hold_newlines_and_a_quote_never_closed_spoils_only_its_line(tmp_path: Path) -> None:
+    header = HEADERS[2].decode()
+    listed = write(tmp_path, "musiccaps.csv", header + "\n"
+                   'abcdefghij1,0,10,/m/04rlf,"[\'a\']","A caption\nover two lines, ""quoted""",1,False,False\n'
+                   'abcdefghij2,0,10,/m/04rlf,"[\'b\']","a quote never closed,1,False,False\n'
+                   'abcdefghij3,0,10,/m/04rlf,"[\'c\']",fine,1,False,False\n')
+    rows = rows_of(listed)
+    assert [(type(row).__name__, row.line) for row in rows] == [("Segment", 2), ("InvalidRow", 4), ("Segment", 5)]
+    assert json.loads(rows[0].notes)["caption"] == 'A caption\nover two lines, "quoted"'
+    shared = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "musiccaps-public.csv"
+    if shared.is_file():  # the published list: 5,521 windows, some captions over several lines
+        assert sum(type(row) is Segment for row in rows_of(shared)) == 5521

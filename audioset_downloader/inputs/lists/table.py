@@ -8,6 +8,7 @@ and a field past the csv module's limit is an InvalidRow.
 from __future__ import annotations
 
 import csv
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,6 +18,7 @@ from audioset_downloader.errors import ConfigError
 from audioset_downloader.inputs.segments import MAX_MS, UNDECODABLE, YTID_PATTERN, InvalidRow, OneLine, parse_ms
 
 FIRST_LINES = 5
+MAX_RECORD_LINES = 50
 
 
 @dataclass(frozen=True)
@@ -124,14 +126,12 @@ def rows(lines: Iterator[tuple[int, str]], module: Any, settings: Any,
     which turns one row's fields into its window."""
     parser = RowParser(delimiter)
     header: list[str] | None = None if getattr(module, "HAS_HEADER", True) else []
-    for line_no, line in lines:
-        if not line.strip():
-            continue
+    for line_no, line in records(lines):
         if header is None:
-            parsed_header = parser.fields(line_no, line.rstrip("\r\n"))
+            parsed_header = parser.fields(line_no, line)
             header = [] if isinstance(parsed_header, InvalidRow) else [name.lower() for name in parsed_header]
             continue
-        parsed = parser.fields(line_no, line.rstrip("\r\n"))
+        parsed = parser.fields(line_no, line)
         counts = module.FIELDS or (len(header),)
         if isinstance(parsed, InvalidRow):
             yield parsed
@@ -141,3 +141,26 @@ def rows(lines: Iterator[tuple[int, str]], module: Any, settings: Any,
                                            f"found {len(parsed)}")
         else:
             yield module.window(line_no, parsed, header, settings)
+
+
+def records(lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+    """The records of a CSV that are not blank, with the line each starts on. A quoted field may go on
+    over the next lines (MusicCaps' captions hold newlines), up to MAX_RECORD_LINES: a quote that is
+    still open by then spoils its own line only, and the lines after it are read again."""
+    pending: deque[tuple[int, str]] = deque()
+    while pending or (item := next(lines, None)) is not None:
+        line_no, line = pending.popleft() if pending else item
+        if not line.strip():
+            continue
+        if line.count('"') % 2:  # an odd count of quotes: a field opened and not closed on this line
+            taken = [(line_no, line)]
+            text = line
+            while len(taken) < MAX_RECORD_LINES and (more := pending.popleft() if pending else next(lines, None)):
+                taken.append(more)
+                text += more[1]
+                if not text.count('"') % 2:
+                    line = text
+                    break
+            else:
+                pending.extendleft(reversed(taken[1:]))
+        yield line_no, line.rstrip("\r\n")
