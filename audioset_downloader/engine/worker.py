@@ -38,7 +38,7 @@ SOURCE_CACHE_SIZE = 4096
 SOURCE_CACHE_TTL_S = 1800.0
 
 # Retried within the run, with backoff. Rate limiting cools the identity instead (see
-# pacing.py); a backend or ffmpeg error will not mend in seconds: a rerun retries those.
+# pacing/book.py); a backend or ffmpeg error will not mend in seconds: a rerun retries those.
 RETRIED_NOW = frozenset({FailureReason.NETWORK, FailureReason.TIMEOUT, FailureReason.SERVER_ERROR})
 
 
@@ -73,7 +73,7 @@ class ClipWorker:
         self.settings = settings
         self.outputs = outputs
         self.reuse = reuse  # clips already on disk, taken instead of fetched (outputs/reuse.py)
-        # The run's pacing book, shared with every other worker of the run (pacing.py).
+        # The run's pacing book, shared with every other worker of the run (pacing/book.py).
         self.book: Book = book if book is not None else new_book(settings)
         self._identities = settings.identity_list
         self._seen_as = [relayed(settings.for_identity(identity)) for identity in self._identities]

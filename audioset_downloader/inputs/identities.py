@@ -3,7 +3,7 @@
 IDENTITIES lists them; each clip goes out through one, for every request it makes
 (the backend's metadata requests and ffmpeg's media requests). With IDENTITIES = []
 the run has one identity, "default", made of PROXY and COOKIES_FILE. This module
-only describes and checks them; pacing.py decides which one a clip gets.
+only describes and checks them; the pacing book (pacing/book.py) decides which one a clip gets.
 """
 
 from __future__ import annotations

@@ -24,9 +24,9 @@ from audioset_downloader.inputs.files import input_file_problem
 from audioset_downloader.inputs.identities import DEFAULT_NAME, Identity, check_identities, check_proxy
 
 AUDIO_FORMATS = ("wav", "flac", "opus", "m4a")
-# What a clip file may end in: every AUDIO_FORMAT, and mp4 with VIDEO (cutter.py checks its formats agree).
+# What a clip file may end in: every AUDIO_FORMAT, and mp4 with VIDEO (fetch/cutter.py checks they agree).
 CLIP_EXTENSIONS = (*AUDIO_FORMATS, "mp4")
-# The backends' names; backends/__init__.py maps each to its module (and checks it has them all).
+# The backends' names; fetch/backends/__init__.py maps each to its module (and checks it has them all).
 BACKEND_NAMES = ("pytube", "yt-dlp", "pytubefix", "direct")
 # Backends that resolve a YouTube video, and so can stand in for one another.
 YOUTUBE_BACKENDS = ("pytube", "yt-dlp", "pytubefix")
@@ -70,7 +70,7 @@ class Settings:
     retry_failed: bool = False
     # YouTube blocks a throttled session for up to an hour (yt-dlp wiki, Extractors): wait past that.
     max_backoff_minutes: float = 90.0
-    requests_per_minute: float | str | None = "auto"  # per identity; "auto": learnt (pacing.py); None: no cap
+    requests_per_minute: float | str | None = "auto"  # per identity; "auto": learnt (pacing/book.py); None: no cap
     cookies_file: Path | None = None
     proxy: str | None = None
     identities: tuple[Identity, ...] = ()  # (): one identity of PROXY and COOKIES_FILE

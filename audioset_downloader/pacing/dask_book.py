@@ -1,6 +1,6 @@
 """ENGINE = "dask": the run's pacing book, kept on the Dask scheduler.
 
-Every Dask worker takes its turns from one PacingBook (pacing.py), so a cluster paces
+Every Dask worker takes its turns from one PacingBook (pacing/book.py), so a cluster paces
 each identity as one local process would. The book lives in a scheduler plugin, Dask's
 own way to keep state on the scheduler (docs.dask.org, "Plugins"), and is reached with
 ``Client.run_on_scheduler``: about a millisecond a call, one call per clip attempt and
