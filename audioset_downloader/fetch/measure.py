@@ -1,0 +1,80 @@
+"""What a clip holds: its level and its silence, measured by the ffmpeg run that cuts it.
+
+A clip that decodes can still be useless: YouTube mutes the audio of videos with a copyright
+claim, and uploaders strip claimed songs. The cut's own decode carries two analysis filters,
+``silencedetect`` (stretches of at least MIN_SILENCE_S below SILENCE_DBFS) and ``astats``
+(peak and RMS level over the clip), whose per-frame results ``ametadata`` prints to ffmpeg's
+stderr; the last frame's astats values are the clip's. A stream-copied clip (AAC into m4a or
+mp4) is not decoded by its cut, so it is decoded once afterwards with the same filters.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+SILENCE_DBFS = -60.0  # below this a stretch counts as silent, and a clip whose peak is below it is silent
+MIN_SILENCE_S = 0.1
+FILTERS = (f"silencedetect=n={SILENCE_DBFS:g}dB:d={MIN_SILENCE_S:g},"
+           "astats=metadata=1:reset=0:measure_perchannel=none:measure_overall=Peak_level+RMS_level,"
+           "ametadata=mode=print:file=/dev/stderr")
+_VALUE = re.compile(r"^lavfi\.(astats\.Overall\.Peak_level|astats\.Overall\.RMS_level|silence_start|silence_end)"
+                    r"=(\S+)$", re.M)
+
+
+@dataclass(frozen=True)
+class ClipMeasures:
+    peak_dbfs: float  # the highest sample level; -inf for digital silence
+    rms_dbfs: float  # the RMS level over the clip
+    silent_share: float  # of the clip's duration, in stretches of >= 0.1 s below -60 dBFS
+    silent: bool  # nothing in the clip rises above -60 dBFS
+    duration_seconds: float  # decoded
+
+    def fields(self) -> tuple[str, ...]:
+        """As manifests write them: dB to 0.01, the share to 0.001, seconds to the millisecond."""
+        return (_db(self.peak_dbfs), _db(self.rms_dbfs), f"{self.silent_share:.3f}", str(self.silent).lower(),
+                f"{self.duration_seconds:.3f}")
+
+
+def _db(value: float) -> str:
+    return "-inf" if value == -math.inf else f"{value:.2f}"
+
+
+def measures_from(stderr: str, seconds: float) -> ClipMeasures | None:
+    """The measures ffmpeg printed while decoding ``seconds`` of audio; None when it printed none."""
+    peak = rms = None
+    starts: list[float] = []
+    ends: list[float] = []
+    for key, value in _VALUE.findall(stderr):
+        number = float(value)  # "-inf" reads as -inf
+        if key.endswith("Peak_level"):
+            peak = number
+        elif key.endswith("RMS_level"):
+            rms = number
+        else:
+            (starts if key == "silence_start" else ends).append(number)
+    if peak is None or rms is None:
+        return None
+    ends += [seconds] * (len(starts) - len(ends))  # silence still going on when the clip ends
+    silence = sum(max(0.0, min(end, seconds) - max(start, 0.0)) for start, end in zip(starts, ends, strict=True))
+    share = min(1.0, silence / seconds) if seconds > 0 else 1.0
+    return ClipMeasures(peak, rms, round(share, 3), peak <= SILENCE_DBFS, seconds)
+
+
+def split_printed(stderr: str) -> tuple[str, str]:
+    """(what ametadata printed, ffmpeg's own messages): the cutter reads its errors from the second."""
+    printed, messages = [], []
+    for line in stderr.splitlines(keepends=True):
+        (printed if line.startswith(("lavfi.", "frame:")) else messages).append(line)
+    return "".join(printed), "".join(messages)
+
+
+def measure_file(ffmpeg: str, path: Path, seconds: float, timeout: float) -> ClipMeasures | None:
+    """Decode a written clip once with the measuring filters (for a clip its cut did not decode)."""
+    result = subprocess.run([ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-nostats", "-i", str(path),
+                             "-map", "0:a:0", "-af", FILTERS, "-f", "null", "-"],
+                            capture_output=True, text=True, errors="replace", timeout=timeout)
+    return measures_from(result.stderr, seconds) if result.returncode == 0 else None
