@@ -50,7 +50,8 @@ def measured(levels: Path, tmp_path: Path, name: str, source_ext: str, audio_for
 def test_each_source_measures_as_made(levels: Path, tmp_path: Path, source_ext: str, audio_format: str) -> None:
     silence = measured(levels, tmp_path, "silence", source_ext, audio_format)
     assert silence.silent and silence.peak_dbfs <= -60 and silence.silent_share > 0.95
-    assert abs(silence.duration_seconds - 10) < 0.05
+    # A stream copy ends on an AAC frame after the window (ffmpeg's written duration: a few 23 ms frames more).
+    assert abs(silence.duration_seconds - 10) < (0.1 if audio_format == "m4a" else 0.03)
 
     tone = measured(levels, tmp_path, "quiet_tone", source_ext, audio_format)
     assert not tone.silent and abs(tone.peak_dbfs - (-48.06)) < 2 and tone.silent_share < 0.05

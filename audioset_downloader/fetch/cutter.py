@@ -39,7 +39,7 @@ from audioset_downloader.errors import (
 from audioset_downloader.fetch.backends.base import MediaSource
 from audioset_downloader.fetch.header_relay import SECRET_HEADERS, header_relay, secret_headers
 from audioset_downloader.fetch.measure import FILTERS as MEASURE_FILTERS
-from audioset_downloader.fetch.measure import ClipMeasures, measure_file, measures_from, split_printed
+from audioset_downloader.fetch.measure import ClipMeasures, measure_file, measures_from, silent_detail, split_printed
 from audioset_downloader.inputs.segments import Segment, format_seconds
 from audioset_downloader.inputs.settings import CLIP_EXTENSIONS, Settings
 
@@ -236,6 +236,8 @@ def cut_clip(
             measures = measure_file(find_ffmpeg(settings.ffmpeg_binary), temp, seconds, settings.clip_timeout)
         else:
             measures = measures_from(printed, seconds)
+        if settings.silent_clips == "drop" and measures is not None and measures.silent:
+            raise ClipFailure(FailureReason.SILENT, silent_detail(measures))  # never renamed into place
         os.replace(temp, final)
         return CutResult(final, seconds, size, measures)
     finally:

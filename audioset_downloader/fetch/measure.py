@@ -21,6 +21,8 @@ MIN_SILENCE_S = 0.1
 FILTERS = (f"silencedetect=n={SILENCE_DBFS:g}dB:d={MIN_SILENCE_S:g},"
            "astats=metadata=1:reset=0:measure_perchannel=none:measure_overall=Peak_level+RMS_level,"
            "ametadata=mode=print:file=/dev/stderr")
+SILENT_CLIPS_SAID = {"keep": 'kept and flagged in the manifests (SILENT_CLIPS = "keep")',
+                     "drop": 'left out, recorded in failed.csv as "silent" (SILENT_CLIPS = "drop")'}
 _VALUE = re.compile(r"^lavfi\.(astats\.Overall\.Peak_level|astats\.Overall\.RMS_level|silence_start|silence_end)"
                     r"=(\S+)$", re.M)
 
@@ -32,6 +34,17 @@ class ClipMeasures:
     silent_share: float  # of the clip's duration, in stretches of >= 0.1 s below -60 dBFS
     silent: bool  # nothing in the clip rises above -60 dBFS
     duration_seconds: float  # decoded
+
+    @classmethod
+    def from_fields(cls, cells: list[str] | tuple[str, ...]) -> ClipMeasures | None:
+        """Back from a manifest's cells; None for a clip recorded before it was measured, or cells that are not."""
+        if len(cells) != 5 or not all(cells):
+            return None
+        try:
+            peak, rms, share, seconds = (float(cells[i]) for i in (0, 1, 2, 4))
+        except ValueError:
+            return None
+        return cls(peak, rms, share, cells[3] == "true", seconds)
 
     def fields(self) -> tuple[str, ...]:
         """As manifests write them: dB to 0.01, the share to 0.001, seconds to the millisecond."""
@@ -62,6 +75,12 @@ def measures_from(stderr: str, seconds: float) -> ClipMeasures | None:
     silence = sum(max(0.0, min(end, seconds) - max(start, 0.0)) for start, end in zip(starts, ends, strict=True))
     share = min(1.0, silence / seconds) if seconds > 0 else 1.0
     return ClipMeasures(peak, rms, round(share, 3), peak <= SILENCE_DBFS, seconds)
+
+
+def silent_detail(measures: ClipMeasures) -> str:
+    """failed.csv's detail for a clip SILENT_CLIPS = "drop" left out."""
+    return (f"nothing rises above {SILENCE_DBFS:g} dBFS (peak {measures.fields()[0]} dBFS over "
+            f"{measures.duration_seconds:.2f} s): muted, or silent at the source")
 
 
 def split_printed(stderr: str) -> tuple[str, str]:
