@@ -19,6 +19,11 @@ def rows(path: Path) -> dict[str, dict[str, str]]:
         return {row["YTID"]: row for row in csv.DictReader(handle)}
 
 
+def rows_by_mid(path: Path) -> dict[str, dict[str, str]]:
+    with open(path, newline="") as handle:
+        return {row["mid"]: row for row in csv.DictReader(handle)}
+
+
 @pytest.fixture
 def muted(mirror: Mirror, tmp_path: Path) -> Path:
     """A mirror with one loud video and one muted (digital silence), and the CSV that lists both."""
@@ -49,6 +54,11 @@ def test_a_muted_clip_is_kept_and_flagged(tmp_path: Path, mirror: Mirror, muted:
     assert table[1].split()[header.index("silent")] == "1"
     assert "2 written (direct 2), 0 skipped (already done), 0 failed, 0 invalid rows, 1 of the written silent" in (
         result.stderr)
+    card = (tmp_path / "out" / "eval_segments.README.md").read_text()
+    assert "Silent clips: 1 of those written hold nothing above -60 dBFS" in card
+    assert run_script("--config", "cfg.py", "--report", cwd=tmp_path).returncode == 0
+    report = rows_by_mid(tmp_path / "out" / "eval_segments.report.csv")
+    assert (report["/m/04rlf"]["written"], report["/m/04rlf"]["silent"]) == ("2", "1")
 
 
 def test_drop_leaves_a_muted_clip_out_as_failed_for_good(tmp_path: Path, mirror: Mirror, muted: Path) -> None:

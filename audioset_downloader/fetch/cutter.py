@@ -39,6 +39,7 @@ from audioset_downloader.errors import (
 from audioset_downloader.fetch.backends.base import MediaSource
 from audioset_downloader.fetch.header_relay import SECRET_HEADERS, header_relay, secret_headers
 from audioset_downloader.fetch.measure import FILTERS as MEASURE_FILTERS
+from audioset_downloader.fetch.measure import LOG_LEVEL as MEASURE_LOG_LEVEL
 from audioset_downloader.fetch.measure import ClipMeasures, measure_file, measures_from, silent_detail, split_printed
 from audioset_downloader.inputs.segments import Segment, format_seconds
 from audioset_downloader.inputs.settings import CLIP_EXTENSIONS, Settings
@@ -153,7 +154,7 @@ def ffmpeg_command(ffmpeg: str, source: MediaSource, segment: Segment, settings:
     _, muxer, codec = FORMATS[settings.clip_format]
     copy = copies_audio(source, settings)
     pre_roll_ms = 0 if copy else min(PRE_ROLL_MS, segment.start_ms)
-    command = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "warning", "-nostats", "-progress", "pipe:1"]
+    command = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", MEASURE_LOG_LEVEL, "-nostats", "-progress", "pipe:1"]
     command += _input(ffmpeg, source, source.url, segment.start_ms - pre_roll_ms, settings)
     if settings.video:
         # A second connection, even to the same file: the video seeks to the window

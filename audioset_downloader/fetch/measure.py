@@ -2,10 +2,12 @@
 
 A clip that decodes can still be useless: YouTube mutes the audio of videos with a copyright
 claim, and uploaders strip claimed songs. The cut's own decode carries two analysis filters,
-``silencedetect`` (stretches of at least MIN_SILENCE_S below SILENCE_DBFS) and ``astats``
-(peak and RMS level over the clip), whose per-frame results ``ametadata`` prints to ffmpeg's
-stderr; the last frame's astats values are the clip's. A stream-copied clip (AAC into m4a or
-mp4) is not decoded by its cut, so it is decoded once afterwards with the same filters.
+``silencedetect`` (stretches of at least MIN_SILENCE_S below SILENCE_DBFS) and ``volumedetect``
+(peak and RMS level over the clip), which report at ffmpeg's "info" level: the cutter runs ffmpeg
+at LOG_LEVEL, each line tagged with its level, and hands the info lines here and the others to its
+own diagnosis. (``astats`` measures the same, at four times the CPU: benchmarks/README.md.) A
+stream-copied clip (AAC into m4a or mp4) is not decoded by its cut, so it is decoded once
+afterwards with the same filters.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from pathlib import Path
 
 SILENCE_DBFS = -60.0  # below this a stretch counts as silent, and a clip whose peak is below it is silent
 MIN_SILENCE_S = 0.1
-FILTERS = (f"silencedetect=n={SILENCE_DBFS:g}dB:d={MIN_SILENCE_S:g},"
-           "astats=metadata=1:reset=0:measure_perchannel=none:measure_overall=Peak_level+RMS_level,"
-           "ametadata=mode=print:file=/dev/stderr")
+FILTERS = f"silencedetect=n={SILENCE_DBFS:g}dB:d={MIN_SILENCE_S:g},volumedetect"
+LOG_LEVEL = "level+info"  # every line tagged "[info]", "[warning]", "[error]"...
+FLOOR_DB = -91.0  # volumedetect's level for digital zero (it measures 16-bit samples): -inf
 SILENT_CLIPS_SAID = {"keep": 'kept and flagged in the manifests (SILENT_CLIPS = "keep")',
                      "drop": 'left out, recorded in failed.csv as "silent" (SILENT_CLIPS = "drop")'}
-_VALUE = re.compile(r"^lavfi\.(astats\.Overall\.Peak_level|astats\.Overall\.RMS_level|silence_start|silence_end)"
-                    r"=(\S+)$", re.M)
+_REPORTED = re.compile(r"^\[Parsed_(?:silencedetect|volumedetect)_\d+ @ 0x[0-9a-f]+\] \[info\] "
+                       r"(silence_start|silence_end|max_volume|mean_volume): (-?[\d.]+|-?inf)", re.M)
+_LEVEL_TAG = re.compile(r"(^|\] )\[(?:info|warning|error|fatal|panic|verbose|debug|trace)\] ")
 
 
 @dataclass(frozen=True)
@@ -56,17 +59,17 @@ def _db(value: float) -> str:
     return "-inf" if value == -math.inf else f"{value:.2f}"
 
 
-def measures_from(stderr: str, seconds: float) -> ClipMeasures | None:
-    """The measures ffmpeg printed while decoding ``seconds`` of audio; None when it printed none."""
+def measures_from(info: str, seconds: float) -> ClipMeasures | None:
+    """The measures the filters reported while decoding ``seconds`` of audio; None when they reported none."""
     peak = rms = None
     starts: list[float] = []
     ends: list[float] = []
-    for key, value in _VALUE.findall(stderr):
-        number = float(value)  # "-inf" reads as -inf
-        if key.endswith("Peak_level"):
-            peak = number
-        elif key.endswith("RMS_level"):
-            rms = number
+    for key, value in _REPORTED.findall(info):
+        number = float(value)
+        if key == "max_volume":
+            peak = -math.inf if number <= FLOOR_DB else number
+        elif key == "mean_volume":
+            rms = -math.inf if number <= FLOOR_DB else number
         else:
             (starts if key == "silence_start" else ends).append(number)
     if peak is None or rms is None:
@@ -84,16 +87,20 @@ def silent_detail(measures: ClipMeasures) -> str:
 
 
 def split_printed(stderr: str) -> tuple[str, str]:
-    """(what ametadata printed, ffmpeg's own messages): the cutter reads its errors from the second."""
-    printed, messages = [], []
+    """(ffmpeg's info lines, its other messages without their level tag): the cutter reads its errors from
+    the second, as it did at the "warning" level."""
+    info, messages = [], []
     for line in stderr.splitlines(keepends=True):
-        (printed if line.startswith(("lavfi.", "frame:")) else messages).append(line)
-    return "".join(printed), "".join(messages)
+        if "[info] " in line:
+            info.append(line)
+        else:
+            messages.append(_LEVEL_TAG.sub(r"\1", line, count=1))
+    return "".join(info), "".join(messages)
 
 
 def measure_file(ffmpeg: str, path: Path, seconds: float, timeout: float) -> ClipMeasures | None:
     """Decode a written clip once with the measuring filters (for a clip its cut did not decode)."""
-    result = subprocess.run([ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-nostats", "-i", str(path),
+    result = subprocess.run([ffmpeg, "-nostdin", "-hide_banner", "-loglevel", LOG_LEVEL, "-nostats", "-i", str(path),
                              "-map", "0:a:0", "-af", FILTERS, "-f", "null", "-"],
                             capture_output=True, text=True, errors="replace", timeout=timeout)
     return measures_from(result.stderr, seconds) if result.returncode == 0 else None
