@@ -40,7 +40,7 @@ from audioset_downloader.fetch.backends.base import MediaSource
 from audioset_downloader.fetch.header_relay import SECRET_HEADERS, header_relay, secret_headers
 from audioset_downloader.fetch.measure import FILTERS as MEASURE_FILTERS
 from audioset_downloader.fetch.measure import LOG_LEVEL as MEASURE_LOG_LEVEL
-from audioset_downloader.fetch.measure import ClipMeasures, measure_file, measures_from, silent_detail, split_printed
+from audioset_downloader.fetch.measure import ClipMeasures, measure_command, measures_from, silent_detail, split_printed
 from audioset_downloader.inputs.segments import Segment, format_seconds
 from audioset_downloader.inputs.settings import CLIP_EXTENSIONS, Settings
 
@@ -233,8 +233,10 @@ def cut_clip(
         seconds = _written_seconds(progress)
         _check(returncode, stderr, seconds, segment, final)
         size = temp.stat().st_size
-        if copies_audio(source, settings):  # not decoded by the cut: decoded once to be measured
-            measures = measure_file(find_ffmpeg(settings.ffmpeg_binary), temp, seconds, settings.clip_timeout)
+        if copies_audio(source, settings):  # not decoded by the cut: decoded once to be measured (stop heeded)
+            code, _, decoded = _run(measure_command(find_ffmpeg(settings.ffmpeg_binary), temp), settings.clip_timeout,
+                                    stop)
+            measures = measures_from(decoded, seconds) if code == 0 else None
         else:
             measures = measures_from(printed, seconds)
         if settings.silent_clips == "drop" and measures is not None and measures.silent:

@@ -98,9 +98,13 @@ def split_printed(stderr: str) -> tuple[str, str]:
     return "".join(info), "".join(messages)
 
 
-def measure_file(ffmpeg: str, path: Path, seconds: float, timeout: float) -> ClipMeasures | None:
+def measure_command(ffmpeg: str, path: Path) -> list[str]:
     """Decode a written clip once with the measuring filters (for a clip its cut did not decode)."""
-    result = subprocess.run([ffmpeg, "-nostdin", "-hide_banner", "-loglevel", LOG_LEVEL, "-nostats", "-i", str(path),
-                             "-map", "0:a:0", "-af", FILTERS, "-f", "null", "-"],
-                            capture_output=True, text=True, errors="replace", timeout=timeout)
+    return [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", LOG_LEVEL, "-nostats", "-i", str(path),
+            "-map", "0:a:0", "-af", FILTERS, "-f", "null", "-"]
+
+
+def measure_file(ffmpeg: str, path: Path, seconds: float, timeout: float) -> ClipMeasures | None:
+    result = subprocess.run(measure_command(ffmpeg, path), capture_output=True, text=True, errors="replace",
+                            timeout=timeout)
     return measures_from(result.stderr, seconds) if result.returncode == 0 else None
