@@ -63,18 +63,11 @@ def run_bounded(
                 collect_one()
         except BaseException:
             stop.set()
-            # Running items end quickly once stop is set; their results are still recorded when
-            # complete, so nothing finished is lost. Wait for the threads, not for a count of
-            # futures: a Ctrl-C that lands between taking a future and counting it would leave
-            # the count one too high, and this loop waiting for a future that never comes.
-            pool.shutdown(wait=True)
-            while True:
+            # Running items end quickly once stop is set; their results are still
+            # recorded when complete, so nothing finished is lost.
+            while in_flight:
                 try:
-                    future = finished.get_nowait()
-                except queue.Empty:
-                    break
-                try:
-                    on_result(future.result())
+                    collect_one()
                 except Exception:
                     pass
             raise
