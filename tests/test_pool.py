@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from audioset_downloader.engine import pool as pool_module
 from audioset_downloader.engine.pool import run_bounded
 
 
@@ -61,3 +63,44 @@ def test_an_error_while_recording_stops_new_work_and_is_raised() -> None:
         run_bounded(work, iter(range(1000)), 2, on_result, stop)
     assert stop.is_set()
     assert len(started) < 20
+
+
+class _InterruptedAfterTaking(queue.SimpleQueue):
+    """A finished-queue whose third ``get`` takes a result out and then meets Ctrl-C, as a signal can land."""
+
+    gets = 0
+    dropped: object = None  # the result in hand when Ctrl-C came
+
+    def get(self, block: bool = True, timeout: float | None = None):  # type: ignore[override]
+        item = super().get(block, timeout)
+        type(self).gets += 1
+        if type(self).gets == 3:
+            type(self).dropped = item.result()
+            raise KeyboardInterrupt
+        return item
+
+
+def test_ctrl_c_just_after_a_result_is_taken_still_records_it_and_never_hangs(monkeypatch) -> None:
+    monkeypatch.setattr(pool_module, "SimpleQueue", _InterruptedAfterTaking)
+    _InterruptedAfterTaking.gets = 0
+    results: list[int] = []
+    outcome: list[BaseException] = []
+
+    def work(item: int, stop: threading.Event) -> int:
+        time.sleep(0.01)
+        return item
+
+    def run() -> None:
+        try:
+            run_bounded(work, iter(range(50)), 4, results.append, threading.Event())
+        except BaseException as exc:  # noqa: BLE001 - the Ctrl-C is what the test waits for
+            outcome.append(exc)
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    runner.join(timeout=20)
+    assert not runner.is_alive(), "the pool waited forever for a result it had already taken"
+    assert len(outcome) == 1 and isinstance(outcome[0], KeyboardInterrupt)
+    # The result in hand at the moment of Ctrl-C is recorded, and nothing twice.
+    assert _InterruptedAfterTaking.dropped in results
+    assert len(results) == len(set(results)) >= 3

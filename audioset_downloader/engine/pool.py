@@ -9,9 +9,9 @@ from the CSV, and memory stays flat however long it is. Results are handed to
 
 from __future__ import annotations
 
-import queue
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from queue import Empty, SimpleQueue
 from threading import Event
 from typing import TypeVar
 
@@ -34,40 +34,48 @@ def run_bounded(
     started, the running ones are waited for (they abandon their work when they
     see ``stop``), and the exception is raised again.
     """
-    finished: queue.SimpleQueue[Future] = queue.SimpleQueue()
-    in_flight = 0
+    finished: SimpleQueue[Future] = SimpleQueue()
+    # The futures started and not yet recorded. A set, not a count: a Ctrl-C can land
+    # between taking a future from ``finished`` and recording it, and the drain below
+    # must still find it, where a count left one too high waits forever.
+    pending: set[Future] = set()
     limit = 2 * workers
 
+    def record(future: Future) -> None:
+        if future in pending:
+            pending.discard(future)
+            on_result(future.result())
+
     def collect_one() -> None:
-        nonlocal in_flight
         while True:
             try:
                 future = finished.get(timeout=WAIT_S)
                 break
-            except queue.Empty:
+            except Empty:
                 continue
-        in_flight -= 1
-        on_result(future.result())
+        record(future)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clip") as pool:
         try:
             for item in items:
                 if stop.is_set():
                     break
-                while in_flight >= limit:
+                while len(pending) >= limit:
                     collect_one()
                 future = pool.submit(work, item, stop)
+                pending.add(future)
                 future.add_done_callback(finished.put)
-                in_flight += 1
-            while in_flight:
+            while pending:
                 collect_one()
         except BaseException:
             stop.set()
             # Running items end quickly once stop is set; their results are still
             # recorded when complete, so nothing finished is lost.
-            while in_flight:
-                try:
-                    collect_one()
-                except Exception:
-                    pass
+            while pending:
+                done, _ = wait(pending, timeout=WAIT_S)
+                for future in done:
+                    try:
+                        record(future)
+                    except Exception:
+                        pass
             raise
