@@ -63,6 +63,11 @@ CHANNELS = None
 # True: write .mp4 clips with the picture and AAC audio (AUDIO_FORMAT is then not used).
 VIDEO = False
 
+# Each clip's level and silence are measured as it is cut (peak_dbfs, rms_dbfs, silent_share, silent).
+# "keep": a silent clip (nothing above -60 dBFS: YouTube mutes claimed audio) is written and flagged;
+# "drop": it is not kept, and failed.csv records it as "silent" (a rerun skips it unless RETRY_FAILED).
+SILENT_CLIPS = "keep"
+
 # Only segments carrying one of these classes (names, any case, or MIDs); [] keeps all.
 # python AudioDownloader.py --list-labels TEXT finds names.
 LABELS = []

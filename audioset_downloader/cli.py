@@ -27,6 +27,7 @@ from audioset_downloader.engine.runner import exclusive, load_ontology, plan_csv
 from audioset_downloader.errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, ConfigError, DownloaderError
 from audioset_downloader.fetch.backends import load_backend
 from audioset_downloader.fetch.cutter import find_ffmpeg
+from audioset_downloader.fetch.measure import SILENT_CLIPS_SAID
 from audioset_downloader.inputs.cookies import load_cookies
 from audioset_downloader.inputs.files import input_file_problem
 from audioset_downloader.inputs.lists import count_labels, label_filter, list_format
@@ -190,6 +191,7 @@ def dry_run(settings: Settings) -> int:
         print(redact(f"{summary.plan_line()}; {_time_at(summary.attempted, per_minute)}"))
     print(redact(f"total: {total} clips to attempt; {_time_at(total, per_minute)} "
                  f"(all CSVs share the identities); pace: {source}"))
+    print(f"silent clips: {SILENT_CLIPS_SAID[settings.silent_clips]}")
     return EXIT_OK
 
 

@@ -28,6 +28,7 @@ from audioset_downloader.errors import EXIT_FATAL, EXIT_OK, ClipFailure, ConfigE
 from audioset_downloader.fetch.backends import load_backend
 from audioset_downloader.fetch.backends.base import Backend
 from audioset_downloader.fetch.cutter import cut_clip, find_ffmpeg
+from audioset_downloader.fetch.measure import SILENT_CLIPS_SAID
 from audioset_downloader.inputs.cookies import load_cookies
 from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.inputs.settings import Settings
@@ -83,6 +84,7 @@ def _checks(settings: Settings, online: bool) -> Iterator[Check]:
         yield _cookies(settings.cookies_file, "COOKIES_FILE")
         yield _proxy(settings.proxy, "PROXY")
     yield _output(settings)
+    yield Check("silent clips", OK, SILENT_CLIPS_SAID[settings.silent_clips])
     youtube = [backend for backend in backends if backend.name != "direct"]
     if not online or not ffmpeg:
         why = "no usable ffmpeg" if online else "offline; add --online to resolve and cut one second of a public video"

@@ -88,6 +88,8 @@ class FailureReason(Enum):
     REGION_BLOCKED = ("region_blocked", Kind.PERMANENT)
     NO_AUDIO = ("no_audio", Kind.PERMANENT)
     WINDOW_OUT_OF_RANGE = ("window_out_of_range", Kind.PERMANENT)
+    # SILENT_CLIPS = "drop": nothing in the window rises above -60 dBFS (YouTube mutes claimed audio).
+    SILENT = ("silent", Kind.PERMANENT)
     RATE_LIMITED = ("rate_limited", Kind.TRANSIENT)
     NETWORK = ("network", Kind.TRANSIENT)
     TIMEOUT = ("timeout", Kind.TRANSIENT)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from audioset_downloader.fetch.measure import ClipMeasures
+from audioset_downloader.outputs.ledger import MEASURE_COLUMNS
 from tests.conftest import REPO, Mirror, run_script, write_config, write_csv
 from tests.support.audio import decode, window_offset
 from tests.support.server import MediaServer
@@ -52,8 +54,12 @@ def test_a_full_run_writes_clips_manifests_and_log(project: Path) -> None:
 
     rows = read_rows(out / "eval_segments.split-pos.csv")
     assert rows[0] == ["file", "YTID", "start_seconds", "end_seconds", "positive_labels", "label_names", "backend",
-                       "member"]
-    assert sorted(rows[1:]) == sorted([
+                       "member", *MEASURE_COLUMNS]
+    for row in rows[1:]:  # what each clip holds: the time-coded tones, loud, as long as their windows
+        measures = ClipMeasures.from_fields(row[8:])
+        assert measures is not None and not measures.silent and measures.silent_share == 0
+        assert abs(measures.duration_seconds - (float(row[3]) - float(row[2]))) < 0.03
+    assert sorted(row[:8] for row in rows[1:]) == sorted([
         ["eval_segments/--4gqARaEJE.wav", "--4gqARaEJE", "0.000", "10.000", "/m/068hy,/m/07q6cd_,/m/0bt9lr,/m/0jbk",
          "Domestic animals, pets;Squeak;Dog;Animal", "direct", ""],
         ["eval_segments/-0DLPzsiXXE.wav", "-0DLPzsiXXE", "137.300", "147.300", "/m/04rlf", "Music", "direct", ""],
@@ -240,7 +246,8 @@ def test_dry_run_plans_and_changes_nothing(project: Path, mirror: Mirror) -> Non
         "0 already done, "
         "0 failed for good (skipped), 2 to attempt, 3 left for later (TIMER); about 0:24 at 5.0 clips/min",
         "total: 2 clips to attempt; about 0:24 at 5.0 clips/min (all CSVs share the identities); pace: 1 at 300 "
-        "clips an hour (YouTube's guest limit, about; nothing learnt yet)"]
+        "clips an hour (YouTube's guest limit, about; nothing learnt yet)",
+        'silent clips: kept and flagged in the manifests (SILENT_CLIPS = "keep")']
     assert "eval_segments.csv:8: skipped invalid row" in fresh.stderr
     assert not out.exists() and mirror.server.requests == {}
 
@@ -267,8 +274,8 @@ def test_many_workers_lose_and_interleave_no_rows(tmp_path: Path, mirror: Mirror
     assert run_script("--config", "cfg.py", cwd=tmp_path).returncode == 0
     rows = read_rows(tmp_path / "out" / "eval_segments.split-pos.csv")
     assert rows[0] == ["file", "YTID", "start_seconds", "end_seconds", "positive_labels", "label_names", "backend",
-                       "member"]
+                       "member", *MEASURE_COLUMNS]
     assert sorted(row[1] for row in rows[1:]) == sorted(ids)
-    assert all(row == [f"eval_segments/{row[1]}.wav", row[1], "5.000", "7.000", "/m/a,/m/b", "/m/a;/m/b", "direct", ""]
-               for row in rows[1:])
+    assert all(row[:8] == [f"eval_segments/{row[1]}.wav", row[1], "5.000", "7.000", "/m/a,/m/b", "/m/a;/m/b", "direct",
+                           ""] and row[-1] == "2.000" for row in rows[1:])
     assert all((tmp_path / "out" / row[0]).stat().st_size > 300_000 for row in rows[1:])

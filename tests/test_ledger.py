@@ -37,7 +37,7 @@ def test_rows_are_on_disk_as_soon_as_recorded(tmp_path: Path) -> None:
     # Not closed: a kill now must not lose the row.
     assert rows(outputs.split_pos) == [list(SPLIT_POS_HEADER),
                                        ["eval_segments/aaaaaaaaaaa.wav", "aaaaaaaaaaa", "0.000", "10.000", "/m/a,/m/b",
-                                        "", "pytube", ""]]
+                                        "", "pytube", "", "", "", "", "", ""]]  # measures: none given
     ledger.close()
 
 
@@ -53,8 +53,8 @@ def test_a_row_torn_by_a_kill_is_cut_off_and_appending_resumes(tmp_path: Path) -
     ledger.close()
     assert [row[1] for row in rows(outputs.split_pos)[1:]] == ["aaaaaaaaaaa", "bbbbbbbbbbb"]
     # The old row gains the columns it lacked (label_names, and backend, unknown: ""); the new one has them.
-    assert [row[5:] for row in rows(outputs.split_pos)] == [["label_names", "backend", "member"], ["", "", ""],
-                                                            ["", "pytube", ""]]
+    assert [row[5:8] for row in rows(outputs.split_pos)] == [["label_names", "backend", "member"], ["", "", ""],
+                                                             ["", "pytube", ""]]
 
 
 def test_a_row_whose_clip_is_missing_is_dropped_so_the_clip_is_fetched_again(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import pytest
 from audioset_downloader import cli
 from audioset_downloader.inputs.segments import read_segments
 from audioset_downloader.outputs.layout import CsvOutputs
-from audioset_downloader.outputs.ledger import Ledger
+from audioset_downloader.outputs.ledger import MEASURE_COLUMNS, Ledger
 from tests.conftest import REPO, run_script, write_config, write_csv
 from tests.support.audio import decode, window_offset
 from tests.support.server import MediaServer
@@ -119,8 +119,11 @@ def check_windows(out: Path, site: Site, scratch: Path) -> None:
     for (ytid, start, end), labels in site.written.items():
         sample = got[keys[(ytid, start, end)]]
         meta = json.loads(sample["json"])
+        measures = {key: meta.pop(key) for key in MEASURE_COLUMNS}  # what the clip holds: a loud tone, 10 s
         assert meta == {"YTID": ytid, "start_seconds": start, "end_seconds": end, "labels": labels,
                         "label_names": [NAMES[mid] for mid in labels]}
+        assert measures["silent"] is False and measures["silent_share"] == 0 and measures["duration_seconds"] == 10.0
+        assert -30 < measures["rms_dbfs"] < measures["peak_dbfs"] <= 0
         clip_file = scratch / "clip.wav"
         clip_file.write_bytes(sample["wav"])
         clip = decode(clip_file)

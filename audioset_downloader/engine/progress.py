@@ -50,10 +50,10 @@ def show_progress() -> bool:
 
 def summary_table(summaries: Sequence[CsvSummary]) -> str:
     """The closing table: one row per CSV, then the failures by reason."""
-    header = ("CSV", "written", "skipped", "failed", "invalid", "left out", "MB", "time")
+    header = ("CSV", "written", "silent", "skipped", "failed", "invalid", "left out", "MB", "time")
     rows = [header]
     for s in summaries:
-        rows.append((s.csv, str(s.written), str(s.already_done + s.skipped_failed), str(s.failed_total),
+        rows.append((s.csv, str(s.written), str(s.silent), str(s.already_done + s.skipped_failed), str(s.failed_total),
                      str(s.invalid_rows), str(s.filtered_out + s.other_shards + s.not_attempted),
                      f"{s.bytes_written / 1e6:.1f}",
                      duration(s.wall_seconds)))

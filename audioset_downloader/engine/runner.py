@@ -142,12 +142,14 @@ class CsvRun:
             self.summary.attempted -= 1
             self.summary.not_attempted += 1  # no backend has worked yet: not the video's fault
         elif result.file is not None:
-            self.ledger.record_written(segment, result.file, result.backend)
+            self.ledger.record_written(segment, result.file, result.backend, result.measures)
             self.summary.written += 1
             self.summary.bytes_written += result.size
             self._by_backend[result.backend] += 1
             if result.backend == REUSED:
                 self.summary.reused += 1
+            if result.measures is not None and result.measures.silent:
+                self.summary.silent += 1
             self._by_identity[result.identity] += 1
             log.info("%s [%s-%s] written by %s (%.1f s)", segment.ytid, segment.start_text, segment.end_text,
                      result.backend, result.seconds)

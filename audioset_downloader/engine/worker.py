@@ -20,6 +20,7 @@ from audioset_downloader.errors import BackendsFailed, ClipFailure, FailureReaso
 from audioset_downloader.fetch.backends.base import MediaSource
 from audioset_downloader.fetch.cutter import SHORT_TOLERANCE_S, CutResult, cut_clip, extension_for, find_ffmpeg
 from audioset_downloader.fetch.failover import BackendChain
+from audioset_downloader.fetch.measure import ClipMeasures, silent_detail
 from audioset_downloader.fetch.reachability import Reachability
 from audioset_downloader.fetch.socks import relayed
 from audioset_downloader.inputs.cookies import cookie_header
@@ -61,6 +62,7 @@ class ClipResult:
     deferred: bool = False  # no backend had worked yet, or the host could not be reached: left for the next run
     backend: str = ""  # the backend that resolved the written clip
     identity: str = ""  # the identity its last attempt went out through
+    measures: ClipMeasures | None = None  # what the written clip holds (fetch/measure.py)
 
     @property
     def written(self) -> bool:
@@ -152,7 +154,7 @@ class ClipWorker:
                 segment = segment._replace(end_ms=segment.start_ms + round(result.cut.seconds * 1000))
             return ClipResult(segment, file=self.outputs.relative_clip(segment.stem, self._extension),
                               size=result.cut.size, seconds=time.monotonic() - started, attempts=attempts,
-                              backend=result.backend, identity=name)
+                              backend=result.backend, identity=name, measures=result.cut.measures)
         return ClipResult(segment, interrupted=True, attempts=attempts)
 
     def _reused(self, segment: Segment, started: float) -> ClipResult | None:
@@ -161,10 +163,15 @@ class ClipWorker:
         taken = self.reuse.take(segment, final, find_ffmpeg(self.settings.ffmpeg_binary))
         if taken is None:
             return None
+        if self.settings.silent_clips == "drop" and taken.measures is not None and taken.measures.silent:
+            final.unlink()
+            return ClipResult(segment, reason=FailureReason.SILENT, detail=silent_detail(taken.measures),
+                              backend=REUSED)
         if taken.end_ms != segment.end_ms:  # a window with an open end, cut by its video's end before
             segment = segment._replace(end_ms=taken.end_ms)
         return ClipResult(segment, file=self.outputs.relative_clip(segment.stem, self._extension),
-                          size=final.stat().st_size, seconds=time.monotonic() - started, backend=REUSED)
+                          size=final.stat().st_size, seconds=time.monotonic() - started, backend=REUSED,
+                          measures=taken.measures)
 
     def _turn(self, stop: threading.Event) -> int | None:
         """Wait for a turn from the book: the index of the identity to go through, None when stopping."""

@@ -38,6 +38,9 @@ from audioset_downloader.errors import (
 )
 from audioset_downloader.fetch.backends.base import MediaSource
 from audioset_downloader.fetch.header_relay import SECRET_HEADERS, header_relay, secret_headers
+from audioset_downloader.fetch.measure import FILTERS as MEASURE_FILTERS
+from audioset_downloader.fetch.measure import LOG_LEVEL as MEASURE_LOG_LEVEL
+from audioset_downloader.fetch.measure import ClipMeasures, measure_command, measures_from, silent_detail, split_printed
 from audioset_downloader.inputs.segments import Segment, format_seconds
 from audioset_downloader.inputs.settings import CLIP_EXTENSIONS, Settings
 
@@ -105,6 +108,7 @@ class CutResult:
     path: Path
     seconds: float  # duration written
     size: int
+    measures: ClipMeasures | None = None  # level and silence (fetch/measure.py); None if ffmpeg gave none
 
 
 def extension_for(audio_format: str) -> str:
@@ -150,7 +154,7 @@ def ffmpeg_command(ffmpeg: str, source: MediaSource, segment: Segment, settings:
     _, muxer, codec = FORMATS[settings.clip_format]
     copy = copies_audio(source, settings)
     pre_roll_ms = 0 if copy else min(PRE_ROLL_MS, segment.start_ms)
-    command = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "warning", "-nostats", "-progress", "pipe:1"]
+    command = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", MEASURE_LOG_LEVEL, "-nostats", "-progress", "pipe:1"]
     command += _input(ffmpeg, source, source.url, segment.start_ms - pre_roll_ms, settings)
     if settings.video:
         # A second connection, even to the same file: the video seeks to the window
@@ -172,8 +176,8 @@ def ffmpeg_command(ffmpeg: str, source: MediaSource, segment: Segment, settings:
             # blocks, made after any resampling, which would cut frames anew.
             filters += [f"aresample={settings.sample_rate}"] if settings.sample_rate else []
             filters.append(f"asetnsamples=n={FLAC_BLOCK}:p=0")
-        if filters:
-            command += ["-af", ",".join(filters)]
+        filters.append(MEASURE_FILTERS)  # analysis only: the samples pass through unchanged
+        command += ["-af", ",".join(filters)]
         command += codec
         if settings.sample_rate and not rate_filtered:
             command += ["-ar", str(settings.sample_rate)]
@@ -224,12 +228,21 @@ def cut_clip(
         with private_channel(source, settings) as (source, environment, relay_failures):
             command = ffmpeg_command(find_ffmpeg(settings.ffmpeg_binary), source, segment, settings, temp)
             returncode, progress, stderr = _run(command, settings.clip_timeout, stop, environment)
+        printed, stderr = split_printed(stderr)
         stderr = "\n".join([*relay_failures, stderr])
         seconds = _written_seconds(progress)
         _check(returncode, stderr, seconds, segment, final)
         size = temp.stat().st_size
+        if copies_audio(source, settings):  # not decoded by the cut: decoded once to be measured (stop heeded)
+            code, _, decoded = _run(measure_command(find_ffmpeg(settings.ffmpeg_binary), temp), settings.clip_timeout,
+                                    stop)
+            measures = measures_from(decoded, seconds) if code == 0 else None
+        else:
+            measures = measures_from(printed, seconds)
+        if settings.silent_clips == "drop" and measures is not None and measures.silent:
+            raise ClipFailure(FailureReason.SILENT, silent_detail(measures))  # never renamed into place
         os.replace(temp, final)
-        return CutResult(final, seconds, size)
+        return CutResult(final, seconds, size, measures)
     finally:
         temp.unlink(missing_ok=True)
 

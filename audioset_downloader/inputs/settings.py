@@ -24,6 +24,7 @@ from audioset_downloader.inputs.files import input_file_problem
 from audioset_downloader.inputs.identities import DEFAULT_NAME, Identity, check_identities, check_proxy
 
 AUDIO_FORMATS = ("wav", "flac", "opus", "m4a")
+SILENT_CLIPS = ("keep", "drop")
 # What a clip file may end in: every AUDIO_FORMAT, and mp4 with VIDEO (fetch/cutter.py checks they agree).
 CLIP_EXTENSIONS = (*AUDIO_FORMATS, "mp4")
 # The backends' names; fetch/backends/__init__.py maps each to its module (and checks it has them all).
@@ -90,6 +91,7 @@ class Settings:
     clip_seconds: float = 10.0  # a window a list gives no end for lasts this long (AudioCaps, VGGSound, ...)
     columns: Columns | None = None  # a list of no known shape: where its YTID and times are
     reuse_from: tuple[Path, ...] = ()  # other OUTPUT_DIRs whose clips are taken instead of fetched again
+    silent_clips: str = "keep"  # "keep": written and flagged; "drop": not kept, failed as "silent"
 
     def url_for(self, ytid: str) -> str:
         return self.ytb_url_format.replace("{YTID}", ytid)
@@ -345,6 +347,7 @@ CONSTANTS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "EXCLUDE_LABELS": ("exclude_labels", _names),
     "ONTOLOGY_FILE": ("ontology_file", _optional(_path)),
     "VIDEO": ("video", _flag),
+    "SILENT_CLIPS": ("silent_clips", _choice(SILENT_CLIPS)),
     "ENGINE": ("engine", _choice(ENGINES)),
     "DASK_SCHEDULER": ("dask_scheduler", _scheduler),
     "DASK_WORKERS": ("dask_workers", _whole(1, 1024)),

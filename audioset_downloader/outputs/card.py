@@ -125,6 +125,12 @@ def render(report: CsvReport, summary: CsvSummary, settings: Settings, outputs: 
         f"Of the clips written, {report.reused} were taken from clips already on disk (another list's "
         "download of the same windows: `backend` = `reused`), without a request to YouTube.",
         "",
+        f"Silent clips: {report.total.silent} of those written hold nothing above -60 dBFS (YouTube mutes the "
+        "audio of videos with a copyright claim; some are silent at the source). Every manifest flags them "
+        "(`silent`, with `peak_dbfs`, `rms_dbfs`, `silent_share` and `duration_seconds`); to leave them out, "
+        + ("`clips.filter(lambda clip: str(clip[\"silent\"]).lower() != \"true\")`."
+           if settings.output_layout == "files" else "skip the samples whose json has `\"silent\": true`."),
+        "",
         f"Rows in the CSV that are not valid segments: {report.invalid_rows}. Classes present: "
         f"{len(report.classes)}. `python AudioDownloader.py --report` writes the same counts class by class "
         f"(`{outputs.name}.report.csv`, `{outputs.name}.report.png`).",

@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import logging
+import math
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from typing import Any
 
 from audioset_downloader.atomic import atomic_writer
 from audioset_downloader.errors import FailureReason, LayoutMismatch
+from audioset_downloader.fetch.measure import ClipMeasures
 from audioset_downloader.inputs.segments import UNDECODABLE as _UNDECODABLE
 from audioset_downloader.inputs.segments import OneLine, Segment, parse_ms, row_key
 from audioset_downloader.outputs.layout import CLIP_NAME, CsvOutputs
@@ -35,12 +37,17 @@ from audioset_downloader.redact import redact
 log = logging.getLogger(__name__)
 
 # file: the clip, or in the webdataset layout the shard holding it as member (empty otherwise).
+# What the clip holds (fetch/measure.py); empty for clips recorded before it was measured.
+MEASURE_COLUMNS = ("peak_dbfs", "rms_dbfs", "silent_share", "silent", "duration_seconds")
 SPLIT_POS_HEADER = ("file", "YTID", "start_seconds", "end_seconds", "positive_labels", "label_names", "backend",
-                    "member")
+                    "member", *MEASURE_COLUMNS)
 MEMBER = SPLIT_POS_HEADER.index("member")
+MEASURES = slice(MEMBER + 1, MEMBER + 1 + len(MEASURE_COLUMNS))
+SILENT = SPLIT_POS_HEADER.index("silent")
 BACKEND = SPLIT_POS_HEADER.index("backend")
 # Hugging Face's audiofolder layout: datasets.load_dataset("audiofolder", data_dir=OUTPUT_DIR/X)
-METADATA_HEADER = ("file_name", "YTID", "start_seconds", "end_seconds", "labels", "label_names", "backend")
+METADATA_HEADER = ("file_name", "YTID", "start_seconds", "end_seconds", "labels", "label_names", "backend",
+                   *MEASURE_COLUMNS)
 # Rows written by earlier versions lack the last columns: label_names (the 6th), backend, member.
 OLDEST_SPLIT_POS_ROW = 5
 FAILED_HEADER = ("YTID", "start_seconds", "end_seconds", "reason", "detail")
@@ -295,7 +302,8 @@ class Ledger:
                 index = self.outputs.shard_index(shard)
                 assert index is not None, "_live_key keeps only rows naming a shard"
                 self._staged.setdefault(index, []).append(
-                    (member, sample_json(*row[1:6], notes=self._note_values(self._row_notes(row)))))
+                    (member, sample_json(*row[1:6], notes={**measure_values(row),
+                                                           **self._note_values(self._row_notes(row))})))
         if dropped:
             log.info("%s: %d rows whose clip is missing or repeated are dropped; those clips are fetched again",
                      self.outputs.split_pos.name, dropped)
@@ -358,20 +366,22 @@ class Ledger:
         row = self.failed.get(segment.key)
         return row is not None and row.failure_reason is not None and row.failure_reason.permanent
 
-    def record_written(self, segment: Segment, relative_file: str, backend: str) -> None:
-        """A clip now at ``relative_file`` (relative to OUTPUT_DIR), complete."""
+    def record_written(self, segment: Segment, relative_file: str, backend: str,
+                       measures: ClipMeasures | None = None) -> None:
+        """A clip now at ``relative_file`` (relative to OUTPUT_DIR), complete, and what it holds."""
         names = self._label_names(segment.labels_text) or _class_names(segment.notes)
         member = ""
         if self._packer is not None:  # the loose clip becomes a member of the open shard
             member = relative_file.rpartition("/")[2]
             relative_file = self._packer.assign()
         row = (relative_file, segment.ytid, segment.start_text, segment.end_text, segment.labels_text, names,
-               backend, member)
+               backend, member, *(measures.fields() if measures is not None else [""] * len(MEASURE_COLUMNS)))
         self._split_pos.append(row)
         if self._packer is None:
             self._metadata.append(_metadata_row(row) + self._note_cells(segment.notes))
         else:
-            self._packer.add(member, sample_json(*row[1:6], notes=self._note_values(segment.notes)))
+            self._packer.add(member, sample_json(*row[1:6], notes={**measure_values(row),
+                                                                   **self._note_values(segment.notes)}))
         self.done.add(segment.key)
         if self._starts is not None:
             self._starts.add(segment.key[:2])
@@ -430,9 +440,25 @@ def _class_names(notes: str) -> str:
     return str(json.loads(notes).get("label", "")) if notes else ""
 
 
-def _metadata_row(split_pos_row: Iterable[str]) -> list[str]:
-    file, *rest = split_pos_row
-    return [file.rpartition("/")[2], *rest][: len(METADATA_HEADER)]
+def _metadata_row(split_pos_row: list[str] | tuple[str, ...]) -> list[str]:
+    measures = list(split_pos_row[MEASURES])
+    return [split_pos_row[0].rpartition("/")[2], *split_pos_row[1:MEMBER],
+            *measures, *[""] * (len(MEASURE_COLUMNS) - len(measures))]
+
+
+def measure_values(row: list[str] | tuple[str, ...]) -> dict[str, float | bool | None]:
+    """A row's measures as a sample's json holds them (JSON has no -inf: digital silence's peak is null)."""
+    cells = list(row[MEASURES])
+    if len(cells) < len(MEASURE_COLUMNS) or not all(cells):
+        return {}
+    values: dict[str, float | bool | None] = {}
+    for name, cell in zip(MEASURE_COLUMNS, cells, strict=True):
+        if name == "silent":
+            values[name] = cell == "true"
+        else:
+            number = float(cell)
+            values[name] = number if math.isfinite(number) else None
+    return values
 
 
 def _live_key(row: list[str], present: set[str], seen: set[tuple], outputs: CsvOutputs) -> tuple | None:

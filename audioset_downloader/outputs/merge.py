@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import IO
 
 from audioset_downloader.atomic import atomic_binary, partial_path
+from audioset_downloader.fetch.measure import ClipMeasures
 from audioset_downloader.inputs.labels import Ontology
 from audioset_downloader.inputs.segments import new_segment, parse_ms
 from audioset_downloader.inputs.settings import CLIP_EXTENSIONS
 from audioset_downloader.outputs.layout import CsvOutputs
-from audioset_downloader.outputs.ledger import FailedRow, Ledger, loose_clip
+from audioset_downloader.outputs.ledger import MEASURES, FailedRow, Ledger, loose_clip
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def merge_csv(name: str, sources: list[Path], target: CsvOutputs, ontology: Onto
             reader.load()
             with _ClipReader(origin) as clips:
                 for row in reader.written_rows():
-                    file, ytid, start_text, end_text, labels, _, backend, member = row
+                    file, ytid, start_text, end_text, labels, _, backend, member = row[:MEASURES.start]
                     start_ms, end_ms = parse_ms(start_text), parse_ms(end_text)
                     clip_name = member or file.removeprefix(f"{name}/")
                     shard = file.removeprefix(f"{name}/") if member else None
@@ -94,7 +95,7 @@ def merge_csv(name: str, sources: list[Path], target: CsvOutputs, ontology: Onto
                         continue
                     relative = target.relative_clip(stem, extension)
                     segment = new_segment((ytid, start_ms, end_ms, labels, 0, stem, False, ""))
-                    ledger.record_written(segment, relative, backend)
+                    ledger.record_written(segment, relative, backend, ClipMeasures.from_fields(row[MEASURES]))
                     taken.add(relative)
                     report.added += 1
             for key, failure in reader.failed.items():

@@ -20,14 +20,14 @@ from audioset_downloader.atomic import write_atomically
 from audioset_downloader.errors import Kind
 from audioset_downloader.inputs.labels import Ontology
 from audioset_downloader.inputs.lists import classes_of, read_list
-from audioset_downloader.inputs.segments import InvalidRow
+from audioset_downloader.inputs.segments import InvalidRow, parse_ms
 from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs.layout import CsvOutputs
-from audioset_downloader.outputs.ledger import BACKEND, Ledger
+from audioset_downloader.outputs.ledger import BACKEND, SILENT, Ledger
 from audioset_downloader.outputs.reuse import BACKEND as REUSED
 
 KINDS = (Kind.PERMANENT.value, Kind.TRANSIENT.value, Kind.LOCAL.value)
-HEADER = ("mid", "name", "segments", "written", *(f"failed_{kind}" for kind in KINDS), "not_attempted",
+HEADER = ("mid", "name", "segments", "written", "silent", *(f"failed_{kind}" for kind in KINDS), "not_attempted",
           "availability_percent")
 PLOTTED = 25  # the least available classes the picture shows
 
@@ -36,6 +36,7 @@ PLOTTED = 25  # the least available classes the picture shows
 class Counts:
     segments: int = 0
     written: int = 0
+    silent: int = 0  # of those written: nothing above -60 dBFS (fetch/measure.py)
     failed: Counter[str] = field(default_factory=Counter)  # kind -> segments
 
     @property
@@ -68,12 +69,19 @@ class CsvReport:
 def count(csv_path: Path, ledger: Ledger, settings: Settings) -> CsvReport:
     """Per class and in all, from the CSV and what its ledger holds (loaded, or just run)."""
     total, classes, invalid, reasons = Counts(), {}, 0, Counter[str]()
+    # One pass over split-pos.csv for what the keys alone do not say: which clips are silent, which reused.
+    silent_keys: set[tuple] = set()
+    reused = 0
+    for written in ledger.written_rows():
+        reused += len(written) > BACKEND and written[BACKEND] == REUSED
+        if len(written) > SILENT and written[SILENT] == "true":
+            silent_keys.add((written[1], parse_ms(written[2])))
     for row in read_list(csv_path, settings):
         if type(row) is InvalidRow:
             invalid += 1
             continue
         if ledger.is_done(row):
-            outcome = "written"
+            outcome = "silent" if (row.ytid, row.start_ms) in silent_keys else "written"
         elif (failed := ledger.failed.get(row.key)) is not None:
             reasons[failed.reason] += 1
             reason = failed.failure_reason
@@ -82,11 +90,11 @@ def count(csv_path: Path, ledger: Ledger, settings: Settings) -> CsvReport:
             outcome = ""
         for counts in (total, *(classes.setdefault(key, Counts()) for key in dict.fromkeys(classes_of(row)))):
             counts.segments += 1
-            if outcome == "written":
+            if outcome in ("written", "silent"):
                 counts.written += 1
+                counts.silent += outcome == "silent"
             elif outcome:
                 counts.failed[outcome] += 1
-    reused = sum(1 for row in ledger.written_rows() if len(row) > BACKEND and row[BACKEND] == REUSED)
     return CsvReport(csv_path, total, classes, invalid, reasons, reused)
 
 
@@ -99,7 +107,7 @@ def write_report(report: CsvReport, outputs: CsvOutputs, ontology: Ontology | No
     writer.writerow(HEADER)
     for key, counts in rows:  # a MID, or a class name where the set has no MIDs (VGGSound)
         mid, name = (key, names.get(key, "")) if key.startswith("/") else ("", key)
-        writer.writerow([mid, name, counts.segments, counts.written,
+        writer.writerow([mid, name, counts.segments, counts.written, counts.silent,
                          *(counts.failed[kind] for kind in KINDS), counts.not_attempted,
                          f"{counts.availability:.2f}"])
     csv_out = outputs.root / f"{outputs.name}.report.csv"
@@ -121,6 +129,10 @@ def _plot(report: CsvReport, rows: list[tuple[str, Counts]], names: dict[str, st
     fig, ax = plt.subplots(figsize=(9, 0.28 * len(shown) + 1.6))
     labels = [f"{names.get(mid, mid)} ({counts.written}/{counts.segments})" for mid, counts in shown]
     ax.barh(range(len(shown)), [counts.availability for _, counts in shown], color="tab:blue")
+    # The silent part of each bar, marked: written, but nothing above -60 dBFS (muted by YouTube, mostly).
+    ax.barh(range(len(shown)), [100.0 * counts.silent / counts.segments if counts.segments else 0.0
+                                for _, counts in shown], color="tab:gray", hatch="//",
+            label=f"silent: {report.total.silent} clips in all")
     ax.axvline(report.total.availability, color="tab:red", linestyle="--", linewidth=1,
                label=f"all segments: {report.total.availability:.1f} %")
     ax.set_yticks(range(len(shown)), labels, fontsize=8)

@@ -29,11 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audioset_downloader.atomic import partial_path
+from audioset_downloader.fetch.measure import ClipMeasures
 from audioset_downloader.fetch.probe import Undecodable, probe
 from audioset_downloader.inputs.segments import OneLine, Segment, parse_ms
 from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs.layout import CLIP_NAME, CsvOutputs
-from audioset_downloader.outputs.ledger import loose_clip, member_of
+from audioset_downloader.outputs.ledger import MEASURES, loose_clip, member_of
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class Candidate:
     member: str
     loose: str  # where the clip is as a file before its shard is packed
     made_with: dict | None
+    measures: ClipMeasures | None  # what the clip holds, as its manifest recorded
 
 
 class ReuseIndex:
@@ -78,7 +80,8 @@ class ReuseIndex:
                 if start_ms is None or end_ms is None:
                     continue
                 candidates.setdefault((row[1], start_ms), []).append(
-                    Candidate(end_ms, outputs, row[0], member_of(row), loose_clip(row, outputs.name), made_with))
+                    Candidate(end_ms, outputs, row[0], member_of(row), loose_clip(row, outputs.name), made_with,
+                              ClipMeasures.from_fields(row[MEASURES])))
         return cls(settings, candidates)
 
     def __len__(self) -> int:

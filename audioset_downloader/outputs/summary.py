@@ -27,6 +27,7 @@ class CsvSummary:
     attempted: int = 0
     written: int = 0
     reused: int = 0  # of those written (or, in a dry run, to attempt): clips on disk already, taken without a request
+    silent: int = 0  # of those written: nothing above -60 dBFS, kept and flagged (SILENT_CLIPS = "keep")
     failed: dict[str, int] = field(default_factory=dict)
     by_backend: dict[str, int] = field(default_factory=dict)  # clips written, per backend that resolved them
     by_identity: dict[str, int] = field(default_factory=dict)  # clips written, per identity they went through
@@ -53,6 +54,8 @@ class CsvSummary:
             f"{self.failed_total} failed{f' ({reasons})' if reasons else ''}, "
             f"{self.invalid_rows} invalid rows"
         )
+        if self.silent:
+            text += f", {self.silent} of the written silent (flagged in the manifests)"
         if self.filtered_out:
             text += f", {self.filtered_out} left out by the label filters"
         if self.other_shards:
