@@ -352,6 +352,11 @@ def verify_all(settings: Settings, repair: bool) -> int:
         print(f"{csv_path}: {report.rows} rows checked, {len(report.problems)} problems"
               + (f"; repaired: {len(report.broken_rows)} rows and {report.removed} files removed, "
                  "a rerun fetches them again" if repair and report.problems else ""))
+        if report.measured:
+            print(f"{csv_path}: {len(report.measured)} clips recorded before clips were measured, measured now "
+                  f"({report.silent} silent); "
+                  + ("their measures are written into the manifests" if repair
+                     else "--verify --repair writes their measures in"))
     return EXIT_FATAL if found else EXIT_OK
 
 

@@ -4,8 +4,10 @@ failed for good with reason "silent" (SILENT_CLIPS = "drop"); manifests from bef
 from __future__ import annotations
 
 import csv
+import io
 import json
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -95,3 +97,61 @@ def test_a_manifest_from_before_the_measures_resumes_with_them_empty(tmp_path: P
     written = rows(out / "eval_segments.split-pos.csv")
     assert [written["loudVideo01"][column] for column in ("backend", "peak_dbfs", "silent")] == ["pytube", "", ""]
     assert written["mutedVideo1"]["silent"] == "true"
+
+
+@pytest.mark.parametrize("layout", ["files", "webdataset"])
+def test_verify_measures_clips_recorded_before_the_measures_and_repair_writes_them_in(
+        tmp_path: Path, mirror: Mirror, muted: Path, layout: str) -> None:
+    write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=[str(muted)], OUTPUT_DIR=str(tmp_path / "out"), TIMER=0,
+                 BACKEND="direct", YTB_URL_FORMAT=mirror.url_format, OUTPUT_LAYOUT=layout, SHARD_SIZE=2)
+    assert run_script("--config", "cfg.py", cwd=tmp_path).returncode == 0
+    out = tmp_path / "out"
+    split_pos = out / "eval_segments.split-pos.csv"
+    measured = rows(split_pos)
+    measure_columns = ("peak_dbfs", "rms_dbfs", "silent_share", "silent", "duration_seconds")
+    # As an older version wrote them: no measure columns in split-pos.csv, empty cells in metadata.csv.
+    with open(split_pos, newline="") as handle:
+        table = list(csv.reader(handle))
+    split_pos.write_text("".join(",".join(line[:8]) + "\n" for line in table))
+    metadata = out / "eval_segments" / "metadata.csv"
+    if layout == "files":
+        with open(metadata, newline="") as handle:
+            lines = list(csv.reader(handle))
+        for line in lines[1:]:
+            line[7:12] = [""] * 5
+        with open(metadata, "w", newline="") as handle:
+            csv.writer(handle, lineterminator="\n").writerows(lines)
+    else:  # and samples packed without them
+        shard = out / measured["mutedVideo1"]["file"]
+        with tarfile.open(shard) as tar:
+            members = [(info, tar.extractfile(info).read()) for info in tar]
+        with tarfile.open(shard, "w", format=tarfile.USTAR_FORMAT) as tar:
+            for info, body in members:
+                if info.name.endswith(".json"):
+                    body = json.dumps({k: v for k, v in json.loads(body).items() if k not in measure_columns}).encode()
+                    info.size = len(body)
+                tar.addfile(info, io.BytesIO(body))
+
+    checked = run_script("--config", "cfg.py", "--verify", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "2 clips recorded before clips were measured, measured now (1 silent); --verify --repair writes" in (
+        checked.stdout)
+    assert rows(split_pos)["mutedVideo1"].get("silent") is None  # --verify alone changes nothing
+
+    repaired = run_script("--config", "cfg.py", "--verify", "--repair", cwd=tmp_path)
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    after = rows(split_pos)
+    for ytid in ("loudVideo01", "mutedVideo1"):
+        assert [after[ytid][c] for c in measure_columns] == [measured[ytid][c] for c in measure_columns]
+    if layout == "files":
+        in_metadata = rows(metadata)
+        assert [in_metadata["mutedVideo1"][c] for c in measure_columns] == [measured["mutedVideo1"][c]
+                                                                           for c in measure_columns]
+    else:  # the shard's json, as a loader reads it
+        member = after["mutedVideo1"]["member"].partition(".")[0] + ".json"
+        with tarfile.open(out / after["mutedVideo1"]["file"]) as tar:
+            sample = json.loads(tar.extractfile(member).read())
+        assert (sample["silent"], sample["peak_dbfs"], sample["silent_share"]) == (True, None, 1.0)
+        assert sample["YTID"] == "mutedVideo1"
+    again = run_script("--config", "cfg.py", "--verify", cwd=tmp_path)
+    assert "measured now" not in again.stdout and " 0 problems" in again.stdout

@@ -97,6 +97,28 @@ def repack(path: Path, keep: set[str]) -> int:
     return kept
 
 
+def add_to_jsons(path: Path, additions: Mapping[str, Mapping[str, object]]) -> None:
+    """Rewrite shard ``path`` with keys added to the ``.json`` of the samples named in ``additions`` (by key)."""
+
+    def members() -> Iterator[tuple[tarfile.TarInfo, IO[bytes]]]:
+        for info, content in read_members(path):
+            key, _, extension = info.name.partition(".")
+            if extension == "json" and key in additions:
+                try:
+                    meta = json.loads(content.read())
+                except ValueError:
+                    meta = None
+                if isinstance(meta, dict):
+                    body = json.dumps({**meta, **additions[key]}, ensure_ascii=False).encode("utf-8")
+                    info.size = len(body)
+                    yield info, io.BytesIO(body)
+                    continue
+                content.seek(0)
+            yield info, content
+
+    write_shard(path, members())
+
+
 def _sync_folder(folder: Path) -> None:
     try:
         handle = os.open(folder, os.O_RDONLY)

@@ -11,6 +11,8 @@ without them, and unlisted clips, so that a rerun fetches them again.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -21,19 +23,25 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from audioset_downloader.atomic import write_atomically
 from audioset_downloader.fetch.cutter import find_ffmpeg
+from audioset_downloader.fetch.measure import ClipMeasures, measure_file
 from audioset_downloader.fetch.probe import Undecodable, probe
 from audioset_downloader.inputs.settings import CLIP_EXTENSIONS, Settings
 from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.ledger import (
+    MEASURES,
+    MEMBER,
     OLDEST_SPLIT_POS_ROW,
+    SPLIT_POS_HEADER,
     AppendOnlyCsv,
     Ledger,
     loose_clip,
+    measure_values,
     member_of,
     split_pos_csv,
 )
-from audioset_downloader.outputs.shards import json_member, read_members, repack, sample_json
+from audioset_downloader.outputs.shards import add_to_jsons, json_member, read_members, repack, sample_json
 
 DURATION_TOLERANCE_S = 0.05
 CLIP_SUFFIXES = tuple(f".{ext}" for ext in CLIP_EXTENSIONS)
@@ -47,6 +55,11 @@ class Report:
     broken_rows: list[list[str]] = field(default_factory=list)
     unlisted: list[Path] = field(default_factory=list)  # clips and whole shards
     unlisted_members: dict[Path, set[str]] = field(default_factory=dict)  # shard -> sample keys no row names
+    measured: dict[int, ClipMeasures] = field(default_factory=dict)  # by id(row): clips recorded before measures
+
+    @property
+    def silent(self) -> int:
+        return sum(measures.silent for measures in self.measured.values())
 
     @property
     def removed(self) -> int:
@@ -79,6 +92,8 @@ def verify_csv(csv_path: Path, settings: Settings, repair: bool) -> Report:
         if (problem := verdicts[id(row)]) is not None:
             report.problems.append(f"{outputs.name}: {row[1] if len(row) > 1 else '?'}: {problem}")
             report.broken_rows.append(row)
+            check.measured.pop(id(row), None)
+    report.measured = check.measured
     for shard, keys in sorted(report.unlisted_members.items()):
         report.problems += [f"{outputs.name}: {shard.name}: sample {key} not in {outputs.split_pos.name}"
                             for key in sorted(keys)]
@@ -90,9 +105,39 @@ def verify_csv(csv_path: Path, settings: Settings, repair: bool) -> Report:
             if ours and entry.name not in listed:
                 report.problems.append(f"{outputs.name}: {entry.name}: file not in {outputs.split_pos.name}")
                 report.unlisted.append(Path(entry.path))
+    if repair and report.measured:
+        _write_measures(outputs, rows, report.measured)
+        if not report.problems:
+            split_pos.rewrite(rows)
     if repair and report.problems:
         _repair(outputs, split_pos, rows, report, settings)
     return report
+
+
+def _write_measures(outputs: CsvOutputs, rows: list[list[str]], measured: dict[int, ClipMeasures]) -> None:
+    """Fill the measures of clips recorded before them into their split-pos rows (in place) and metadata.csv."""
+    by_file: dict[str, ClipMeasures] = {}
+    by_shard: dict[Path, dict[str, dict[str, object]]] = defaultdict(dict)
+    for row in rows:
+        if (measures := measured.get(id(row))) is not None:
+            row.extend([""] * (len(SPLIT_POS_HEADER) - len(row)))
+            row[MEASURES] = measures.fields()
+            by_file[row[0].rpartition("/")[2]] = measures
+            if shard := _packed_shard(row, outputs):  # a clip not packed yet gets them when it is
+                by_shard[outputs.clip_dir / shard][member_of(row).partition(".")[0]] = dict(measure_values(row))
+    for shard_path, additions in sorted(by_shard.items()):
+        add_to_jsons(shard_path, additions)
+    if not outputs.metadata.is_file():
+        return  # the webdataset layout keeps no metadata.csv
+    with open(outputs.metadata, newline="", encoding="utf-8") as handle:
+        table = list(csv.reader(handle))
+    at = slice(MEMBER, MEMBER + MEASURES.stop - MEASURES.start)  # metadata.csv: the file name, no member column
+    for line in table[1:]:
+        if line and (measures := by_file.get(line[0])) is not None and len(line) >= at.stop:
+            line[at] = measures.fields()
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(table)
+    write_atomically(outputs.metadata, buffer.getvalue())
 
 
 def _packed_shard(row: list[str], outputs: CsvOutputs) -> str:
@@ -109,6 +154,7 @@ class _Checker:
     outputs: CsvOutputs
     settings: Settings
     ffmpeg: str
+    measured: dict[int, ClipMeasures] = field(default_factory=dict)
 
     def loose_row(self, row: list[str]) -> str | None:
         if len(row) < OLDEST_SPLIT_POS_ROW:
@@ -173,6 +219,10 @@ class _Checker:
             return f"rate {info.rate} Hz, SAMPLE_RATE is {self.settings.sample_rate}"
         if self.settings.channels and info.channels != self.settings.channels:
             return f"{info.channels} channels, CHANNELS is {self.settings.channels}"
+        if ClipMeasures.from_fields(row[MEASURES]) is None:  # recorded before clips were measured
+            measures = measure_file(self.ffmpeg, path, info.seconds, self.settings.clip_timeout)
+            if measures is not None:
+                self.measured[id(row)] = measures
         return None
 
 
