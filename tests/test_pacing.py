@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from audioset_downloader.pacing.book import AutoPace, FixedPace, PacingBook, load_learned, save_learned
+from tests.support import limiters
 
 
 class Clock:
@@ -120,6 +121,98 @@ def test_a_block_that_lasts_is_a_quota_and_pacing_starts_again_from_a_guests() -
     pace.recovered(blocked_s=1800.0)  # refused for half an hour
     assert pace.per_minute is not None and pace.per_minute <= 5.0  # 300 an hour, YouTube's guest limit
     assert pace.probe_after is not None and pace.probe_after > 1000  # and it waits long before probing again
+
+
+# The limiters the issue names, at 0.75 requests a second (3 a clip: 15 clips a minute).
+PER_SECOND, PER_CLIP = 0.75, 3
+LIMIT = 60 * PER_SECOND / PER_CLIP
+
+
+def run_against(limiter: limiters.Limiter, pace: AutoPace, clips: int, workers: int = 8,
+                seed: int = 1) -> limiters.Run:
+    random.seed(seed)
+    clock = limiters.Clock()
+    pacing = PacingBook(["id0"], [pace], 3.0, 1e9, clock=clock)
+    return limiters.simulate(pacing, clock, [limiter], clips, workers, requests_per_clip=PER_CLIP)
+
+
+def test_slow_start_lets_one_clip_through_then_one_more_for_each_answered() -> None:
+    clock = Clock()
+    pacing = book([AutoPace(), FixedPace(None)], clock)
+    first = pacing.take()
+    assert first.index == 0
+    assert pacing.take().index == 1  # id0 has its one clip in flight; "no cap" (None) never waits
+    assert pacing.take().index == 1
+    pacing.answered(0)
+    assert [pacing.take().index for _ in range(2)] == [0, 0]  # two in flight now
+    assert pacing.take().index == 1
+
+
+@pytest.mark.parametrize("burst_clips", [1, 4])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_slow_start_ends_at_the_limit_s_rate_not_its_burst(burst_clips: int, seed: int) -> None:
+    bucket = limiters.TokenBucket(PER_SECOND, burst_clips * PER_CLIP, penalty_s=2.0)
+    pace = AutoPace()
+    run = run_against(bucket, pace, clips=200, seed=seed)
+    assert bucket.per_block[0] == 1  # one clip in flight met the first block, not every worker's
+    assert pace.ceiling is not None and 0.8 * LIMIT <= pace.ceiling <= 1.2 * LIMIT, pace
+    last_five_minutes = run.goodput(since=run.ended - run.started - 300) * 60
+    assert last_five_minutes > 0.9 * LIMIT, last_five_minutes
+    assert max(bucket.per_block) <= 4, bucket.per_block
+
+
+def test_a_pace_ten_times_too_high_comes_down_in_a_few_blocks() -> None:
+    bucket = limiters.TokenBucket(PER_SECOND, 4 * PER_CLIP, penalty_s=2.0)
+    pace = AutoPace(per_minute=10 * LIMIT, ceiling=10 * LIMIT)  # learnt on a faster network, say
+    run_against(bucket, pace, clips=40)
+    # The sustained rate says how far too high; a block halves the pace at most, so 10x takes
+    # about four (the old walk-down, 0.87 a block, took eighteen).
+    assert bucket.blocks <= 6, bucket.per_block
+    assert max(bucket.per_block) <= 2  # one probe into each block, the clip already under way at most
+    assert pace.per_minute is not None and pace.per_minute <= 1.1 * LIMIT
+
+
+def test_a_429_after_a_long_climb_puts_the_ceiling_halfway_to_the_pace_refused() -> None:
+    pace = AutoPace(per_minute=100.0, ceiling=60.0)
+    pace.limited(None)  # no measure: the pace climbed from 60, held for long, to 100
+    assert pace.ceiling == 80.0 and pace.per_minute == pytest.approx(72.0)
+    pace = AutoPace(per_minute=100.0, ceiling=98.0)
+    pace.limited(None)
+    assert pace.ceiling == 97.0  # just under the pace that drew it, as before
+
+
+def test_a_sustained_rate_far_under_the_pace_lowers_the_ceiling_at_most_by_half() -> None:
+    pace = AutoPace(per_minute=100.0, ceiling=100.0)
+    pace.limited(70.0)
+    assert pace.ceiling == 70.0
+    pace = AutoPace(per_minute=100.0, ceiling=100.0)
+    pace.limited(5.0)  # a small bucket after a long block: less than the limit allows
+    assert pace.ceiling == 50.0
+
+
+def test_the_book_measures_a_cycle_of_block_and_burst() -> None:
+    clock = Clock()
+    pace = AutoPace(per_minute=12.0, ceiling=12.0)
+    pacing = book([pace], clock, first_cool_s=10.0)
+
+    def clip(seconds: float = 0.5) -> None:
+        while (turn := pacing.take()).index < 0:  # its next turn lies past the horizon: ask again then
+            clock.now += turn.wait_s
+        clock.now += turn.wait_s + seconds
+        pacing.answered(0)
+
+    for _ in range(3):
+        clip()
+    refused_at = pace.per_minute
+    assert refused_at is not None
+    pacing.limited(0)  # paced from its first turn: no cycle to measure, so halfway or just under the pace refused
+    assert pace.ceiling == pytest.approx(min(0.97 * refused_at, (12.0 + refused_at) / 2))
+    block_began = clock.now
+    clock.now += 12.5  # past the cooldown (10 to 12.5 s)
+    clip()  # the probe, answered: the block lasted 13 s
+    clip()  # and one more at the pace, within the next 13 s: a cycle of block and burst
+    pacing.limited(0)
+    assert pace.ceiling == pytest.approx(60 * 2 / (clock.now - block_began))  # 2 clips over the cycle
 
 
 def test_a_429_before_anything_was_answered_only_cools() -> None:

@@ -31,12 +31,11 @@ import math
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from multiprocessing.managers import BaseManager
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from audioset_downloader.atomic import write_atomically
 from audioset_downloader.inputs.settings import Settings
@@ -45,8 +44,7 @@ log = logging.getLogger(__name__)
 
 HORIZON_S = 1.0  # turns are handed out at most this far ahead, so no turn outlives news of a 429
 MAX_COOL_S = 600.0  # a blocked identity is tried again at least every ten minutes
-MEASURE_S = 60.0  # an unpaced identity's rate is measured over at most this window
-MIN_SPAN_S = 1.0  # and over at least this long, so a burst is not taken for a rate
+MIN_SPAN_S = 1.0  # an identity's rate is measured over at least this long, so a burst is not taken for a rate
 MIN_PER_MINUTE = 0.5
 GUEST_PER_HOUR = 300.0  # YouTube's limit for a guest session, about: the ETA's guess before anything is learnt
 LEARNED_FILE = "identities.json"
@@ -58,6 +56,7 @@ class Pace(Protocol):
     per_minute: float | None  # None: unpaced
     ceiling: float | None  # what it has learnt of the limit (None: nothing)
     probe_after: float | None
+    slow_start: ClassVar[bool]  # unpaced, clips in flight start at one and grow by one a clip answered
 
     def limited(self, answered_per_minute: float | None) -> None: ...
 
@@ -71,6 +70,7 @@ class FixedPace:
     per_minute: float | None  # REQUESTS_PER_MINUTE as a number, or None: no cap
     ceiling: float | None = None  # a fixed pace learns nothing
     probe_after: float | None = None
+    slow_start: ClassVar[bool] = False  # no cap means no cap
 
     def limited(self, answered_per_minute: float | None) -> None:
         pass
@@ -84,45 +84,68 @@ class FixedPace:
 
 @dataclass
 class AutoPace:
-    """TCP CUBIC's way, counted in clips: back off on a 429, climb back towards it, then probe beyond.
+    """TCP's way, counted in clips: slow start, then CUBIC's climb, with a decrease the limiter's own rate sets.
 
-    A 429 at a pace puts the ceiling a little below it (the limit lay below the pace
-    that broke it); the pace drops to DECREASE x ceiling, then follows
+    Each 429 that begins a block ends a cycle, and the book hands over the identity's
+    sustained rate: the clips answered since the last block began, divided by that span,
+    the block included. A limiter refills at its rate during the block and lets the
+    refill through after it, so over a whole cycle this is its rate, not its burst. The
+    book measures it only over a cycle of block and burst (answered for no longer than
+    the block lasted); over a longer one the pace held the identity back for a while, and
+    what the limiter could not store then would pass for a lower limit.
+
+    * Slow start (unpaced, nothing learnt): the book lets one clip at a time through the
+      identity, one more for each answered, and the first 429 sets the ceiling to the
+      rate measured since the first turn.
+    * A 429 with a measure under the pace: the pace was too high by that much; the
+      ceiling drops to the measure, but never below HALVE of the pace in one block,
+      because a limiter that stores less than the block refills (a small bucket, a long
+      penalty) lets through less after a block than it allows.
+    * A 429 without a measure (paced since its first turn, or after a long climb): the
+      limit lies between the ceiling the identity held and the pace refused; the ceiling
+      goes halfway, as BIC's binary search does, and at most to BELOW x that pace.
+
+    The pace drops to DECREASE x ceiling, then follows
     ceiling x (1 + (1 - DECREASE) x ((n - k) / k)^3) over the n clips answered since:
     concave up to the ceiling at n = k (quick at first, flat near the limit), convex
-    beyond it (slow at first, then fast, so a ceiling guessed too low is soon left
-    behind). k is COST_FACTOR times the clips the last block cost (the time it kept the
-    identity refused, at its pace), and at least MIN_PROBE_AFTER_S worth of clips: a
-    block of seconds is probed for again within a few minutes, YouTube's block of up
-    to an hour only after many hours, so blocks cost about 1 / COST_FACTOR of the time.
-    The ceiling slow start ends at is only a rough measure (a burst, then a 429): from
-    there the pace grows by GROWTH a clip, as TCP's slow start does, up to the first 429
-    it meets paced. A block that outlasts LONG_BLOCK_S is not a burst limit but a quota
-    (YouTube's, by the hour): the pace starts again from a guest's.
+    beyond it (slow at first, then fast, so a ceiling too low is soon left behind). k is
+    COST_FACTOR times the clips the last block cost (the time it kept the identity
+    refused, at its pace), and at least MIN_PROBE_AFTER_S worth: a block of seconds is
+    probed for again within a few minutes, YouTube's block of up to an hour only after
+    many hours, so blocks cost about 1 / COST_FACTOR of the time. A block that outlasts
+    LONG_BLOCK_S is not a burst limit but a quota (YouTube's, by the hour): the pace
+    starts again from a guest's. benchmarks/README.md ("Pacing") measures all of this
+    against simulated limiters.
     """
 
     per_minute: float | None = None  # None: unpaced, until the first 429 (or a pace an earlier run learnt)
-    ceiling: float | None = None  # the pace that last drew a 429
+    ceiling: float | None = None  # where the limit lies, as last measured
     probe_after: float | None = None  # k: clips from a 429 back up to its ceiling (None: the least)
     since: int = 0  # n: clips answered since the last 429 while the pace held the identity back
-    measured: bool = False  # the ceiling is slow start's measure, not a pace that drew a 429
-    # Gentler than TCP's 0.7: identities share no limit that backing off would be fair to,
-    # and the closer the pace stays to the limit, the more it gets.
     DECREASE = 0.9
-    BELOW = 0.97  # the ceiling, as a share of the pace that drew the 429
+    BELOW = 0.97  # the ceiling is at most this share of the pace that drew the 429
     MIN_PROBE_AFTER_S = 60.0
     COST_FACTOR = 20.0
-    GROWTH = 1.02  # a clip, after slow start's rough measure: doubling in 35 clips
     LONG_BLOCK_S = 120.0
+    HALVE = 0.5  # one block takes the ceiling no lower than this share of the pace that drew it
+    slow_start: ClassVar[bool] = True
 
-    def limited(self, answered_per_minute: float | None) -> None:
-        """A 429: ``answered_per_minute`` is the rate the identity was answered at, unpaced (None: none yet)."""
-        if self.per_minute is not None:
-            self.ceiling, self.measured = self.per_minute * self.BELOW, False
-        elif answered_per_minute is not None:  # the end of slow start
-            self.ceiling, self.measured = answered_per_minute, True
-        else:  # refused before anything was answered: blocked already, which says nothing of the rate
-            return
+    def limited(self, sustained_per_minute: float | None) -> None:
+        """A 429. ``sustained_per_minute``: the identity's rate over its last cycle (None: none to measure).
+
+        Unpaced, slow start ends at the rate measured since the first turn."""
+        if self.per_minute is None:
+            if sustained_per_minute is None:  # refused before anything was answered: says nothing of the rate
+                return
+            self.ceiling = sustained_per_minute
+        elif sustained_per_minute is not None and sustained_per_minute < self.per_minute * self.BELOW:
+            # The pace was far above the limit: start again from what the limit let through.
+            self.ceiling = max(sustained_per_minute, self.per_minute * self.HALVE)
+        elif self.ceiling is not None:  # BIC's binary search: between the ceiling held and the pace refused
+            self.ceiling = min(self.per_minute * self.BELOW, (self.ceiling + self.per_minute) / 2)
+        else:
+            self.ceiling = self.per_minute * self.BELOW
+        self.ceiling = max(MIN_PER_MINUTE, self.ceiling)
         self.per_minute = max(MIN_PER_MINUTE, self.ceiling * self.DECREASE)
         self.since = 0
 
@@ -131,15 +154,12 @@ class AutoPace:
         if self.ceiling is None or self.per_minute is None:
             return
         if blocked_s > self.LONG_BLOCK_S and self.ceiling > GUEST_PER_HOUR / 60:
-            self.ceiling, self.measured, self.since = GUEST_PER_HOUR / 60, False, 0
+            self.ceiling, self.since = GUEST_PER_HOUR / 60, 0
             self.per_minute = self.ceiling * self.DECREASE
         self.probe_after = self.COST_FACTOR * blocked_s * self.per_minute / 60  # the clips the block cost
 
     def answered(self) -> None:
         if self.ceiling is None or self.per_minute is None:
-            return
-        if self.measured:
-            self.per_minute *= self.GROWTH
             return
         self.since += 1
         k = max(self.probe_after or 0.0, self.MIN_PROBE_AFTER_S * self.ceiling / 60, 1.0)
@@ -203,11 +223,15 @@ class _Identity:
     cooling_until: float = 0.0
     strikes: int = 0  # blocks in a row with no answer between them
     blocked_since: float = 0.0  # the first of those blocks
+    blocks: int = 0  # blocks it has met in this run
     probing: bool = False  # after a block, one clip goes first; the others wait for its answer
+    in_flight: int = 0  # turns taken and not yet settled
+    window: int = 1  # unpaced slow start: at most this many in flight, one more for each clip answered
     held_back: bool = False  # its last turn waited for its pace: the pace binds, so it may rise
-    first_turn: float | None = None  # since the last cooldown
     turns: int = 0  # taken: among identities free at once, the least used goes first
-    answers: deque[float] = field(default_factory=deque)  # when its recent clips were answered
+    measured_from: float | None = None  # the start of its last block, or its first turn: its rate's span
+    answered_since: int = 0  # clips answered since then
+    recovered_at: float = 0.0  # when its last block ended
     stats: IdentityStats = field(init=False)
 
     def __post_init__(self) -> None:
@@ -217,16 +241,26 @@ class _Identity:
         return now < self.cooling_until or self.probing
 
     def ready_at(self, now: float) -> float:
-        return math.inf if self.probing else max(now, self.next_start, self.cooling_until)
+        if self.probing or (self.pace.slow_start and self.pace.per_minute is None and self.in_flight >= self.window):
+            return math.inf
+        return max(now, self.next_start, self.cooling_until)
 
-    def answered_per_minute(self, now: float) -> float | None:
-        """The rate it was answered at over the last MEASURE_S (None: never answered)."""
-        while self.answers and self.answers[0] < now - MEASURE_S:
-            self.answers.popleft()
-        if not self.answers or self.first_turn is None:
+    def sustained_per_minute(self, now: float) -> float | None:
+        """The rate it was answered at since its last block began, that block included (None: nothing answered).
+
+        Over a whole cycle of block, burst and pace, a limiter lets through what it
+        refills: its rate, however much it lets through at once. None: nothing answered,
+        or no block yet while paced."""
+        if not self.answered_since or self.measured_from is None:
             return None
-        span = max(MIN_SPAN_S, now - max(self.first_turn, now - MEASURE_S))
-        return 60.0 * len(self.answers) / span
+        if self.pace.per_minute is not None:
+            if not self.blocks:
+                return None  # paced since its first turn: the span says what the pace was, not the limit
+            if now - self.recovered_at > self.recovered_at - self.blocked_since:
+                # Answered for longer than the block lasted: the pace climbed back from below the
+                # limit, and the time below (a bucket overflowing) would pass for the limit's.
+                return None
+        return 60.0 * self.answered_since / max(MIN_SPAN_S, now - self.measured_from)
 
 
 class PacingBook:
@@ -261,8 +295,9 @@ class PacingBook:
             identity.held_back = identity.next_start > now
             identity.turns += 1
             identity.probing = identity.strikes > 0
-            if identity.first_turn is None:
-                identity.first_turn = start
+            identity.in_flight += 1
+            if identity.measured_from is None:
+                identity.measured_from = start
             per_minute = identity.pace.per_minute
             identity.next_start = start + (60.0 / per_minute if per_minute else 0.0)
             return Turn(index, start - now)
@@ -273,13 +308,14 @@ class PacingBook:
             now = self._clock()
             identity = self._identities[index]
             identity.stats.rate_limited += 1
+            identity.in_flight = max(0, identity.in_flight - 1)
             if now < identity.cooling_until:
                 return None  # the clips already under way when it was blocked: one block, one step
             if identity.strikes == 0:  # a long block is one event, however often it is probed
-                identity.pace.limited(identity.answered_per_minute(now))
-                identity.blocked_since = now
-            identity.answers.clear()  # slow start, if it goes on, is measured afresh after the cooldown
-            identity.first_turn = None
+                identity.pace.limited(identity.sustained_per_minute(now))
+                identity.blocked_since = identity.measured_from = now
+                identity.blocks += 1
+                identity.answered_since = 0
             cool_s = min(MAX_COOL_S, self._first_cool_s * 2 ** identity.strikes) * random.uniform(0.75, 1.25)
             identity.strikes += 1
             identity.probing = False
@@ -295,15 +331,17 @@ class PacingBook:
             now = self._clock()
             identity = self._identities[index]
             identity.stats.clips += 1
+            identity.in_flight = max(0, identity.in_flight - 1)
+            identity.window += 1
             if now < identity.cooling_until:
                 return  # a clip started before the block came: it says nothing of the block
             if identity.strikes:
+                identity.recovered_at = now
                 identity.pace.recovered(now - identity.blocked_since)
                 identity.strikes = 0
             identity.probing = False
             self._all_cooling_since = None
-            if identity.pace.per_minute is None:  # unpaced: measured, for the end of slow start
-                identity.answers.append(now)
+            identity.answered_since += 1
             if identity.held_back:
                 identity.pace.answered()
 
@@ -311,6 +349,7 @@ class PacingBook:
         """A clip through identity ``index`` got no answer at all (network trouble): it says nothing of the limit."""
         with self._lock:
             self._identities[index].probing = False
+            self._identities[index].in_flight = max(0, self._identities[index].in_flight - 1)
 
     def stats(self) -> list[IdentityStats]:
         with self._lock:

@@ -1,8 +1,8 @@
 """YouTube's limit per identity, played by the local server (tests and benchmarks).
 
-Each identity may make ``per_second`` requests a second (a token bucket that holds a
-second's worth, so a burst of that many passes); past that it is answered 429 for
-``penalty_s``, whatever it asks. Identities are told apart as YouTube tells them: by
+Each identity may make ``per_second`` requests a second (a token bucket that holds
+``burst`` of them, a second's worth unless told, so a burst of that many passes); past
+that it is answered 429 for ``penalty_s``, whatever it asks. Identities are told apart as YouTube tells them: by
 their session cookie (``who=NAME``), else by the address they come from: behind a
 forwarding HTTP proxy (support/proxy.py) the proxy's, named in its Via header; behind
 a SOCKS5 proxy (support/socks_server.py) the loopback address its connections leave from.
@@ -43,6 +43,7 @@ class IdentityLimit:
     per_second: float
     penalty_s: float
     blocked_forever: set[str] = field(default_factory=set)  # identities answered 429 always
+    burst: float | None = None  # requests the bucket holds (None: per_second)
     seen: list[Seen] = field(default_factory=list)
     refused: Counter[str] = field(default_factory=Counter)
     served: Counter[str] = field(default_factory=Counter)
@@ -64,8 +65,9 @@ class IdentityLimit:
         who = self.identity_of(handler)
         with self._lock:
             now = time.monotonic()
-            bucket = self._buckets.setdefault(who, _Bucket(self.per_second, now))
-            bucket.tokens = min(self.per_second, bucket.tokens + (now - bucket.last) * self.per_second)
+            holds = self.burst if self.burst is not None else self.per_second
+            bucket = self._buckets.setdefault(who, _Bucket(holds, now))
+            bucket.tokens = min(holds, bucket.tokens + (now - bucket.last) * self.per_second)
             bucket.last = now
             refused = who in self.blocked_forever or now < bucket.blocked_until
             if not refused and bucket.tokens < 1:

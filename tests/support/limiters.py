@@ -1,0 +1,175 @@
+"""Rate limiters as YouTube might play them, and a run of workers against them on a fake clock.
+
+The limiters answer requests (True: served, False: 429) at the times they are asked;
+``simulate`` plays a run the way engine/worker.py does it (take a turn from the book,
+wait, make a clip's requests one after another, settle the turn with ``answered`` or
+``limited``) with many workers, in event order, so a test sees in a second what the
+real run shows in minutes: how fast the pace settles, how many 429s it costs, how many
+blocks. The same limiters play over HTTP in support/limit.py.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from audioset_downloader.pacing.book import PacingBook
+
+
+class Limiter(Protocol):
+    blocks: int  # times it started refusing
+    refused: int  # requests answered 429
+    per_block: list[int]  # of which in each block
+    blocked_at: list[float]
+
+    def ask(self, now: float) -> bool: ...
+
+
+@dataclass
+class TokenBucket:
+    """``per_second`` requests a second, ``burst`` of them at once; past that, refused for ``penalty_s``."""
+
+    per_second: float
+    burst: float
+    penalty_s: float
+    blocks: int = 0
+    refused: int = 0
+    per_block: list[int] = field(default_factory=list)  # 429s answered in each block
+    blocked_at: list[float] = field(default_factory=list)  # when each block began
+    tokens: float = field(init=False)
+    last: float = field(default=0.0, init=False)
+    blocked_until: float = field(default=-1.0, init=False)
+
+    def __post_init__(self) -> None:
+        self.tokens = self.burst
+
+    def ask(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.per_second)
+        self.last = now
+        if now < self.blocked_until:
+            self.refused += 1
+            self.per_block[-1] += 1
+            return False
+        if self.tokens < 1:
+            self.blocked_until = now + self.penalty_s
+            self.blocks += 1
+            self.refused += 1
+            self.per_block.append(1)
+            self.blocked_at.append(now)
+            return False
+        self.tokens -= 1
+        return True
+
+
+@dataclass
+class SlidingWindow:
+    """At most ``requests`` in any ``window_s``; past that, refused for ``penalty_s``."""
+
+    requests: int
+    window_s: float
+    penalty_s: float
+    blocks: int = 0
+    refused: int = 0
+    per_block: list[int] = field(default_factory=list)
+    blocked_at: list[float] = field(default_factory=list)
+    served: deque[float] = field(default_factory=deque, init=False)
+    blocked_until: float = field(default=-1.0, init=False)
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.window_s
+
+    def ask(self, now: float) -> bool:
+        while self.served and self.served[0] <= now - self.window_s:
+            self.served.popleft()
+        if now < self.blocked_until:
+            self.refused += 1
+            self.per_block[-1] += 1
+            return False
+        if len(self.served) >= self.requests:
+            self.blocked_until = now + self.penalty_s
+            self.blocks += 1
+            self.refused += 1
+            self.per_block.append(1)
+            self.blocked_at.append(now)
+            return False
+        self.served.append(now)
+        return True
+
+
+class Clock:
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Run:
+    """What a simulated run did: when each clip was answered, per identity, and the limiters' counts."""
+
+    started: float
+    ended: float
+    answered: list[list[float]]  # per identity, the times its clips were answered
+    limiters: list[Limiter]
+
+    def goodput(self, since: float = 0.0) -> float:
+        """Clips a second from ``since`` seconds into the run to its end."""
+        times = [t for per in self.answered for t in per if t - self.started >= since]
+        return len(times) / max(1e-9, self.ended - self.started - since)
+
+    def refused(self) -> list[int]:
+        return [limiter.refused for limiter in self.limiters]
+
+    def blocks(self) -> list[int]:
+        return [limiter.blocks for limiter in self.limiters]
+
+
+def simulate(book: PacingBook, clock: Clock, limiters: list[Limiter], clips: int, workers: int,
+             clip_s: float = 0.3, requests_per_clip: int = 3, until: float = 1e9,
+             on_answer: Callable[[float], None] | None = None) -> Run:
+    """``workers`` play engine/worker.py's loop until ``clips`` clips are answered (or ``until`` seconds pass)."""
+    started = clock.now
+    answered: list[list[float]] = [[] for _ in limiters]
+    order = itertools.count()
+    # (time, order, worker, identity, request): request -1 means "take a turn"
+    events = [(clock.now, next(order), worker, -1, -1) for worker in range(workers)]
+    heapq.heapify(events)
+    done = in_hand = 0
+    while events and done < clips:
+        now, _, worker, index, request = heapq.heappop(events)
+        if now - started > until:
+            break
+        clock.now = now
+        if request < 0:
+            if in_hand + done >= clips:
+                continue  # nothing left to take: this worker ends
+            turn = book.take()
+            if turn.given_up:
+                break
+            if turn.index < 0:
+                heapq.heappush(events, (now + max(turn.wait_s, 0.01), next(order), worker, -1, -1))
+            else:
+                in_hand += 1
+                heapq.heappush(events, (now + turn.wait_s, next(order), worker, turn.index, 0))
+            continue
+        if not limiters[index].ask(now):
+            book.limited(index)
+            in_hand -= 1
+            heapq.heappush(events, (now, next(order), worker, -1, -1))
+        elif request + 1 < requests_per_clip:
+            heapq.heappush(events, (now + clip_s / requests_per_clip, next(order), worker, index, request + 1))
+        else:
+            book.answered(index)
+            answered[index].append(now)
+            in_hand -= 1
+            done += 1
+            if on_answer is not None:
+                on_answer(now)
+            heapq.heappush(events, (now, next(order), worker, -1, -1))
+    return Run(started, clock.now, answered, limiters)
