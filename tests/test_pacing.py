@@ -151,7 +151,7 @@ def test_slow_start_lets_one_clip_through_then_one_more_for_each_answered() -> N
 @pytest.mark.parametrize("burst_clips", [1, 4])
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_slow_start_ends_at_the_limit_s_rate_not_its_burst(burst_clips: int, seed: int) -> None:
-    bucket = limiters.TokenBucket(PER_SECOND, burst_clips * PER_CLIP, penalty_s=2.0)
+    bucket = limiters.TokenBucket(per_second=PER_SECOND, burst=burst_clips * PER_CLIP, penalty_s=2.0)
     pace = AutoPace()
     run = run_against(bucket, pace, clips=200, seed=seed)
     assert bucket.per_block[0] == 1  # one clip in flight met the first block, not every worker's
@@ -162,7 +162,7 @@ def test_slow_start_ends_at_the_limit_s_rate_not_its_burst(burst_clips: int, see
 
 
 def test_a_pace_ten_times_too_high_comes_down_in_a_few_blocks() -> None:
-    bucket = limiters.TokenBucket(PER_SECOND, 4 * PER_CLIP, penalty_s=2.0)
+    bucket = limiters.TokenBucket(per_second=PER_SECOND, burst=4 * PER_CLIP, penalty_s=2.0)
     pace = AutoPace(per_minute=10 * LIMIT, ceiling=10 * LIMIT)  # learnt on a faster network, say
     run_against(bucket, pace, clips=40)
     # The sustained rate says how far too high; a block halves the pace at most, so 10x takes

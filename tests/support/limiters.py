@@ -29,20 +29,41 @@ class Limiter(Protocol):
     def ask(self, now: float) -> bool: ...
 
 
-@dataclass
-class TokenBucket:
-    """``per_second`` requests a second, ``burst`` of them at once; past that, refused for ``penalty_s``."""
+@dataclass(kw_only=True)
+class _Refusing:
+    """What a limiter refused, and its penalty: once past its limit it refuses everything for ``penalty_s``."""
+
+    penalty_s: float
+    blocks: int = 0  # times it started refusing
+    refused: int = 0  # requests answered 429
+    per_block: list[int] = field(default_factory=list)  # of which in each block
+    blocked_at: list[float] = field(default_factory=list)  # when each block began
+    blocked_until: float = field(default=-1.0, init=False)
+
+    def answer(self, now: float, within_limit: bool) -> bool:
+        """Serve (True) or refuse a request the limit itself would or would not let through."""
+        if now < self.blocked_until:
+            self.refused += 1
+            self.per_block[-1] += 1
+            return False
+        if not within_limit:
+            self.blocked_until = now + self.penalty_s
+            self.blocks += 1
+            self.refused += 1
+            self.per_block.append(1)
+            self.blocked_at.append(now)
+            return False
+        return True
+
+
+@dataclass(kw_only=True)
+class TokenBucket(_Refusing):
+    """``per_second`` requests a second, ``burst`` of them at once."""
 
     per_second: float
     burst: float
-    penalty_s: float
-    blocks: int = 0
-    refused: int = 0
-    per_block: list[int] = field(default_factory=list)  # 429s answered in each block
-    blocked_at: list[float] = field(default_factory=list)  # when each block began
     tokens: float = field(init=False)
     last: float = field(default=0.0, init=False)
-    blocked_until: float = field(default=-1.0, init=False)
 
     def __post_init__(self) -> None:
         self.tokens = self.burst
@@ -50,55 +71,27 @@ class TokenBucket:
     def ask(self, now: float) -> bool:
         self.tokens = min(self.burst, self.tokens + (now - self.last) * self.per_second)
         self.last = now
-        if now < self.blocked_until:
-            self.refused += 1
-            self.per_block[-1] += 1
-            return False
-        if self.tokens < 1:
-            self.blocked_until = now + self.penalty_s
-            self.blocks += 1
-            self.refused += 1
-            self.per_block.append(1)
-            self.blocked_at.append(now)
-            return False
-        self.tokens -= 1
-        return True
+        served = self.answer(now, self.tokens >= 1)
+        if served:
+            self.tokens -= 1
+        return served
 
 
-@dataclass
-class SlidingWindow:
-    """At most ``requests`` in any ``window_s``; past that, refused for ``penalty_s``."""
+@dataclass(kw_only=True)
+class SlidingWindow(_Refusing):
+    """At most ``requests`` in any ``window_s``."""
 
     requests: int
     window_s: float
-    penalty_s: float
-    blocks: int = 0
-    refused: int = 0
-    per_block: list[int] = field(default_factory=list)
-    blocked_at: list[float] = field(default_factory=list)
     served: deque[float] = field(default_factory=deque, init=False)
-    blocked_until: float = field(default=-1.0, init=False)
-
-    @property
-    def per_second(self) -> float:
-        return self.requests / self.window_s
 
     def ask(self, now: float) -> bool:
         while self.served and self.served[0] <= now - self.window_s:
             self.served.popleft()
-        if now < self.blocked_until:
-            self.refused += 1
-            self.per_block[-1] += 1
-            return False
-        if len(self.served) >= self.requests:
-            self.blocked_until = now + self.penalty_s
-            self.blocks += 1
-            self.refused += 1
-            self.per_block.append(1)
-            self.blocked_at.append(now)
-            return False
-        self.served.append(now)
-        return True
+        if self.answer(now, len(self.served) < self.requests):
+            self.served.append(now)
+            return True
+        return False
 
 
 class Clock:
