@@ -52,10 +52,10 @@ WARMUP_S = 60.0
 SOURCE_S = 40
 
 
-def _serve(root: str, port_pipe) -> None:
+def _serve(root: str, port_pipe, burst: float | None = None) -> None:
     """The server process: the mirror behind the identity limit, and /_seen for what it saw."""
     server = MediaServer(Path(root))
-    limit = IdentityLimit(server, per_second=PER_SECOND, penalty_s=PENALTY_S)
+    limit = IdentityLimit(server, per_second=PER_SECOND, penalty_s=PENALTY_S, burst=burst)
 
     def control(handler: Handler) -> Reply | None:
         if handler.url_path == "/_seen":
@@ -74,10 +74,10 @@ def _serve(root: str, port_pipe) -> None:
 
 
 class Server:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, burst: float | None = None) -> None:
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(str(root), child), daemon=True)
+        self.process = context.Process(target=_serve, args=(str(root), child, burst), daemon=True)
         self.process.start()
         self.base_url = parent.recv()
 
@@ -195,6 +195,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips-per-identity", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="2 identities, local engine only")
+    parser.add_argument("--burst", type=float, default=None,
+                        help="requests each identity's bucket holds (default: a second's worth)")
     args = parser.parse_args()
     counts = [2] if args.quick else [1, 2, 4]
     engines = ["local"] if args.quick else ["local", "dask"]
@@ -203,7 +205,7 @@ def main() -> None:
         mirror = workdir / "mirror"
         mirror.mkdir()
         source = make_source(workdir / "source.m4a", SOURCE_S, "aac", rate=44100)
-        server = Server(mirror)
+        server = Server(mirror, args.burst)
         results = []
         try:
             for engine in engines:
