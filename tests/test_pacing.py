@@ -58,6 +58,21 @@ def test_after_a_block_one_clip_goes_first_and_the_rest_follow_at_the_pace() -> 
     assert (nxt.index, nxt.wait_s) == (0, 0.5)  # then at the pace, one at a time
 
 
+def test_a_turn_that_waited_through_a_block_is_given_back() -> None:
+    clock = Clock()
+    pacing = book([FixedPace(60.0)], clock)
+    assert pacing.take().index == 0
+    waiting = pacing.take()
+    assert (waiting.index, waiting.wait_s) == (0, 1.0)
+    random.seed(1)
+    pacing.limited(0)  # the clip under way was refused while the next turn waited its second
+    clock.now += 1.0
+    assert not pacing.confirm(waiting.index, waiting.blocks)  # it would be one more 429 into the block
+    clock.now += 10.0  # past the cooldown
+    fresh = pacing.take()
+    assert fresh.index == 0 and pacing.confirm(fresh.index, fresh.blocks)
+
+
 def test_the_run_gives_up_only_when_every_identity_has_cooled_for_the_limit() -> None:
     clock = Clock()
     pacing = book([FixedPace(None), FixedPace(None)], clock, first_cool_s=1.0, max_cooling_s=10.0)

@@ -182,9 +182,16 @@ class ClipWorker:
                     f"every identity has been refused as rate-limited for over {self.settings.max_backoff_minutes:g} "
                     "minutes; wait an hour or more, add identities (IDENTITIES) or lower REQUESTS_PER_MINUTE, "
                     "then rerun: finished clips are kept")
-            if turn.index >= 0:
-                return None if turn.wait_s > 0 and stop.wait(turn.wait_s) else turn.index
-            stop.wait(turn.wait_s)
+            if turn.index < 0:
+                stop.wait(turn.wait_s)
+                continue
+            if turn.wait_s <= 0:
+                return turn.index
+            if stop.wait(turn.wait_s):
+                return None
+            if self.book.confirm(turn.index, turn.blocks):
+                return turn.index
+            # blocked while this turn waited: another turn, most likely through another identity
         return None
 
     def _cool(self, index: int, segment: Segment) -> None:

@@ -10,7 +10,8 @@ another. Only when every identity is cooling does the run wait, and after
 MAX_BACKOFF_MINUTES of that it gives up.
 
 After a block, one clip goes first; the others follow at the pace once it is answered,
-never all at once.
+never all at once. A turn is handed out up to HORIZON_S ahead; when its wait is over the
+worker confirms it, and a turn whose identity was blocked meanwhile is given back.
 
 One book serves a whole run: the workers of a process share the object, the CSV
 processes of a local run one hosted by a multiprocessing manager (``hosted_book``),
@@ -96,7 +97,9 @@ class AutoPace:
 
     * Slow start (unpaced, nothing learnt): the book lets one clip at a time through the
       identity, one more for each answered, and the first 429 sets the ceiling to the
-      rate measured since the first turn.
+      rate measured since the first turn. That measure is bounded by how long clips take
+      as much as by the limit, so the pace grows by GROWTH a clip from there until a 429
+      meets it paced.
     * A 429 with a measure under the pace: the pace was too high by that much; the
       ceiling drops to the measure, but never below HALVE of the pace in one block,
       because a limiter that stores less than the block refills (a small bucket, a long
@@ -122,11 +125,13 @@ class AutoPace:
     ceiling: float | None = None  # where the limit lies, as last measured
     probe_after: float | None = None  # k: clips from a 429 back up to its ceiling (None: the least)
     since: int = 0  # n: clips answered since the last 429 while the pace held the identity back
+    measured: bool = False  # the ceiling is slow start's rough measure: the pace grows until a 429 meets it
     DECREASE = 0.9
     BELOW = 0.97  # the ceiling is at most this share of the pace that drew the 429
     MIN_PROBE_AFTER_S = 60.0
     COST_FACTOR = 20.0
     LONG_BLOCK_S = 120.0
+    GROWTH = 1.02  # a clip, after slow start's rough measure: doubling in 35 clips
     HALVE = 0.5  # one block takes the ceiling no lower than this share of the pace that drew it
     slow_start: ClassVar[bool] = True
 
@@ -137,14 +142,16 @@ class AutoPace:
         if self.per_minute is None:
             if sustained_per_minute is None:  # refused before anything was answered: says nothing of the rate
                 return
-            self.ceiling = sustained_per_minute
+            self.ceiling, self.measured = sustained_per_minute, True
         elif sustained_per_minute is not None and sustained_per_minute < self.per_minute * self.BELOW:
             # The pace was far above the limit: start again from what the limit let through.
-            self.ceiling = max(sustained_per_minute, self.per_minute * self.HALVE)
-        elif self.ceiling is not None:  # BIC's binary search: between the ceiling held and the pace refused
+            self.ceiling, self.measured = max(sustained_per_minute, self.per_minute * self.HALVE), False
+        elif self.ceiling is not None and not self.measured:  # BIC: between the ceiling held and the pace refused
             self.ceiling = min(self.per_minute * self.BELOW, (self.ceiling + self.per_minute) / 2)
         else:
             self.ceiling = self.per_minute * self.BELOW
+        if self.per_minute is not None:
+            self.measured = False
         self.ceiling = max(MIN_PER_MINUTE, self.ceiling)
         self.per_minute = max(MIN_PER_MINUTE, self.ceiling * self.DECREASE)
         self.since = 0
@@ -160,6 +167,9 @@ class AutoPace:
 
     def answered(self) -> None:
         if self.ceiling is None or self.per_minute is None:
+            return
+        if self.measured:
+            self.per_minute *= self.GROWTH
             return
         self.since += 1
         k = max(self.probe_after or 0.0, self.MIN_PROBE_AFTER_S * self.ceiling / 60, 1.0)
@@ -183,6 +193,7 @@ class Turn:
     index: int
     wait_s: float
     given_up: bool = False  # every identity has been cooling for MAX_BACKOFF_MINUTES
+    blocks: int = 0  # the identity's blocks when the turn was given: ``confirm`` checks none came since
 
 
 @dataclass(frozen=True)
@@ -300,7 +311,18 @@ class PacingBook:
                 identity.measured_from = start
             per_minute = identity.pace.per_minute
             identity.next_start = start + (60.0 / per_minute if per_minute else 0.0)
-            return Turn(index, start - now)
+            return Turn(index, start - now, blocks=identity.blocks)
+
+    def confirm(self, index: int, blocks: int) -> bool:
+        """Asked when a turn's wait is over: False (and the turn given back) if the identity was blocked
+        meanwhile. A turn is given up to HORIZON_S ahead, and at a fast pace several wait at once: each
+        would be one more 429 into the block."""
+        with self._lock:
+            identity = self._identities[index]
+            if identity.blocks == blocks and self._clock() >= identity.cooling_until:
+                return True
+            identity.in_flight = max(0, identity.in_flight - 1)
+            return False
 
     def limited(self, index: int) -> Cooling | None:
         """Identity ``index`` was refused as rate-limited: cool it down, slow its pace."""
@@ -374,6 +396,8 @@ class Book(Protocol):
     """What a worker holds: a PacingBook, or a proxy for one in another process."""
 
     def take(self) -> Turn: ...
+
+    def confirm(self, index: int, blocks: int) -> bool: ...
 
     def limited(self, index: int) -> Cooling | None: ...
 

@@ -46,6 +46,9 @@ class SchedulerBook:
     def take(self) -> Turn:
         return self._call("take")
 
+    def confirm(self, index: int, blocks: int) -> bool:
+        return self._call("confirm", index, blocks)
+
     def limited(self, index: int) -> Cooling | None:
         return self._call("limited", index)
 

@@ -130,12 +130,13 @@ def simulate(book: PacingBook, clock: Clock, limiters: list[Limiter], clips: int
     started = clock.now
     answered: list[list[float]] = [[] for _ in limiters]
     order = itertools.count()
-    # (time, order, worker, identity, request): request -1 means "take a turn"
-    events = [(clock.now, next(order), worker, -1, -1) for worker in range(workers)]
+    # (time, order, worker, identity, request, blocks): request -1 means "take a turn"; at request 0 a turn
+    # that waited is confirmed first (blocks: the identity's when the turn was given; -1: it did not wait)
+    events = [(clock.now, next(order), worker, -1, -1, -1) for worker in range(workers)]
     heapq.heapify(events)
     done = in_hand = 0
     while events and done < clips:
-        now, _, worker, index, request = heapq.heappop(events)
+        now, _, worker, index, request, blocks = heapq.heappop(events)
         if now - started > until:
             break
         clock.now = now
@@ -146,17 +147,22 @@ def simulate(book: PacingBook, clock: Clock, limiters: list[Limiter], clips: int
             if turn.given_up:
                 break
             if turn.index < 0:
-                heapq.heappush(events, (now + max(turn.wait_s, 0.01), next(order), worker, -1, -1))
+                heapq.heappush(events, (now + max(turn.wait_s, 0.01), next(order), worker, -1, -1, -1))
             else:
                 in_hand += 1
-                heapq.heappush(events, (now + turn.wait_s, next(order), worker, turn.index, 0))
+                heapq.heappush(events, (now + turn.wait_s, next(order), worker, turn.index, 0,
+                                        turn.blocks if turn.wait_s > 0 else -1))
+            continue
+        if request == 0 and blocks >= 0 and not book.confirm(index, blocks):
+            in_hand -= 1
+            heapq.heappush(events, (now, next(order), worker, -1, -1, -1))
             continue
         if not limiters[index].ask(now):
             book.limited(index)
             in_hand -= 1
-            heapq.heappush(events, (now, next(order), worker, -1, -1))
+            heapq.heappush(events, (now, next(order), worker, -1, -1, -1))
         elif request + 1 < requests_per_clip:
-            heapq.heappush(events, (now + clip_s / requests_per_clip, next(order), worker, index, request + 1))
+            heapq.heappush(events, (now + clip_s / requests_per_clip, next(order), worker, index, request + 1, -1))
         else:
             book.answered(index)
             answered[index].append(now)
@@ -164,5 +170,5 @@ def simulate(book: PacingBook, clock: Clock, limiters: list[Limiter], clips: int
             done += 1
             if on_answer is not None:
                 on_answer(now)
-            heapq.heappush(events, (now, next(order), worker, -1, -1))
+            heapq.heappush(events, (now, next(order), worker, -1, -1, -1))
     return Run(started, clock.now, answered, limiters)
