@@ -16,14 +16,7 @@ import pytest
 
 from audioset_downloader.pacing.book import AutoPace, FixedPace, PacingBook, load_learned, save_learned
 from tests.support import limiters
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.limiters import Clock
 
 
 def book(paces: list, clock: Clock, first_cool_s: float = 2.0, max_cooling_s: float = 60.0) -> PacingBook:
