@@ -234,9 +234,10 @@ def cut_clip(
         _check(returncode, stderr, seconds, segment, final)
         size = temp.stat().st_size
         if copies_audio(source, settings):  # not decoded by the cut: decoded once to be measured (stop heeded)
-            code, _, decoded = _run(measure_command(find_ffmpeg(settings.ffmpeg_binary), temp), settings.clip_timeout,
-                                    stop)
-            measures = measures_from(decoded, seconds) if code == 0 else None
+            code, decode_progress, decoded = _run(measure_command(find_ffmpeg(settings.ffmpeg_binary), temp),
+                                                  settings.clip_timeout, stop)
+            # The decoded duration: the copy's own report counts AAC frames its edit list leaves out.
+            measures = measures_from(decoded, _written_seconds(decode_progress) or seconds) if code == 0 else None
         else:
             measures = measures_from(printed, seconds)
         if settings.silent_clips == "drop" and measures is not None and measures.silent:

@@ -99,9 +99,10 @@ def split_printed(stderr: str) -> tuple[str, str]:
 
 
 def measure_command(ffmpeg: str, path: Path) -> list[str]:
-    """Decode a written clip once with the measuring filters (for a clip its cut did not decode)."""
-    return [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", LOG_LEVEL, "-nostats", "-i", str(path),
-            "-map", "0:a:0", "-af", FILTERS, "-f", "null", "-"]
+    """Decode a written clip once with the measuring filters (for a clip its cut did not decode); its
+    ``-progress`` report gives the decoded duration, which for a stream copy differs from the copy's own."""
+    return [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", LOG_LEVEL, "-nostats", "-progress", "pipe:1",
+            "-i", str(path), "-map", "0:a:0", "-af", FILTERS, "-f", "null", "-"]
 
 
 def measure_file(ffmpeg: str, path: Path, seconds: float, timeout: float) -> ClipMeasures | None:
