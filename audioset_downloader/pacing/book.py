@@ -9,8 +9,11 @@ only the identity that got it (exponential, with jitter); the clip goes on throu
 another. Only when every identity is cooling does the run wait, and after
 MAX_BACKOFF_MINUTES of that it gives up.
 
-After a block, one clip goes first; the others follow at the pace once it is answered,
-never all at once. A turn is handed out up to HORIZON_S ahead; when its wait is over the
+After a block, one clip goes first (the probe); the others follow at the pace once it is
+answered, never all at once. The first probe waits about as long as the identity's blocks
+have been lasting, learnt from the probes refused and answered before, not RETRY_BACKOFF
+afresh each time: every probe refused is one more 429 from an identity already flagged.
+A turn is handed out up to HORIZON_S ahead; when its wait is over the
 worker confirms it, and a turn whose identity was blocked meanwhile is given back.
 
 One book serves a whole run: the workers of a process share the object, the CSV
@@ -44,9 +47,12 @@ from audioset_downloader.inputs.settings import Settings
 log = logging.getLogger(__name__)
 
 HORIZON_S = 1.0  # turns are handed out at most this far ahead, so no turn outlives news of a 429
-MAX_COOL_S = 600.0  # a blocked identity is tried again at least every ten minutes
+MAX_COOL_S = 600.0  # a blocked identity is tried again at least every ten minutes, until its blocks' length is learnt
+MAX_LEARNT_COOL_S = 3600.0  # YouTube's longest blocks, by every report: probing sooner only draws 429s
 MIN_SPAN_S = 1.0  # an identity's rate is measured over at least this long, so a burst is not taken for a rate
 MIN_PER_MINUTE = 0.5
+LOWER_DECAY = 0.75  # a block whose first probe was answered may have ended sooner: its lower bound fades
+SETTLED = 1.15  # bounds this close: the first probe waits the upper one
 GUEST_PER_HOUR = 300.0  # YouTube's limit for a guest session, about: the ETA's guess before anything is learnt
 LEARNED_FILE = "identities.json"
 
@@ -59,11 +65,11 @@ class Pace(Protocol):
     probe_after: float | None
     slow_start: ClassVar[bool]  # unpaced, clips in flight start at one and grow by one a clip answered
 
-    def limited(self, answered_per_minute: float | None) -> None: ...
+    def limited(self, sustained_per_minute: float | None, now: float) -> None: ...
 
     def recovered(self, blocked_s: float) -> None: ...
 
-    def answered(self) -> None: ...
+    def answered(self, now: float, held_back: bool) -> None: ...
 
 
 @dataclass
@@ -73,108 +79,146 @@ class FixedPace:
     probe_after: float | None = None
     slow_start: ClassVar[bool] = False  # no cap means no cap
 
-    def limited(self, answered_per_minute: float | None) -> None:
+    def limited(self, sustained_per_minute: float | None, now: float) -> None:
         pass
 
     def recovered(self, blocked_s: float) -> None:
         pass
 
-    def answered(self) -> None:
+    def answered(self, now: float, held_back: bool) -> None:
         pass
 
 
 @dataclass
 class AutoPace:
-    """TCP's way, counted in clips: slow start, then CUBIC's climb, with a decrease the limiter's own rate sets.
-
-    Each 429 that begins a block ends a cycle, and the book hands over the identity's
-    sustained rate: the clips answered since the last block began, divided by that span,
-    the block included. A limiter refills at its rate during the block and lets the
-    refill through after it, so over a whole cycle this is its rate, not its burst. The
-    book measures it only over a cycle of block and burst (answered for no longer than
-    the block lasted); over a longer one the pace held the identity back for a while, and
-    what the limiter could not store then would pass for a lower limit.
+    """TCP's way, counted in clips: slow start, then a search between the pace held and the pace refused.
 
     * Slow start (unpaced, nothing learnt): the book lets one clip at a time through the
-      identity, one more for each answered, and the first 429 sets the ceiling to the
-      rate measured since the first turn. That measure is bounded by how long clips take
-      as much as by the limit, so the pace grows by GROWTH a clip from there until a 429
-      meets it paced.
-    * A 429 with a measure under the pace: the pace was too high by that much; the
-      ceiling drops to the measure, but never below HALVE of the pace in one block,
-      because a limiter that stores less than the block refills (a small bucket, a long
-      penalty) lets through less after a block than it allows.
-    * A 429 without a measure (paced since its first turn, or after a long climb): the
-      limit lies between the ceiling the identity held and the pace refused; the ceiling
-      goes halfway, as BIC's binary search does, and at most to BELOW x that pace.
+      identity, one more for each answered, and the first 429 sets the ceiling to the rate
+      measured since the first turn. That measure is bounded by how long clips take as
+      much as by the limit, so the pace grows by GROWTH a clip from there until a 429 meets
+      it paced.
+    * A paced 429 is a pace refused: ``high``. The pace drops to what is known to pass:
+      the fastest pace held since (``low``), or the identity's rate over its last cycle of
+      block and burst (the book's measure: what a limiter refills, whatever it lets through
+      at once), whichever is higher; with neither, half the pace refused. A limiter lets a
+      burst through after every block, so a pace counts as held only once it has lasted
+      CONFIRM clips and ``hold_s``, longer than the last block, and twice as long and as
+      many clips as the pace last refused lasted. A pace "held" that is refused itself was
+      a burst passing: from then on ``hold_s`` is twice as long.
+    * Then a search: each pace held is followed by one STEP higher, and at most halfway to
+      ``high``, until the two lie within GAP. One block for each step too far, none for a
+      step that holds, where halving from the pace refused cost a block a step downwards
+      (and cost most behind a small bucket, whose measure reads low).
+    * Settled, the pace holds ``low`` for k clips, then climbs beyond it as CUBIC does,
+      slow at first and then fast, so a limit that rose is found again:
+      low x (1 + (1 - DECREASE) x ((n - k) / k)^3) over the n clips since. k is
+      COST_FACTOR times the clips the last block cost (the time it kept the identity
+      refused, at its pace), and at least SETTLED_PROBE_AFTER_S worth (MIN_PROBE_AFTER_S
+      for a pace an earlier run learnt, not yet searched), so blocks cost about
+      1 / COST_FACTOR of the time. A block that outlasts LONG_BLOCK_S is not a burst limit
+      but a quota (YouTube's, by the hour): the pace starts again from a guest's.
 
-    The pace drops to DECREASE x ceiling, then follows
-    ceiling x (1 + (1 - DECREASE) x ((n - k) / k)^3) over the n clips answered since:
-    concave up to the ceiling at n = k (quick at first, flat near the limit), convex
-    beyond it (slow at first, then fast, so a ceiling too low is soon left behind). k is
-    COST_FACTOR times the clips the last block cost (the time it kept the identity
-    refused, at its pace), and at least MIN_PROBE_AFTER_S worth: a block of seconds is
-    probed for again within a few minutes, YouTube's block of up to an hour only after
-    many hours, so blocks cost about 1 / COST_FACTOR of the time. A block that outlasts
-    LONG_BLOCK_S is not a burst limit but a quota (YouTube's, by the hour): the pace
-    starts again from a guest's. benchmarks/README.md ("Pacing") measures all of this
-    against simulated limiters.
+    benchmarks/README.md ("Pacing") measures all of this against simulated limiters.
     """
 
     per_minute: float | None = None  # None: unpaced, until the first 429 (or a pace an earlier run learnt)
-    ceiling: float | None = None  # where the limit lies, as last measured
-    probe_after: float | None = None  # k: clips from a 429 back up to its ceiling (None: the least)
-    since: int = 0  # n: clips answered since the last 429 while the pace held the identity back
+    ceiling: float | None = None  # where the limit lies, as last learnt
+    probe_after: float | None = None  # k: clips at the ceiling before the pace probes beyond it (None: the least)
+    since: int = 0  # n: clips answered while the pace held the identity back, since the search settled
     measured: bool = False  # the ceiling is slow start's rough measure: the pace grows until a 429 meets it
+    low: float | None = None  # the fastest pace held since the last block
+    high: float | None = None  # the pace the last block refused
+    level_from: float | None = None  # the first clip answered at the present pace
+    level_clips: int = 0  # clips answered at it
+    open_from: float | None = None  # the first clip answered since the last block
+    open_clips: int = 0
+    burst_s: float = 0.0  # how long the pace the last block refused was answered before it, and how many clips
+    burst_clips: int = 0
+    block_s: float = 0.0  # how long the last block lasted
+    hold_s: float = 30.0  # a pace counts as held after this long at least: doubled each time a hold proves false
     DECREASE = 0.9
-    BELOW = 0.97  # the ceiling is at most this share of the pace that drew the 429
+    BELOW = 0.97  # the pace after a 429 is at most this share of the pace refused
+    HALVE = 0.5  # nothing known to pass: the pace after a 429 is this share of the pace refused
     MIN_PROBE_AFTER_S = 60.0
+    SETTLED_PROBE_AFTER_S = 300.0
     COST_FACTOR = 20.0
     LONG_BLOCK_S = 120.0
     GROWTH = 1.02  # a clip, after slow start's rough measure: doubling in 35 clips
-    HALVE = 0.5  # one block takes the ceiling no lower than this share of the pace that drew it
+    STEP = 1.5  # the search's largest step up from a pace held
+    GAP = 0.08  # the search ends when the pace held lies within this of the pace refused
+    CONFIRM = 3  # clips, at least, a pace lasts before it counts as held
+    BURST_FACTOR = 2.0  # and at least twice as long and as many clips as the pace the last block refused
     slow_start: ClassVar[bool] = True
 
-    def limited(self, sustained_per_minute: float | None) -> None:
+    def limited(self, sustained_per_minute: float | None, now: float) -> None:
         """A 429. ``sustained_per_minute``: the identity's rate over its last cycle (None: none to measure).
 
         Unpaced, slow start ends at the rate measured since the first turn."""
+        level_from = self.level_from if self.level_from is not None else self.open_from
+        self.burst_s = now - level_from if level_from is not None else 0.0
+        self.burst_clips = self.level_clips if self.level_from is not None else self.open_clips
+        self.open_from, self.open_clips, self.level_from, self.level_clips, self.since = None, 0, None, 0, 0
         if self.per_minute is None:
             if sustained_per_minute is None:  # refused before anything was answered: says nothing of the rate
                 return
             self.ceiling, self.measured = sustained_per_minute, True
-        elif sustained_per_minute is not None and sustained_per_minute < self.per_minute * self.BELOW:
-            # The pace was far above the limit: start again from what the limit let through.
-            self.ceiling, self.measured = max(sustained_per_minute, self.per_minute * self.HALVE), False
-        elif self.ceiling is not None and not self.measured:  # BIC: between the ceiling held and the pace refused
-            self.ceiling = min(self.per_minute * self.BELOW, (self.ceiling + self.per_minute) / 2)
-        else:
-            self.ceiling = self.per_minute * self.BELOW
-        if self.per_minute is not None:
-            self.measured = False
-        self.ceiling = max(MIN_PER_MINUTE, self.ceiling)
-        self.per_minute = max(MIN_PER_MINUTE, self.ceiling * self.DECREASE)
-        self.since = 0
+            self.per_minute = self.ceiling * self.DECREASE
+            return
+        refused = self.per_minute
+        if self.low is not None and self.low >= refused * self.BELOW:
+            # A burst passed for a pace held (or the limit came down): a pace must hold longer to count.
+            self.low, self.hold_s = None, min(MAX_COOL_S, 2 * self.hold_s)
+        passes = max(self.low or 0.0, sustained_per_minute or 0.0) or refused * self.HALVE
+        self.high, self.measured = refused, False
+        self.ceiling = self.per_minute = max(MIN_PER_MINUTE, min(passes, refused * self.BELOW))
 
     def recovered(self, blocked_s: float) -> None:
         """Answered again after a block that lasted ``blocked_s``."""
+        self.block_s = blocked_s
         if self.ceiling is None or self.per_minute is None:
             return
         if blocked_s > self.LONG_BLOCK_S and self.ceiling > GUEST_PER_HOUR / 60:
-            self.ceiling, self.since = GUEST_PER_HOUR / 60, 0
-            self.per_minute = self.ceiling * self.DECREASE
+            self.ceiling = self.per_minute = GUEST_PER_HOUR / 60
+            self.low = self.high = None
         self.probe_after = self.COST_FACTOR * blocked_s * self.per_minute / 60  # the clips the block cost
 
-    def answered(self) -> None:
-        if self.ceiling is None or self.per_minute is None:
+    def answered(self, now: float, held_back: bool) -> None:
+        """A clip answered; ``held_back``: its turn waited for the pace, so the pace is what binds."""
+        if self.open_from is None:
+            self.open_from = now
+        self.open_clips += 1
+        if self.ceiling is None or self.per_minute is None or not held_back:
             return
         if self.measured:
             self.per_minute *= self.GROWTH
             return
+        if self.level_from is None:
+            self.level_from = now
+        self.level_clips += 1
+        if self.high is not None and (self.low is None or self.high > self.low * (1 + self.GAP)):
+            self._search(now)
+            return
         self.since += 1
-        k = max(self.probe_after or 0.0, self.MIN_PROBE_AFTER_S * self.ceiling / 60, 1.0)
-        self.per_minute = max(MIN_PER_MINUTE,
-                              self.ceiling * (1 + (1 - self.DECREASE) * ((self.since - k) / k) ** 3))
+        least_s = self.SETTLED_PROBE_AFTER_S if self.low is not None else self.MIN_PROBE_AFTER_S
+        k = max(self.probe_after or 0.0, least_s * self.ceiling / 60, 1.0)
+        n = self.since + (k if self.low is not None else 0.0)  # settled on a pace held: from the ceiling itself
+        self.per_minute = max(MIN_PER_MINUTE, self.ceiling * (1 + (1 - self.DECREASE) * ((n - k) / k) ** 3))
+        if self.high is not None and self.per_minute > self.high:
+            self.high = None  # past the pace once refused without a 429: the limit has moved
+
+    def _search(self, now: float) -> None:
+        assert self.per_minute is not None and self.high is not None and self.level_from is not None
+        held_s = now - self.level_from
+        if (self.level_clips < max(self.CONFIRM, self.BURST_FACTOR * self.burst_clips)
+                or held_s < max(self.hold_s, self.BURST_FACTOR * self.burst_s, self.block_s)):
+            return
+        self.low = self.per_minute
+        if self.high > self.low * (1 + self.GAP):
+            self.per_minute = min(self.low * self.STEP, (self.low + self.high) / 2)
+            self.level_from, self.level_clips = None, 0
+        else:
+            self.ceiling = self.low
 
 
 def pace_for(settings: Settings, learned: Learned | None) -> Pace:
@@ -242,7 +286,10 @@ class _Identity:
     turns: int = 0  # taken: among identities free at once, the least used goes first
     measured_from: float | None = None  # the start of its last block, or its first turn: its rate's span
     answered_since: int = 0  # clips answered since then
-    recovered_at: float = 0.0  # when its last block ended
+    probe_at: float = 0.0  # when the probe under way went out
+    block_lower: float = 0.0  # how long its blocks last, as learnt: longer than a probe refused,
+    block_upper: float = 0.0  # and no longer than a probe answered (0: not known yet)
+    refused_probe: bool = False  # a probe was refused in this block
     stats: IdentityStats = field(init=False)
 
     def __post_init__(self) -> None:
@@ -256,6 +303,24 @@ class _Identity:
             return math.inf
         return max(now, self.next_start, self.cooling_until)
 
+    def probe_refused(self, now: float) -> None:
+        """A probe was refused: its blocks last longer than that."""
+        refused_after = now - self.blocked_since
+        self.refused_probe = True
+        self.block_lower = max(self.block_lower, refused_after)
+        if refused_after >= self.block_upper:
+            self.block_upper = 0.0  # longer than a probe once answered: its blocks got longer
+
+    def probe_answered(self) -> None:
+        """Its probe was answered: its blocks last no longer than that. Answered at once, the block may have
+        ended sooner: the lower bound fades, so the next block's first probe comes earlier."""
+        answered_after = self.probe_at - self.blocked_since
+        self.block_upper = answered_after
+        if not self.refused_probe:
+            self.block_lower *= LOWER_DECAY
+        if self.block_lower >= answered_after:
+            self.block_lower = 0.0
+
     def sustained_per_minute(self, now: float) -> float | None:
         """The rate it was answered at since its last block began, that block included (None: nothing answered).
 
@@ -267,10 +332,6 @@ class _Identity:
         if self.pace.per_minute is not None:
             if not self.blocks:
                 return None  # paced since its first turn: the span says what the pace was, not the limit
-            if now - self.recovered_at > self.recovered_at - self.blocked_since:
-                # Answered for longer than the block lasted: the pace climbed back from below the
-                # limit, and the time below (a bucket overflowing) would pass for the limit's.
-                return None
         return 60.0 * self.answered_since / max(MIN_SPAN_S, now - self.measured_from)
 
 
@@ -306,6 +367,8 @@ class PacingBook:
             identity.held_back = identity.next_start > now
             identity.turns += 1
             identity.probing = identity.strikes > 0
+            if identity.probing:
+                identity.probe_at = start
             identity.in_flight += 1
             if identity.measured_from is None:
                 identity.measured_from = start
@@ -334,11 +397,14 @@ class PacingBook:
             if now < identity.cooling_until:
                 return None  # the clips already under way when it was blocked: one block, one step
             if identity.strikes == 0:  # a long block is one event, however often it is probed
-                identity.pace.limited(identity.sustained_per_minute(now))
+                identity.pace.limited(identity.sustained_per_minute(now), now)
                 identity.blocked_since = identity.measured_from = now
                 identity.blocks += 1
                 identity.answered_since = 0
-            cool_s = min(MAX_COOL_S, self._first_cool_s * 2 ** identity.strikes) * random.uniform(0.75, 1.25)
+                identity.refused_probe = False
+            else:
+                identity.probe_refused(now)
+            cool_s = self._cool_s(identity, now)
             identity.strikes += 1
             identity.probing = False
             identity.cooling_until = now + cool_s
@@ -346,6 +412,21 @@ class PacingBook:
             identity.stats.cooling_s += cool_s
             all_cooling = all(other.cooling(now) for other in self._identities)
             return Cooling(identity.name, cool_s, identity.pace.per_minute, all_cooling)
+
+    def _cool_s(self, identity: _Identity, now: float) -> float:
+        """How long until the block's next probe. Nothing learnt: RETRY_BACKOFF, doubling. Learnt: the first
+        probe halfway between the bounds on its blocks' length (at the upper one once they are close), and
+        after a probe refused, the upper one (each probe refused is one more 429 from an identity flagged)."""
+        elapsed = now - identity.blocked_since
+        if not identity.block_upper:
+            return min(MAX_COOL_S, self._first_cool_s * 2 ** identity.strikes) * random.uniform(0.75, 1.25)
+        if identity.strikes == 0:
+            lower = max(identity.block_lower, self._first_cool_s)
+            upper = identity.block_upper
+            target = upper if upper <= SETTLED * lower else (lower + upper) / 2
+        else:
+            target = identity.block_upper
+        return min(MAX_LEARNT_COOL_S, max(self._first_cool_s, target * random.uniform(1.0, 1.1) - elapsed))
 
     def answered(self, index: int) -> None:
         """A clip through identity ``index`` was answered (written, or refused for the video's reasons)."""
@@ -358,14 +439,13 @@ class PacingBook:
             if now < identity.cooling_until:
                 return  # a clip started before the block came: it says nothing of the block
             if identity.strikes:
-                identity.recovered_at = now
+                identity.probe_answered()
                 identity.pace.recovered(now - identity.blocked_since)
                 identity.strikes = 0
             identity.probing = False
             self._all_cooling_since = None
             identity.answered_since += 1
-            if identity.held_back:
-                identity.pace.answered()
+            identity.pace.answered(now, identity.held_back)
 
     def missed(self, index: int) -> None:
         """A clip through identity ``index`` got no answer at all (network trouble): it says nothing of the limit."""
