@@ -20,6 +20,7 @@ per 1,000 clips, whole run and steady state.
     pip install -e ".[bench,dask]"
     python benchmarks/bench_identities.py            # about 25 minutes on 2 cores
     python benchmarks/bench_identities.py --quick    # 2 identities, local engine only
+    python benchmarks/bench_identities.py --matrix   # issue 21's pacing matrix (about 30 minutes)
     (the run's own log goes to stderr: 2>bench.log keeps the console to the results)
 """
 
@@ -52,10 +53,11 @@ WARMUP_S = 60.0
 SOURCE_S = 40
 
 
-def _serve(root: str, port_pipe, burst: float | None = None) -> None:
+def _serve(root: str, port_pipe, burst: float | None = None, per_second: float = PER_SECOND,
+           penalty_s: float = PENALTY_S) -> None:
     """The server process: the mirror behind the identity limit, and /_seen for what it saw."""
     server = MediaServer(Path(root))
-    limit = IdentityLimit(server, per_second=PER_SECOND, penalty_s=PENALTY_S, burst=burst)
+    limit = IdentityLimit(server, per_second=per_second, penalty_s=penalty_s, burst=burst)
 
     def control(handler: Handler) -> Reply | None:
         if handler.url_path == "/_seen":
@@ -74,10 +76,13 @@ def _serve(root: str, port_pipe, burst: float | None = None) -> None:
 
 
 class Server:
-    def __init__(self, root: Path, burst: float | None = None) -> None:
+    def __init__(self, root: Path, burst: float | None = None, per_second: float = PER_SECOND,
+                 penalty_s: float = PENALTY_S) -> None:
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(str(root), child, burst), daemon=True)
+        self.per_second = per_second
+        self.process = context.Process(target=_serve, args=(str(root), child, burst, per_second, penalty_s),
+                                       daemon=True)
         self.process.start()
         self.base_url = parent.recv()
 
@@ -105,14 +110,16 @@ class Result:
     refused_per_1000: float
     steady_refused_per_1000: float
     failed: int
+    refused_per_identity: float = 0.0
+    blocks_per_identity: float = 0.0  # runs of 429s the server sent an identity, each after a request it served
 
 
 def run_scenario(server: Server, mirror: Path, source: Path, workdir: Path, identities: int, pace: str, engine: str,
-                 clips_per_identity: int, requests_per_clip_guess: float) -> Result:
+                 clips_per_identity: int, requests_per_clip_guess: float, workers: int = 8, tag: str = "") -> Result:
     server.get("/_reset")
-    work = workdir / f"{engine}-{identities}-{pace.split()[0]}"
+    work = workdir / f"{tag}{engine}-{identities}-{pace.split()[0]}"
     work.mkdir(parents=True)
-    ids = [f"b{identities}{pace[0]}{engine[0]}{n:07d}"[:11] for n in range(clips_per_identity * identities)]
+    ids = [f"{tag}b{identities}{pace[0]}{engine[0]}{n:07d}"[-11:] for n in range(clips_per_identity * identities)]
     for ytid in ids:
         os.link(source, mirror / f"{ytid}.m4a")
     entries = []
@@ -121,15 +128,15 @@ def run_scenario(server: Server, mirror: Path, source: Path, workdir: Path, iden
         cookies.write_text(f"# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\twho\tid{n}\n")
         entries.append({"name": f"id{n}", "cookies_file": str(cookies)})
     csv_path = write_csv(work / "eval_segments.csv", [f'{ytid}, 20.000, 30.000, "/m/a"' for ytid in ids])
-    fixed = 0.9 * 60 * PER_SECOND / requests_per_clip_guess
+    fixed = 0.9 * 60 * server.per_second / requests_per_clip_guess
     settings = {"CSV_FILE_NAMES": [str(csv_path)], "YTB_URL_FORMAT": server.base_url + "/{YTID}.m4a",
                 "BACKEND": "direct", "FALLBACK_BACKENDS": [], "OUTPUT_DIR": str(work / "out"), "TIMER": 0,
                 "IDENTITIES": entries, "RETRY_BACKOFF": 3.0,
                 "REQUESTS_PER_MINUTE": "auto" if pace == "auto" else round(fixed, 1)}
     if engine == "dask":
-        settings.update(ENGINE="dask", DASK_WORKERS=2, WORKERS=4, SHARD_SIZE=25)
+        settings.update(ENGINE="dask", DASK_WORKERS=2, WORKERS=max(1, workers // 2), SHARD_SIZE=25)
     else:
-        settings.update(WORKERS=8)
+        settings.update(WORKERS=workers)
     config = write_config(work / "cfg.py", **settings)
     started = time.monotonic()
     code = cli.main(["--config", str(config)])
@@ -142,7 +149,11 @@ def run_scenario(server: Server, mirror: Path, source: Path, workdir: Path, iden
     served = [s for s in seen if s[3] == 0]
     refused = [s for s in seen if s[3] == 429]
     per_clip = len(served) / max(1, written)
-    ceiling = identities * PER_SECOND / per_clip
+    ceiling = identities * server.per_second / per_clip
+    blocks, last_status = 0, {}
+    for _time, who, _path, status in seen:
+        blocks += status == 429 and last_status.get(who) != 429
+        last_status[who] = status
     t0 = min(s[0] for s in seen)
     last_request = {}
     for time_, _, path, _status in served:
@@ -156,7 +167,7 @@ def run_scenario(server: Server, mirror: Path, source: Path, workdir: Path, iden
         round(len(steady) / steady_span / ceiling, 3) if steady_span > 10 else float("nan"),
         round(1000 * len(refused) / max(1, written), 1),
         round(1000 * len(steady_refused) / max(1, len(steady)), 1) if steady else float("nan"),
-        sum(summary["failed"].values()))
+        sum(summary["failed"].values()), round(len(refused) / identities, 1), round(blocks / identities, 1))
     print(json.dumps(asdict(result)), flush=True, file=sys.stderr)
     return result
 
@@ -191,13 +202,89 @@ def plot(results: list[Result], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+MATRIX_PER_SECOND = 0.75  # issue 21's limit: 22.5 clips a minute at 2 requests a clip
+MATRIX_BURST = 8.0  # requests: 4 clips
+MATRIX_WORKERS = {1: 8, 10: 16, 35: 64}
+
+
+def matrix(clips_per_identity: int) -> None:
+    """Issue 21's matrix on the real downloader: penalty x identities x engine, "auto" against fixed at 90 %."""
+    results: list[tuple[float, Result]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-pacing-") as temp:
+        workdir = Path(temp)
+        source = make_source(workdir / "source.m4a", SOURCE_S, "aac", rate=44100)
+        for penalty_s in (2.0, 30.0):
+            mirror = workdir / f"mirror{penalty_s:g}"
+            mirror.mkdir()
+            server = Server(mirror, MATRIX_BURST, MATRIX_PER_SECOND, penalty_s)
+            try:
+                for engine in ("local", "dask"):
+                    for identities in (1, 10, 35):
+                        for pace in ("fixed", "auto"):
+                            results.append((penalty_s, run_scenario(
+                                server, mirror, source, workdir, identities, pace, engine, clips_per_identity,
+                                requests_per_clip_guess=2.0, workers=MATRIX_WORKERS[identities],
+                                tag=f"p{penalty_s:g}")))
+            finally:
+                server.stop()
+    out = REPO / "benchmarks" / "out"
+    out.mkdir(exist_ok=True)
+    (out / "pacing-real.json").write_text(json.dumps(
+        {"machine": machine(), "per_second": MATRIX_PER_SECOND, "burst_requests": MATRIX_BURST,
+         "results": [{"penalty_s": penalty_s, **asdict(r)} for penalty_s, r in results]}, indent=2))
+    plot_matrix(results, REPO / "benchmarks" / "pacing-real.png")
+    print("| penalty | identities | engine | pace | clips | % of ceiling | 429s per identity | blocks per identity "
+          "| failed |")
+    print("| ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for penalty_s, r in results:
+        print(f"| {penalty_s:g} s | {r.identities} | {r.engine} | {r.pace} | {r.clips} | "
+              f"{100 * r.share_of_ceiling:.0f} % | {r.refused_per_identity:.1f} | {r.blocks_per_identity:.1f} | "
+              f"{r.failed} |")
+
+
+def plot_matrix(results: list[tuple[float, Result]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for (penalty_s, engine), style in zip([(p, e) for p in (2.0, 30.0) for e in ("local", "dask")],
+                                          ("-", "--", "-.", ":"), strict=True):
+        for pace, color in (("fixed", "tab:gray"), ("auto", "tab:blue")):
+            rows = [r for p, r in results if p == penalty_s and r.engine == engine and r.pace.startswith(pace)]
+            if not rows:
+                continue
+            xs = [r.identities for r in rows]
+            label = f"{pace}, {engine}, {penalty_s:g} s penalty"
+            axes[0].plot(xs, [100 * r.share_of_ceiling for r in rows], marker="o", color=color, linestyle=style,
+                         label=label)
+            axes[1].plot(xs, [r.refused_per_identity for r in rows], marker="o", color=color, linestyle=style,
+                         label=label)
+    axes[0].set(xlabel="identities", ylabel="goodput, % of the ceiling (whole run)", ylim=(0, 110), xscale="log",
+                title="A run of 20 clips per identity, bucket of 4 clips")
+    axes[1].axhline(15, color="tab:red", linewidth=0.8, linestyle=":", label="goal: at most 15")
+    axes[1].set(xlabel="identities", ylabel="429s per identity", xscale="log", title="429s the server sent")
+    for ax in axes:
+        ax.set_xticks([1, 10, 35], ["1", "10", "35"])
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips-per-identity", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="2 identities, local engine only")
     parser.add_argument("--burst", type=float, default=None,
                         help="requests each identity's bucket holds (default: a second's worth)")
+    parser.add_argument("--matrix", action="store_true",
+                        help="issue 21's matrix: 2 s and 30 s penalties, 1/10/35 identities, local and Dask, "
+                             "a bucket of 4 clips, 20 clips per identity (about 30 minutes)")
     args = parser.parse_args()
+    if args.matrix:
+        matrix(20 if args.clips_per_identity == 200 else args.clips_per_identity)
+        return
     counts = [2] if args.quick else [1, 2, 4]
     engines = ["local"] if args.quick else ["local", "dask"]
     with tempfile.TemporaryDirectory(prefix="bench-identities-") as temp:
