@@ -190,7 +190,7 @@ def test_a_long_penalty_draws_at_most_two_429s_a_block_once_its_length_is_learnt
     # The first block is probed from RETRY_BACKOFF (3 s) doubling: 4 refused probes; later
     # blocks wait about as long as the last lasted before their one probe.
     assert bucket.per_block[0] == 4 and max(bucket.per_block[1:]) <= 2, bucket.per_block
-    assert bucket.blocks <= 8, bucket.per_block
+    assert bucket.blocks <= 9, bucket.per_block  # the search ends within 4 %: a step more than at 8 %
     assert pace.ceiling is not None and 0.65 * LIMIT <= pace.ceiling <= 1.1 * LIMIT, pace
     last_five_minutes = run.goodput(since=run.ended - run.started - 300) * 60
     assert last_five_minutes > 0.8 * LIMIT, last_five_minutes
@@ -232,14 +232,30 @@ def test_the_search_steps_up_from_each_pace_held_and_settles_between_held_and_re
     pace.limited(None, now=clock)  # ...then refused
     assert (pace.high, pace.per_minute) == (75.0, 50.0)
     paces = []
-    for _ in range(3):
+    for _ in range(4):
         hold(8, 48.0)  # twice the refused pace's 4 clips, and 42 s: longer than the block lasted
         paces.append(pace.per_minute)
-    assert paces == [62.5, 68.75, 71.875]
+    assert paces == [62.5, 68.75, 71.875, 73.4375]
     hold(8, 48.0)
-    assert pace.low == pace.ceiling == 71.875  # within 8 % of 75: settled
+    assert pace.low == pace.ceiling == 73.4375  # within 4 % of 75: settled
     hold(8, 48.0)
-    assert pace.per_minute == pytest.approx(71.875, rel=0.01)  # it holds there before it probes again
+    assert pace.per_minute == pytest.approx(73.4375, rel=0.01)  # it holds there before it probes again
+
+
+def test_a_429_after_a_long_settled_stretch_counts_only_the_climb_as_its_burst() -> None:
+    pace = AutoPace(per_minute=60.0, ceiling=60.0, low=60.0, high=62.0)  # settled: within 4 % of the pace refused
+    pace.recovered(blocked_s=10.0)
+    clock = 0.0
+    while pace.per_minute is not None and pace.per_minute < 64.0:  # minutes at the pace held, then CUBIC's climb
+        clock += 60.0 / pace.per_minute
+        pace.answered(clock, held_back=True)
+    assert clock > 400.0
+    pace.limited(None, now=clock)  # refused at 64 a minute
+    assert (pace.per_minute, pace.high) == (60.0, pytest.approx(64.0, rel=0.01))
+    for _ in range(180):  # three minutes at the pace held: more than twice the climb past 62.4 (about a minute)
+        clock += 1.0
+        pace.answered(clock, held_back=True)
+    assert pace.per_minute == pytest.approx(62.0, rel=0.01), pace  # so the search steps up, halfway to 64
 
 
 def test_answers_that_did_not_wait_for_the_pace_say_nothing_of_it() -> None:
@@ -333,6 +349,36 @@ def test_once_the_bounds_on_a_block_s_length_are_close_the_first_probe_waits_the
     identity.block_lower, identity.block_upper = 2900.0, 3100.0  # YouTube's hour: past the ten-minute cap
     probes = probe_times(pacing, clock, refusals=0)
     assert 3100.0 <= probes[0] <= 1.1 * 3100.0 + 0.1, probes
+
+
+def test_after_a_burst_s_long_block_a_paced_block_is_probed_once_early() -> None:
+    clock = Clock()
+    pacing = book([FixedPace(60.0)], clock, first_cool_s=2.0, max_cooling_s=1e9)
+    identity = pacing._identities[0]
+    # What a burst taught: a sliding window emptied at once refused for most of its minute.
+    identity.block_lower, identity.block_upper, identity.bounds_from_burst = 40.0, 60.0, True
+    random.seed(3)
+    early = probe_times(pacing, clock, refusals=1)
+    assert 3.0 <= early[0] <= 1.1 * 3.0 + 0.1, early  # RETRY_BACKOFF and one clip at 60 a minute
+    assert 60.0 <= early[1] <= 1.1 * 60.0 + 0.1, early  # refused: the next where the burst's block had ended
+    clock.now += 30
+    answered = probe_times(pacing, clock, refusals=0)  # bounds of a paced block now: halfway, as ever
+    assert (40.0 + early[1]) / 2 <= answered[0] <= 1.1 * (40.0 + early[1]) / 2 + 0.1, (early, answered)
+
+
+def test_a_sliding_window_s_paced_blocks_last_seconds_not_its_burst_s_minute() -> None:
+    window = limiters.SlidingWindow(requests=round(PER_SECOND * 60), window_s=60.0, penalty_s=2.0)
+    run = run_against(window, AutoPace(), clips=200)
+    # Unpaced, the first clips fill the window at once, and it refuses until they age out a
+    # minute later; a pace a step too fast overdraws it by a clip, which ages out in seconds.
+    answered = sorted(run.answered[0])
+    ended = {}  # each block, from its first 429 to the next clip answered (refused probes between are the same block)
+    for began in window.blocked_at:
+        ended.setdefault(next(t for t in answered if t > began), began)
+    blocks = [end - began for end, began in ended.items()]
+    paced_blocks = blocks[2:]  # after slow start's block, and the one its measure (the burst's rate) ran into
+    assert blocks[0] > 45.0 and len(paced_blocks) >= 2, blocks
+    assert sorted(paced_blocks)[len(paced_blocks) // 2] < 15.0, paced_blocks  # the median
 
 
 def test_learnt_paces_are_kept_and_read_back(tmp_path: Path) -> None:

@@ -52,6 +52,7 @@ MAX_LEARNT_COOL_S = 3600.0  # YouTube's longest blocks, by every report: probing
 MIN_SPAN_S = 1.0  # an identity's rate is measured over at least this long, so a burst is not taken for a rate
 MIN_PER_MINUTE = 0.5
 LOWER_DECAY = 0.75  # a block whose first probe was answered may have ended sooner: its lower bound fades
+BURST_CUT = 0.5  # a 429 that cuts the pace to less than this share of itself ended a burst, not a pace
 SETTLED = 1.15  # bounds this close: the first probe waits the upper one
 GUEST_PER_HOUR = 300.0  # YouTube's limit for a guest session, about: the ETA's guess before anything is learnt
 LEARNED_FILE = "identities.json"
@@ -142,11 +143,12 @@ class AutoPace:
     HALVE = 0.5  # nothing known to pass: the pace after a 429 is this share of the pace refused
     MIN_PROBE_AFTER_S = 60.0
     SETTLED_PROBE_AFTER_S = 300.0
-    COST_FACTOR = 20.0
+    COST_FACTOR = 50.0  # settled, a probe beyond the pace every 50 blocks' worth: blocks cost 2 % of the time
     LONG_BLOCK_S = 120.0
     GROWTH = 1.02  # a clip, after slow start's rough measure: doubling in 35 clips
     STEP = 1.5  # the search's largest step up from a pace held
-    GAP = 0.08  # the search ends when the pace held lies within this of the pace refused
+    GAP = 0.04  # the search ends when the pace held lies within this of the pace refused: one more step
+    # than at 8 % costs a block, and over an hour's run buys 2-4 % of goodput (benchmarks/README.md)
     CONFIRM = 3  # clips, at least, a pace lasts before it counts as held
     BURST_FACTOR = 2.0  # and at least twice as long and as many clips as the pace the last block refused
     slow_start: ClassVar[bool] = True
@@ -204,6 +206,10 @@ class AutoPace:
         k = max(self.probe_after or 0.0, least_s * self.ceiling / 60, 1.0)
         n = self.since + (k if self.low is not None else 0.0)  # settled on a pace held: from the ceiling itself
         self.per_minute = max(MIN_PER_MINUTE, self.ceiling * (1 + (1 - self.DECREASE) * ((n - k) / k) ** 3))
+        if self.per_minute <= self.ceiling * (1 + self.GAP):
+            # Not yet past the pace held: a 429 to come counts its burst from here, not from the settling,
+            # else the search after it would wait twice the whole settled stretch for each step.
+            self.level_from, self.level_clips = now, 0
         if self.high is not None and self.per_minute > self.high:
             self.high = None  # past the pace once refused without a 429: the limit has moved
 
@@ -290,6 +296,8 @@ class _Identity:
     block_lower: float = 0.0  # how long its blocks last, as learnt: longer than a probe refused,
     block_upper: float = 0.0  # and no longer than a probe answered (0: not known yet)
     refused_probe: bool = False  # a probe was refused in this block
+    burst_block: bool = False  # its present block ended a burst (slow start, or a pace far too fast)
+    bounds_from_burst: bool = False  # block_lower and block_upper were last learnt in such a block
     stats: IdentityStats = field(init=False)
 
     def __post_init__(self) -> None:
@@ -314,6 +322,7 @@ class _Identity:
     def probe_answered(self) -> None:
         """Its probe was answered: its blocks last no longer than that. Answered at once, the block may have
         ended sooner: the lower bound fades, so the next block's first probe comes earlier."""
+        self.bounds_from_burst = self.burst_block
         answered_after = self.probe_at - self.blocked_since
         self.block_upper = answered_after
         if not self.refused_probe:
@@ -397,7 +406,10 @@ class PacingBook:
             if now < identity.cooling_until:
                 return None  # the clips already under way when it was blocked: one block, one step
             if identity.strikes == 0:  # a long block is one event, however often it is probed
+                before = identity.pace.per_minute
                 identity.pace.limited(identity.sustained_per_minute(now), now)
+                after = identity.pace.per_minute
+                identity.burst_block = before is None or (after is not None and after < BURST_CUT * before)
                 identity.blocked_since = identity.measured_from = now
                 identity.blocks += 1
                 identity.answered_since = 0
@@ -416,11 +428,19 @@ class PacingBook:
     def _cool_s(self, identity: _Identity, now: float) -> float:
         """How long until the block's next probe. Nothing learnt: RETRY_BACKOFF, doubling. Learnt: the first
         probe halfway between the bounds on its blocks' length (at the upper one once they are close), and
-        after a probe refused, the upper one (each probe refused is one more 429 from an identity flagged)."""
+        after a probe refused, the upper one (each probe refused is one more 429 from an identity flagged).
+
+        Bounds learnt only in blocks that ended a burst overstate a paced block: a burst empties a limiter
+        (a sliding window refuses for its whole span), a pace a step too fast overdraws it by a clip or so.
+        So the first paced block after them is probed once early, RETRY_BACKOFF and one clip at the pace
+        in; refused, the next probe waits the upper bound, and from then on its own bounds rule."""
         elapsed = now - identity.blocked_since
         if not identity.block_upper:
             return min(MAX_COOL_S, self._first_cool_s * 2 ** identity.strikes) * random.uniform(0.75, 1.25)
-        if identity.strikes == 0:
+        if identity.strikes == 0 and identity.bounds_from_burst and not identity.burst_block:
+            per_minute = identity.pace.per_minute
+            target = min(identity.block_upper, self._first_cool_s + (60.0 / per_minute if per_minute else 0.0))
+        elif identity.strikes == 0:
             lower = max(identity.block_lower, self._first_cool_s)
             upper = identity.block_upper
             target = upper if upper <= SETTLED * lower else (lower + upper) / 2
