@@ -22,7 +22,7 @@ identities; about 13 minutes: settling, the search still under way) and of a run
 The engine does not enter into it: the local pool, the CSV processes and Dask workers
 all take their turns from one such book.
 
-    python benchmarks/bench_pacing.py                 # about 5 minutes on 2 cores
+    python benchmarks/bench_pacing.py                 # about 4 minutes on 2 cores
     python benchmarks/bench_pacing.py --seeds 3       # each scenario averaged over 3 seeds
 """
 
