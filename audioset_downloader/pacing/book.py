@@ -148,7 +148,7 @@ class AutoPace:
     GROWTH = 1.02  # a clip, after slow start's rough measure: doubling in 35 clips
     STEP = 1.5  # the search's largest step up from a pace held
     GAP = 0.04  # the search ends when the pace held lies within this of the pace refused: one more step
-    # than at 8 % costs a block, and over an hour's run buys 2-4 % of goodput (benchmarks/README.md)
+    # than at 8 % costs a block, and buys up to a point or two of goodput for the rest of the run
     CONFIRM = 3  # clips, at least, a pace lasts before it counts as held
     BURST_FACTOR = 2.0  # and at least twice as long and as many clips as the pace the last block refused
     slow_start: ClassVar[bool] = True
@@ -433,7 +433,7 @@ class PacingBook:
         Bounds learnt only in blocks that ended a burst overstate a paced block: a burst empties a limiter
         (a sliding window refuses for its whole span), a pace a step too fast overdraws it by a clip or so.
         So the first paced block after them is probed once early, RETRY_BACKOFF and one clip at the pace
-        in; refused, the next probe waits the upper bound, and from then on its own bounds rule."""
+        in; refused, the next probe waits the upper bound, as after any probe refused."""
         elapsed = now - identity.blocked_since
         if not identity.block_upper:
             return min(MAX_COOL_S, self._first_cool_s * 2 ** identity.strikes) * random.uniform(0.75, 1.25)
