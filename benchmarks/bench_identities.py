@@ -20,7 +20,7 @@ per 1,000 clips, whole run and steady state.
     pip install -e ".[bench,dask]"
     python benchmarks/bench_identities.py            # about 25 minutes on 2 cores
     python benchmarks/bench_identities.py --quick    # 2 identities, local engine only
-    python benchmarks/bench_identities.py --matrix   # issue 21's pacing matrix (about 30 minutes)
+    python benchmarks/bench_identities.py --matrix   # issue 21's pacing matrix (about 45 minutes)
     (the run's own log goes to stderr: 2>bench.log keeps the console to the results)
 """
 
@@ -280,7 +280,7 @@ def main() -> None:
                         help="requests each identity's bucket holds (default: a second's worth)")
     parser.add_argument("--matrix", action="store_true",
                         help="issue 21's matrix: 2 s and 30 s penalties, 1/10/35 identities, local and Dask, "
-                             "a bucket of 4 clips, 20 clips per identity (about 30 minutes)")
+                             "a bucket of 4 clips, 20 clips per identity (about 45 minutes)")
     args = parser.parse_args()
     if args.matrix:
         matrix(20 if args.clips_per_identity == 200 else args.clips_per_identity)

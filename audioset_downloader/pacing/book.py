@@ -133,7 +133,7 @@ class AutoPace:
     level_from: float | None = None  # the first clip answered at the present pace
     level_clips: int = 0  # clips answered at it
     open_from: float | None = None  # the first clip answered since the last block
-    open_clips: int = 0
+    open_clips: int = 0  # clips answered since then
     burst_s: float = 0.0  # how long the pace the last block refused was answered before it, and how many clips
     burst_clips: int = 0
     block_s: float = 0.0  # how long the last block lasted
@@ -338,9 +338,8 @@ class _Identity:
         or no block yet while paced."""
         if not self.answered_since or self.measured_from is None:
             return None
-        if self.pace.per_minute is not None:
-            if not self.blocks:
-                return None  # paced since its first turn: the span says what the pace was, not the limit
+        if self.pace.per_minute is not None and not self.blocks:
+            return None  # paced since its first turn: the span says what the pace was, not the limit
         return 60.0 * self.answered_since / max(MIN_SPAN_S, now - self.measured_from)
 
 
