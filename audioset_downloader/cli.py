@@ -38,7 +38,7 @@ from audioset_downloader.outputs.ledger import Ledger
 from audioset_downloader.outputs.merge import csv_names, merge_csv
 from audioset_downloader.outputs.summary import CsvSummary
 from audioset_downloader.outputs.verify import verify_csv
-from audioset_downloader.pacing.book import Book, hosted_book, new_book, planned_per_minute, save_learned
+from audioset_downloader.pacing.book import Book, hosted_book, learned_lines, new_book, planned_per_minute, save_learned
 from audioset_downloader.redact import redact
 
 CONFIG_FILE_NAME = "download_configs.py"
@@ -191,6 +191,9 @@ def dry_run(settings: Settings) -> int:
         print(redact(f"{summary.plan_line()}; {_time_at(summary.attempted, per_minute)}"))
     print(redact(f"total: {total} clips to attempt; {_time_at(total, per_minute)} "
                  f"(all CSVs share the identities); pace: {source}"))
+    if settings.requests_per_minute == "auto":
+        for line in learned_lines(settings):
+            print(redact(line))
     print(f"silent clips: {SILENT_CLIPS_SAID[settings.silent_clips]}")
     return EXIT_OK
 

@@ -91,6 +91,9 @@ class FailureReason(Enum):
     # SILENT_CLIPS = "drop": nothing in the window rises above -60 dBFS (YouTube mutes claimed audio).
     SILENT = ("silent", Kind.PERMANENT)
     RATE_LIMITED = ("rate_limited", Kind.TRANSIENT)
+    # "Sign in to confirm you're not a bot": the address's reputation, which can last days,
+    # not its pace; the identity stops and is probed rarely (pacing/book.py).
+    BOT_CHECK = ("bot_check", Kind.TRANSIENT)
     NETWORK = ("network", Kind.TRANSIENT)
     TIMEOUT = ("timeout", Kind.TRANSIENT)
     SERVER_ERROR = ("server_error", Kind.TRANSIENT)

@@ -95,8 +95,10 @@ def test_a_full_run_writes_clips_manifests_and_log(project: Path) -> None:
     last = result.stderr.strip().splitlines()[-2:]
     assert last[0].endswith("4 written (direct 4), 0 skipped (already done), 1 failed (unavailable 1), 1 invalid rows")
     # Then how the run's one identity did: the 4 written and the 1 the server said was gone.
-    assert last[1].endswith("identity default: 5 clips, 0 rate-limited, 0 s cooling, unpaced (whole run so far)")
-    assert result.stdout.strip().splitlines()[-1] == "identity default: 5 clips, 0 rate-limited, 0 s cooling, unpaced"
+    assert last[1].endswith("identity default: 5 clips, 0 blocks, 0 requests refused, 0 s cooling, unpaced "
+                            "(whole run so far)")
+    assert result.stdout.strip().splitlines()[-1] == \
+        "identity default: 5 clips, 0 blocks, 0 requests refused, 0 s cooling, unpaced"
     summary = json.loads((out / "eval_segments.summary.json").read_text())
     assert (summary["written"], summary["failed"], summary["invalid_rows"]) == (4, {"unavailable": 1}, 1)
     assert summary["by_identity"] == {"default": 4}
@@ -240,26 +242,35 @@ def test_dry_run_plans_and_changes_nothing(project: Path, mirror: Mirror) -> Non
     out = project / "out"
     fresh = run_script("--config", "cfg.py", "--dry-run", "--timer", "1", cwd=project)
     assert fresh.returncode == 0, fresh.stderr
-    # Nothing learnt yet: the time is at YouTube's guest limit, 300 clips an hour, and it says so.
+    # Nothing learnt yet, and "direct" is a server of unknown limits: unpaced until its first 429, as it says.
     assert fresh.stdout.strip().splitlines() == [
         f"{project / 'eval_segments.csv'} (AudioSet): 6 rows (5 valid, 1 invalid); 0 left out by the label filters, "
         "0 already done, "
-        "0 failed for good (skipped), 2 to attempt, 3 left for later (TIMER); about 0:24 at 5.0 clips/min",
-        "total: 2 clips to attempt; about 0:24 at 5.0 clips/min (all CSVs share the identities); pace: 1 at 300 "
-        "clips an hour (YouTube's guest limit, about; nothing learnt yet)",
+        "0 failed for good (skipped), 2 to attempt, 3 left for later (TIMER); time unknown: no pace set",
+        "total: 2 clips to attempt; time unknown: no pace set (all CSVs share the identities); pace: 1 unpaced "
+        "until the server's first 429 (not YouTube; nothing learnt yet)",
+        "identity default: nothing learnt yet",
         'silent clips: kept and flagged in the manifests (SILENT_CLIPS = "keep")']
     assert "eval_segments.csv:8: skipped invalid row" in fresh.stderr
     assert not out.exists() and mirror.server.requests == {}
+    # A YouTube backend, nothing learnt: 270 clips an hour, 90 % of a guest's limit.
+    youtube = run_script("--config", "cfg.py", "--dry-run", "--timer", "1", "--backend", "pytube", cwd=project)
+    assert "about 0:27 at 4.5 clips/min" in youtube.stdout and "1 at 270 clips an hour" in youtube.stdout
 
     assert run_script("--config", "cfg.py", cwd=project).returncode == 0
     (out / "eval_segments" / "bbbbbbbbbbb.wav").unlink()
+    # What earlier runs learnt of the identity: the ETA goes at its pace, and each identity's line says it.
+    (out / "identities.json").write_text(json.dumps({"identities": {"default": {
+        "per_minute": 2.0, "ceiling": 2.0, "probe_after": 9000, "block_s": 3480.0, "blocks": 3, "bot_checks": 1}}}))
     before = _snapshot(out)
     mirror.server.reset_counts()
     planned = run_script("--config", "cfg.py", "--dry-run", cwd=project)
-    assert planned.stdout.strip().splitlines()[0].endswith(
+    lines = planned.stdout.strip().splitlines()
+    assert lines[0].endswith(
         "6 rows (5 valid, 1 invalid); 0 left out by the label filters, 3 already done, "
         "1 failed for good (skipped), 1 to attempt, "
-        "0 left for later (TIMER); about 0:12 at 5.0 clips/min")
+        "0 left for later (TIMER); about 0:30 at 2.0 clips/min"), lines
+    assert "identity default: pace 120 clips/h; blocks last 58 min; 3 blocks so far (1 bot checks)" in lines
     assert _snapshot(out) == before  # not a byte written, not even the log
     assert mirror.server.requests == {}
 

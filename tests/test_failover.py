@@ -36,8 +36,10 @@ def rows_by_id(path: Path) -> dict[str, dict[str, str]]:
 
 def configure(tmp_path: Path, ids: list[str], **constants: object) -> Path:
     csv_path = write_csv(tmp_path / "eval_segments.csv", [f'{ytid}, 20.500, 30.500, "/m/09x0r"' for ytid in ids])
+    # The fake YouTube has no limit, and these tests are about backends: a guest's pace (test_pacing.py) would
+    # only make them wait.
     settings = {"CSV_FILE_NAMES": [str(csv_path)], "OUTPUT_DIR": str(tmp_path / "out"), "TIMER": 0,
-                "CACHE_DIR": str(tmp_path / "cache")}
+                "CACHE_DIR": str(tmp_path / "cache"), "REQUESTS_PER_MINUTE": None}
     settings.update(constants)
     return write_config(tmp_path / "cfg.py", **settings)
 

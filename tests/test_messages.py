@@ -16,9 +16,9 @@ from audioset_downloader.fetch.backends.base import MESSAGE_REASONS, reason_from
 MESSAGES: list[tuple[str, str, R]] = [
     # (the phrase it should be read by, the message, the reason)
     ("not a bot", "[youtube] abcdefghijk: Sign in to confirm you’re not a bot. Use --cookies-from-browser or "
-                  "--cookies for the authentication.", R.RATE_LIMITED),
+                  "--cookies for the authentication.", R.BOT_CHECK),
     ("detected as a bot", "abcdefghijk This request was detected as a bot. DO NOT OPEN AN ISSUE! See more details "
-                          "at https://pytubefix.readthedocs.io/en/latest/user/po_token.html", R.RATE_LIMITED),
+                          "at https://pytubefix.readthedocs.io/en/latest/user/po_token.html", R.BOT_CHECK),
     ("too many requests", "[youtube] abcdefghijk: Unable to download webpage: HTTP Error 429: Too Many Requests",
      R.RATE_LIMITED),
     ("try again later", "[youtube] abcdefghijk: This content isn't available, try again later.", R.RATE_LIMITED),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -123,14 +124,6 @@ def test_auto_leaves_a_ceiling_measured_too_low_behind() -> None:
     assert pace.per_minute > 100, pace
 
 
-def test_a_block_that_lasts_is_a_quota_and_pacing_starts_again_from_a_guests() -> None:
-    pace = AutoPace(per_minute=60.0, ceiling=60.0)
-    pace.limited(None, now=0.0)
-    pace.recovered(blocked_s=1800.0)  # refused for half an hour
-    assert pace.per_minute is not None and pace.per_minute <= 5.0  # 300 an hour, YouTube's guest limit
-    assert pace.probe_after is not None and pace.probe_after > 1000  # and it waits long before probing again
-
-
 # The limiters the issue names, at 0.75 requests a second (3 a clip: 15 clips a minute).
 PER_SECOND, PER_CLIP = 0.75, 3
 LIMIT = 60 * PER_SECOND / PER_CLIP
@@ -144,29 +137,25 @@ def run_against(limiter: limiters.Limiter, pace: AutoPace, clips: int, workers: 
     return limiters.simulate(pacing, clock, [limiter], clips, workers, requests_per_clip=PER_CLIP)
 
 
-def test_slow_start_lets_one_clip_through_then_one_more_for_each_answered() -> None:
+def test_direct_starts_every_worker_at_once_until_the_first_429() -> None:
     clock = Clock()
-    pacing = book([AutoPace(), FixedPace(None)], clock)
-    first = pacing.take()
-    assert first.index == 0
-    assert pacing.take().index == 1  # id0 has its one clip in flight; "no cap" (None) never waits
-    assert pacing.take().index == 1
-    pacing.answered(0)
-    assert [pacing.take().index for _ in range(2)] == [0, 0]  # two in flight now
-    assert pacing.take().index == 1
+    pacing = limiters.book_from_settings(clock, BACKEND="direct", YTB_URL_FORMAT="http://127.0.0.1:1/{YTID}.m4a")
+    turns = [pacing.take() for _ in range(8)]
+    assert [(t.index, t.wait_s) for t in turns] == [(0, 0.0)] * 8  # a server of unknown limits: no slow start
 
 
 @pytest.mark.parametrize("burst_clips", [1, 4])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_slow_start_ends_at_the_limit_s_rate_not_its_burst(burst_clips: int, seed: int) -> None:
+def test_an_unpaced_start_finds_the_limit_s_rate_not_its_burst(burst_clips: int, seed: int) -> None:
     bucket = limiters.TokenBucket(per_second=PER_SECOND, burst=burst_clips * PER_CLIP, penalty_s=2.0)
     pace = AutoPace()
     run = run_against(bucket, pace, clips=200, seed=seed)
-    assert bucket.per_block[0] == 1  # one clip in flight met the first block, not every worker's
-    assert pace.ceiling is not None and 0.8 * LIMIT <= pace.ceiling <= 1.2 * LIMIT, pace
+    assert bucket.per_block[0] <= 8  # at most the clips in flight met the first block
+    # The ceiling is a snapshot, at times mid-search (11 of 15 once behind a bucket of 4); the goodput is the measure.
+    assert pace.ceiling is not None and 0.7 * LIMIT <= pace.ceiling <= 1.2 * LIMIT, pace
     last_five_minutes = run.goodput(since=run.ended - run.started - 300) * 60
     assert last_five_minutes > 0.9 * LIMIT, last_five_minutes
-    assert max(bucket.per_block) <= 4, bucket.per_block
+    assert max(bucket.per_block[1:]) <= 4, bucket.per_block
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
@@ -187,13 +176,13 @@ def test_a_long_penalty_draws_at_most_two_429s_a_block_once_its_length_is_learnt
     bucket = limiters.TokenBucket(per_second=PER_SECOND, burst=burst_clips * PER_CLIP, penalty_s=30.0)
     pace = AutoPace()
     run = run_against(bucket, pace, clips=200)
-    # The first block is probed from RETRY_BACKOFF (3 s) doubling: 4 refused probes; later
-    # blocks wait about as long as the last lasted before their one probe.
-    assert bucket.per_block[0] == 4 and max(bucket.per_block[1:]) <= 2, bucket.per_block
+    # The first block meets the clips in flight, then is probed from RETRY_BACKOFF (3 s) doubling:
+    # 4 refused probes; later blocks wait about as long as the last lasted before their one probe.
+    assert bucket.per_block[0] <= 8 + 4 and max(bucket.per_block[1:]) <= 2, bucket.per_block
     assert bucket.blocks <= 9, bucket.per_block  # the search ends within 4 %: a step more than at 8 %
     assert pace.ceiling is not None and 0.65 * LIMIT <= pace.ceiling <= 1.1 * LIMIT, pace
     last_five_minutes = run.goodput(since=run.ended - run.started - 300) * 60
-    assert last_five_minutes > 0.8 * LIMIT, last_five_minutes
+    assert last_five_minutes > 0.75 * LIMIT, last_five_minutes  # 12.0-14.8 a minute (slow start from t=0: 12.6-14.8)
 
 
 def test_a_paced_429_drops_to_what_is_known_to_pass() -> None:
@@ -381,21 +370,30 @@ def test_a_sliding_window_s_paced_blocks_last_seconds_not_its_burst_s_minute() -
     assert sorted(paced_blocks)[len(paced_blocks) // 2] < 15.0, paced_blocks  # the median
 
 
-def test_learnt_paces_are_kept_and_read_back(tmp_path: Path) -> None:
+def test_learnt_paces_block_lengths_and_blocks_are_kept_and_read_back(tmp_path: Path) -> None:
     clock = Clock()
-    pacing = book([AutoPace(), AutoPace()], clock)
+    pacing = book([AutoPace(60.0, 60.0), AutoPace()], clock)
     for _ in range(5):
         pacing.answered(pacing.take().index)
         clock.now += 1.0
-    pacing.limited(0)
+    cooling = pacing.limited(0)
+    assert cooling is not None
+    clock.now += cooling.cool_s
+    while (probe := pacing.take()).index != 0:  # id1, unpaced, takes turns too
+        pacing.answered(probe.index)
+    pacing.answered(0)  # the probe, answered: the block lasted until now
     save_learned(tmp_path, pacing.stats())
     saved = json.loads((tmp_path / "identities.json").read_text())["identities"]
     assert list(saved) == ["id0"]  # id1 never met its limit: nothing learnt of it
+    assert math.isclose(saved["id0"]["block_s"], cooling.cool_s, abs_tol=1.01) and saved["id0"]["blocks"] == 1
     learned = load_learned(tmp_path)["id0"]
     assert math.isclose(learned.per_minute, saved["id0"]["per_minute"])
     assert learned.ceiling == saved["id0"]["ceiling"] and learned.ceiling is not None
+    assert learned.block_s == saved["id0"]["block_s"] and learned.blocks == 1
     resumed = AutoPace(learned.per_minute, learned.ceiling, learned.probe_after)
     assert resumed.per_minute == pacing.stats()[0].per_minute
+    save_learned(tmp_path, pacing.stats())  # a second run's blocks add to the first's
+    assert load_learned(tmp_path)["id0"].blocks == 2
     (tmp_path / "identities.json").write_text("{not json")
     assert load_learned(tmp_path) == {}
 
@@ -405,3 +403,85 @@ def test_a_learnt_pace_that_makes_no_sense_is_ignored(tmp_path: Path, value: str
     number = value.replace("nan", "NaN").replace("1e400", "Infinity")
     (tmp_path / "identities.json").write_text('{"identities": {"a": {"per_minute": ' + number + "}}}")
     assert load_learned(tmp_path) == {}
+
+
+# YouTube's limits: about 300 videos an hour for a guest, and a refusal shuts the identity for up to an hour.
+HOUR = 3600.0
+
+
+def youtube_limit(per_hour: float, restart: bool = False) -> limiters.TokenBucket:
+    """A bucket of one clip (3 requests) refilled at ``per_hour`` clips an hour; a refusal blocks for an hour."""
+    return limiters.TokenBucket(per_second=per_hour * PER_CLIP / HOUR, burst=PER_CLIP, penalty_s=HOUR,
+                                restart=restart)
+
+
+def run_for_hours(limiter: limiters.Limiter, hours: float, seed: int = 1, **constants: object
+                  ) -> tuple[limiters.Run, PacingBook]:
+    """One identity, paced by the book a run builds from ``constants``, 8 workers, a clip's requests 1 s apart."""
+    random.seed(seed)
+    clock = Clock()
+    pacing = limiters.book_from_settings(clock, **constants)
+    run = limiters.simulate(pacing, clock, [limiter], 10**9, workers=8, clip_s=3.0, requests_per_clip=PER_CLIP,
+                            until=hours * HOUR)
+    return run, pacing
+
+
+def clips_between(run: limiters.Run, start_h: float, end_h: float) -> int:
+    return sum(1 for t in run.answered[0] if start_h * HOUR <= t - run.started < end_h * HOUR)
+
+
+def test_a_youtube_identity_starts_at_a_guest_s_pace_and_holds_it_for_six_hours() -> None:
+    limit = youtube_limit(300.0)
+    run, pacing = run_for_hours(limit, 8.0, BACKEND="pytube")
+    starts = run.answered[0][:4]
+    assert all(12.0 < b - a < 15.0 for a, b in zip(starts, starts[1:], strict=False)), starts  # 270 an hour
+    # Unpaced, the first burst met an hour's block and slow start's measure read a fraction of the limit
+    # (13 % of the ceiling over the first six hours).
+    assert not [t for t in limit.blocked_at if t - run.started < 6 * HOUR], limit.blocked_at
+    assert clips_between(run, 0, 6) >= 0.85 * 300 * 6, clips_between(run, 0, 6)
+    assert limit.blocks <= 1  # the first step above a guest's pace, after six hours, may be refused once
+
+
+def test_an_account_climbs_to_most_of_its_limit_within_a_day_with_few_blocks() -> None:
+    limit = youtube_limit(1500.0)
+    run, pacing = run_for_hours(limit, 24.0, BACKEND="yt-dlp")
+    assert limit.blocks <= 3, limit.blocked_at
+    # Its last six hours: most of the account's 1,500 an hour (a guest's pace would be a fifth of it).
+    assert clips_between(run, 18, 24) >= 0.85 * 1500 * 6, clips_between(run, 18, 24)
+    stats = pacing.stats()[0]
+    assert stats.block_s is not None and HOUR <= stats.block_s <= 1.15 * HOUR, stats  # measured, not assumed
+    assert stats.blocks == limit.blocks and re.search(r"blocks last (60|6\d) min", stats.line()), stats.line()
+
+
+def test_probes_let_an_identity_back_from_a_block_that_every_refusal_starts_again() -> None:
+    # A pace far too fast meets block after block; the server starts its hour again at each request
+    # refused. Probes every ten minutes at most (the cap before) kept such a block shut for good.
+    limit = youtube_limit(300.0, restart=True)
+    run, pacing = run_for_hours(limit, 24.0, BACKEND="direct", YTB_URL_FORMAT="http://127.0.0.1:1/{YTID}.m4a",
+                                REQUESTS_PER_MINUTE=60, RETRY_BACKOFF=2, MAX_BACKOFF_MINUTES=10**5)
+    assert limit.blocks >= 3, limit.blocked_at
+    for began, following in zip(limit.blocked_at, [*limit.blocked_at[1:], math.inf], strict=True):
+        if began > run.ended - 3 * HOUR:
+            break  # the run ended before this block had three hours to end
+        back = [t for t in run.answered[0] if began < t <= following]  # a pace this fast: refused at once
+        assert back and back[0] - began <= 3 * HOUR, (began, back[:1])  # back within three hours, every time
+
+
+def test_a_bot_check_stops_the_identity_for_hours_and_teaches_nothing_of_its_blocks() -> None:
+    clock = Clock()
+    pacing = limiters.book_from_settings(clock, BACKEND="pytube")
+    assert pacing.take().index == 0
+    random.seed(2)
+    cooling = pacing.limited(0, bot_check=True)
+    assert cooling is not None and cooling.bot_check and cooling.cool_s >= 6 * HOUR, cooling
+    clock.now += cooling.cool_s
+    assert pacing.take().index == 0
+    again = pacing.limited(0, bot_check=True)  # the probe, refused: the next waits twice as long
+    assert again is not None and again.cool_s >= 2 * cooling.cool_s, (cooling, again)
+    clock.now += again.cool_s
+    assert pacing.take().index == 0
+    pacing.answered(0)
+    stats = pacing.stats()[0]
+    assert (stats.blocks, stats.bot_checks, stats.block_s) == (1, 1, None), stats
+    rate_limited = pacing.limited(0)  # a 429 after it: the hour YouTube's blocks are taken to last
+    assert rate_limited is not None and not rate_limited.bot_check and HOUR <= rate_limited.cool_s <= 1.1 * HOUR

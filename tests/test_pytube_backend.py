@@ -85,7 +85,7 @@ def test_a_wrongly_deciphered_url_is_refused_by_the_fake(youtube: FakeYouTube, s
         (FakeVideo(status="members_only"), FailureReason.MEMBERS_ONLY),
         (FakeVideo(status="live"), FailureReason.LIVE),
         (FakeVideo(status="region_blocked"), FailureReason.REGION_BLOCKED),
-        (FakeVideo(status="bot_check"), FailureReason.RATE_LIMITED),
+        (FakeVideo(status="bot_check"), FailureReason.BOT_CHECK),
         (FakeVideo(audio=False), FailureReason.NO_AUDIO),
         (FakeVideo(player_status=400), FailureReason.BACKEND_ERROR),
         (FakeVideo(player_status=429), FailureReason.RATE_LIMITED),
@@ -114,6 +114,7 @@ def test_backend_end_to_end(youtube: FakeYouTube, library: str, tmp_path: Path) 
         'goneVideo01, 0.000, 10.000, "/m/e"',
     ])
     config = write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=[str(csv_path)], OUTPUT_DIR=str(tmp_path / "out"),
+                          REQUESTS_PER_MINUTE=None,  # no limit here; a guest's pace is test_pacing.py's
                           TIMER=0, WORKERS=2, **({} if library == "pytube" else {"BACKEND": library}))
     assert cli.main(["--config", str(config)]) == 0  # BACKEND is pytube by default
 
@@ -136,6 +137,7 @@ def test_a_video_listed_twice_is_resolved_once(youtube: FakeYouTube, library: st
         'twoWindows1, 10.000, 20.000, "/m/a"', 'oneWindow01, 0.000, 10.000, "/m/b"',
         'twoWindows1, 200.500, 210.500, "/m/c"'])
     config = write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=[str(csv_path)], OUTPUT_DIR=str(tmp_path / "out"),
+                          REQUESTS_PER_MINUTE=None,  # no limit here; a guest's pace is test_pacing.py's
                           TIMER=0, WORKERS=1, BACKEND=library)
     assert cli.main(["--config", str(config)]) == 0
     # Resolved once: as many player calls as a video listed once (pytubefix makes two per resolution).
@@ -156,6 +158,7 @@ def test_video_writes_mp4_with_the_chosen_resolution(youtube: FakeYouTube, libra
                                                         134: "video_360.mp4"})
     csv_path = write_csv(tmp_path / "eval_segments.csv", ['withPicture, 41.300, 51.300, "/m/a"'])
     config = write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=[str(csv_path)], OUTPUT_DIR=str(tmp_path / "out"),
+                          REQUESTS_PER_MINUTE=None,  # no limit here; a guest's pace is test_pacing.py's
                           TIMER=0, BACKEND=library, VIDEO=True, DOWN_HIGHEST_QUALITY=highest)
     assert cli.main(["--config", str(config)]) == 0
     clip_path = tmp_path / "out" / "eval_segments" / "withPicture.mp4"

@@ -6,6 +6,7 @@ import csv
 import itertools
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -87,8 +88,9 @@ def test_a_429_storm_cools_the_identity_for_every_worker_and_ends_with_no_failur
     assert result.returncode == 0, result.stderr
     assert set(rows_by_id(tmp_path / "out" / "eval_segments.split-pos.csv")) == set(ids)
     assert rows_by_id(tmp_path / "out" / "eval_segments.failed.csv") == {}
-    assert "rate limited through identity default: it cools for" in result.stderr
-    assert "every identity is cooling, so the run waits" in result.stderr
+    assert re.search(r"rate limited \(429\) through identity default: blocked; its next probe goes in [\d.]+ s "
+                     r"\(RETRY_BACKOFF: nothing learnt of its blocks yet\)", result.stderr), result.stderr
+    assert "every identity is blocked, so the run waits" in result.stderr
     # The cooldown holds every worker: after the first refusal no request comes for 0.3 s
     # (give or take a quarter: jitter), except those already under way when it came, one at
     # most from each of the 3 other workers (each refused, its ffmpeg ends). Without it, 4

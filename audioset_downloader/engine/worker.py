@@ -29,7 +29,7 @@ from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.reuse import BACKEND as REUSED
 from audioset_downloader.outputs.reuse import ReuseIndex
-from audioset_downloader.pacing.book import Book, new_book
+from audioset_downloader.pacing.book import Book, duration_words, new_book
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +122,9 @@ class ClipWorker:
                 if stop.is_set():
                     self.book.missed(index)
                     break
-                if failure.reason is FailureReason.RATE_LIMITED:
-                    self._cool(index, segment)  # this identity cools; the clip goes on through another
+                if failure.reason in (FailureReason.RATE_LIMITED, FailureReason.BOT_CHECK):
+                    # This identity is blocked; the clip goes on through another.
+                    self._cool(index, segment, failure.reason is FailureReason.BOT_CHECK)
                     continue
                 if failure.reason in (FailureReason.NETWORK, FailureReason.TIMEOUT):
                     self.book.missed(index)
@@ -194,15 +195,18 @@ class ClipWorker:
             # blocked while this turn waited: another turn, most likely through another identity
         return None
 
-    def _cool(self, index: int, segment: Segment) -> None:
-        cooling = self.book.limited(index)
+    def _cool(self, index: int, segment: Segment, bot_check: bool) -> None:
+        cooling = self.book.limited(index, bot_check)
+        what = "a bot check" if bot_check else "rate limited"
         if cooling is None:  # already cooling: a clip that was under way when the block came
-            log.info("%s: rate limited through identity %s, which is cooling; tried again through another",
-                     segment.ytid, self._identities[index].name)
+            log.info("%s: %s through identity %s, which is blocked; tried again through another",
+                     segment.ytid, what, self._identities[index].name)
             return
         pace = f"; its pace is now {cooling.per_minute:.1f} clips/min" if cooling.per_minute else ""
-        log.warning("rate limited through identity %s: it cools for %.1f s%s%s", cooling.name, cooling.cool_s, pace,
-                    "; every identity is cooling, so the run waits" if cooling.all_cooling else "")
+        log.warning("%s through identity %s: blocked; its next probe goes in %s (%s)%s%s",
+                    "bot check (\"confirm you're not a bot\")" if cooling.bot_check else "rate limited (429)",
+                    cooling.name, duration_words(cooling.cool_s), cooling.why, pace,
+                    "; every identity is blocked, so the run waits" if cooling.all_cooling else "")
 
     def finished_since(self, segment: Segment, since: float) -> ClipResult | None:
         """The segment's clip, if one was put in place at or after ``since`` (epoch seconds).

@@ -31,6 +31,7 @@ CLIP_EXTENSIONS = (*AUDIO_FORMATS, "mp4")
 BACKEND_NAMES = ("pytube", "yt-dlp", "pytubefix", "direct")
 # Backends that resolve a YouTube video, and so can stand in for one another.
 YOUTUBE_BACKENDS = ("pytube", "yt-dlp", "pytubefix")
+YOUTUBE_HOSTS = ("youtube.com", "youtu.be", "youtube-nocookie.com")
 ENGINES = ("local", "dask")
 LAYOUTS = ("files", "webdataset")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -107,6 +108,15 @@ class Settings:
         if self.backend == "direct":
             return (self.backend,)
         return tuple(dict.fromkeys((self.backend, *self.fallback_backends)))
+
+    @property
+    def youtube_limits(self) -> bool:
+        """Whether YouTube's limits per identity apply: pytube and pytubefix always ask YouTube, yt-dlp when
+        the URLs are YouTube's (else its generic extractor reads a mirror), "direct" never."""
+        if self.backend != "yt-dlp":
+            return self.backend != "direct"
+        host = (urlsplit(self.ytb_url_format.replace("{YTID}", "x")).hostname or "").lower()
+        return host in YOUTUBE_HOSTS or host.endswith(".youtube.com")
 
     @property
     def cache_folder(self) -> Path:

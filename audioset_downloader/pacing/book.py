@@ -2,18 +2,20 @@
 
 YouTube limits each address and each account (about 300 videos an hour for a guest,
 then HTTP 429 or "confirm you're not a bot"), so that limit, not bandwidth, bounds a
-download. The book keeps, for every identity of the run, its pace (clip attempts per
-minute) and whether it is cooling down after a 429. Before each attempt a worker
-takes a turn: the identity free soonest, and how long to wait for it. A 429 cools
-only the identity that got it (exponential, with jitter); the clip goes on through
-another. Only when every identity is cooling does the run wait, and after
+download, and a refusal shuts the identity for up to an hour. The book keeps, for
+every identity of the run, its pace (clip attempts per minute) and whether it is
+blocked. Before each attempt a worker takes a turn: the identity free soonest, and how
+long to wait for it. A refusal blocks only the identity that got it; the clip goes on
+through another. Only when every identity is blocked does the run wait, and after
 MAX_BACKOFF_MINUTES of that it gives up.
 
 After a block, one clip goes first (the probe); the others follow at the pace once it is
-answered, never all at once. The first probe waits about as long as the identity's blocks
-have been lasting, learnt from the probes refused and answered before, not RETRY_BACKOFF
-afresh each time: every probe refused is one more 429 from an identity already flagged.
-A turn is handed out up to HORIZON_S ahead; when its wait is over the
+answered. The first probe waits about as long as the identity's blocks have been lasting,
+learnt from the probes refused and answered before; each probe refused doubles the wait
+(past an hour where it must), so a limiter that starts its penalty again at every request
+refused still lets the identity back. A bot check ("confirm you're not a bot") is the
+address's reputation, not its pace: it stops the identity, and its probes start at
+BOT_CHECK_WAIT_S. A turn is handed out up to HORIZON_S ahead; when its wait is over the
 worker confirms it, and a turn whose identity was blocked meanwhile is given back.
 
 One book serves a whole run: the workers of a process share the object, the CSV
@@ -21,9 +23,9 @@ processes of a local run one hosted by a multiprocessing manager (``hosted_book`
 a Dask run's workers one kept on the scheduler (dask_book.py). It answers with
 waits, never clock times, so the clocks of other machines do not matter.
 
-Each identity's pace follows a policy: a fixed REQUESTS_PER_MINUTE, none, or "auto",
-learnt the way TCP learns its window (AutoPace), so a long run settles just under each
-identity's limit instead of bouncing off it.
+Each identity's pace follows a policy: a fixed REQUESTS_PER_MINUTE, none, or "auto"
+(AutoPace), which weighs every step above a pace that held against what a refusal
+costs there: the identity's block length, learnt.
 """
 
 from __future__ import annotations
@@ -36,10 +38,10 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing.managers import BaseManager
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import Protocol
 
 from audioset_downloader.atomic import write_atomically
 from audioset_downloader.inputs.settings import Settings
@@ -47,14 +49,26 @@ from audioset_downloader.inputs.settings import Settings
 log = logging.getLogger(__name__)
 
 HORIZON_S = 1.0  # turns are handed out at most this far ahead, so no turn outlives news of a 429
-MAX_COOL_S = 600.0  # a blocked identity is tried again at least every ten minutes, until its blocks' length is learnt
-MAX_LEARNT_COOL_S = 3600.0  # YouTube's longest blocks, by every report: probing sooner only draws 429s
+MAX_COOL_S = 600.0  # the longest a hold must last before it counts (it doubles each time a hold proves false)
+MAX_LEARNT_COOL_S = 3600.0  # YouTube's longest blocks, by every report: a first probe never waits longer
+MAX_PROBE_WAIT_S = 8 * 3600.0  # the doubling of waits after refused probes stops here
+MAX_BOT_CHECK_WAIT_S = 48 * 3600.0  # and for a bot check, which reports say can last days
 MIN_SPAN_S = 1.0  # an identity's rate is measured over at least this long, so a burst is not taken for a rate
 MIN_PER_MINUTE = 0.5
 LOWER_DECAY = 0.75  # a block whose first probe was answered may have ended sooner: its lower bound fades
 BURST_CUT = 0.5  # a 429 that cuts the pace to less than this share of itself ended a burst, not a pace
 SETTLED = 1.15  # bounds this close: the first probe waits the upper one
-GUEST_PER_HOUR = 300.0  # YouTube's limit for a guest session, about: the ETA's guess before anything is learnt
+LONG_BLOCK_S = 120.0  # blocks longer than this are dear: the search steps small, and a first probe waits them out
+# What is known of YouTube's limits (yt-dlp's wiki, "Extractors" > YouTube, and the text of its
+# YouTube extractor's error; yt-dlp issues 10128, 11426, 15796): a guest session gets about 300
+# videos (about 1,000 page and player requests) an hour, an account about 2,000; a session's rate
+# limit lasts "up to an hour"; a bot check is the address's reputation and can last days.
+GUEST_PER_HOUR = 300.0
+GUEST_MARGIN = 0.9  # nothing learnt, a YouTube identity starts at this share of the guest pace
+GUEST_START_PER_MINUTE = GUEST_MARGIN * GUEST_PER_HOUR / 60
+YOUTUBE_BLOCK_S = 3600.0  # what a block is taken to cost before one has been measured
+FIRST_CLIMB_BLOCKS = 6.0  # the guest pace holds this many blocks' worth before the first step above it
+BOT_CHECK_WAIT_S = 6 * 3600.0  # a bot check's first probe, doubling after each refused one
 LEARNED_FILE = "identities.json"
 
 
@@ -64,7 +78,8 @@ class Pace(Protocol):
     per_minute: float | None  # None: unpaced
     ceiling: float | None  # what it has learnt of the limit (None: nothing)
     probe_after: float | None
-    slow_start: ClassVar[bool]  # unpaced, clips in flight start at one and grow by one a clip answered
+    block_s: float  # how long its blocks last, as last measured (or the backend's prior); 0: not known
+    slow_start: bool  # unpaced, clips in flight start at one and grow by one a clip answered
 
     def limited(self, sustained_per_minute: float | None, now: float) -> None: ...
 
@@ -78,13 +93,14 @@ class FixedPace:
     per_minute: float | None  # REQUESTS_PER_MINUTE as a number, or None: no cap
     ceiling: float | None = None  # a fixed pace learns nothing
     probe_after: float | None = None
-    slow_start: ClassVar[bool] = False  # no cap means no cap
+    block_s: float = 0.0
+    slow_start: bool = False  # no cap means no cap
 
     def limited(self, sustained_per_minute: float | None, now: float) -> None:
         pass
 
     def recovered(self, blocked_s: float) -> None:
-        pass
+        self.block_s = blocked_s
 
     def answered(self, now: float, held_back: bool) -> None:
         pass
@@ -92,42 +108,54 @@ class FixedPace:
 
 @dataclass
 class AutoPace:
-    """TCP's way, counted in clips: slow start, then a search between the pace held and the pace refused.
+    """A search between the pace held and the pace refused, each step weighed against a block's length.
 
-    * Slow start (unpaced, nothing learnt): the book lets one clip at a time through the
-      identity, one more for each answered, and the first 429 sets the ceiling to the rate
-      measured since the first turn. That measure is bounded by how long clips take as
-      much as by the limit, so the pace grows by GROWTH a clip from there until a 429 meets
-      it paced.
+    A step above a pace that held risks a block of ``block_s`` (B: measured at each
+    block, from its first refused request to the first answer after it; before any,
+    YOUTUBE_BLOCK_S for a YouTube backend). The rule: a step is taken only once the pace
+    below it has held long enough that one block more is a small share of that stretch,
+    scaled by how likely the step is to be refused.
+
+    * Start. A YouTube backend with nothing learnt starts at GUEST_MARGIN x YouTube's
+      guest pace and explores: the first step above it, the one most identities (guests)
+      are refused at, comes after FIRST_CLIMB_BLOCKS x B (six hours with hour-long
+      blocks: a guest refused there loses one hour in seven, once); each step that holds
+      is followed, after B, by one EXPLORE_STEP higher, so an account climbs a fifth a
+      step towards its limit. "direct" (a server of unknown limits) starts unpaced, and
+      the first 429 (a burst's: it says little of the rate) starts slow start: one clip at a
+      time through the identity, one more for each answered, and the next 429 sets the
+      ceiling to the rate measured since the first block began; the pace grows by GROWTH a
+      clip from there until a 429 meets it paced.
     * A paced 429 is a pace refused: ``high``. The pace drops to what is known to pass:
       the fastest pace held since (``low``), or the identity's rate over its last cycle of
-      block and burst (the book's measure: what a limiter refills, whatever it lets through
-      at once), whichever is higher; with neither, half the pace refused. A limiter lets a
-      burst through after every block, so a pace counts as held only once it has lasted
-      CONFIRM clips and ``hold_s``, longer than the last block, and twice as long and as
-      many clips as the pace last refused lasted. A pace "held" that is refused itself was
-      a burst passing: from then on ``hold_s`` is twice as long.
-    * Then a search: each pace held is followed by one STEP higher, and at most halfway to
-      ``high``, until the two lie within GAP. One block for each step too far, none for a
-      step that holds, where halving from the pace refused cost a block a step downwards
-      (and cost most behind a small bucket, whose measure reads low).
+      block and burst (what a limiter refills, whatever it lets through at once), whichever
+      is higher; with neither, half the pace refused.
+    * Search. A pace counts as held once it has lasted CONFIRM clips and the longest of
+      ``hold_s``, B, and twice the time and clips the pace last refused lasted (a limiter
+      lets a burst through after every block; a pace "held" that is then refused was such
+      a burst, and ``hold_s`` doubles). Each pace held is followed by one STEP higher and
+      at most halfway to ``high`` (a step with an even chance of refusal), until the two
+      lie within GAP. With 2 s blocks a step every 30 s; with hour-long ones every hour.
     * Settled, the pace holds ``low`` for k clips, then climbs beyond it as CUBIC does,
       slow at first and then fast, so a limit that rose is found again:
-      low x (1 + (1 - DECREASE) x ((n - k) / k)^3) over the n clips since. k is
-      COST_FACTOR times the clips the last block cost (the time it kept the identity
-      refused, at its pace), and at least SETTLED_PROBE_AFTER_S worth (MIN_PROBE_AFTER_S
-      for a pace an earlier run learnt, not yet searched), so blocks cost about
-      1 / COST_FACTOR of the time. A block that outlasts LONG_BLOCK_S is not a burst limit
-      but a quota (YouTube's, by the hour): the pace starts again from a guest's.
+      low x (1 + (1 - DECREASE) x ((n - k) / k)^3) over the n clips since. A step past
+      a pace refused is all but sure to be refused, so k is COST_FACTOR blocks' worth of
+      clips at the pace (at least SETTLED_PROBE_AFTER_S worth; MIN_PROBE_AFTER_S for a pace
+      an earlier run learnt, not yet searched): blocks then cost about 1 / COST_FACTOR of the
+      time, whether they last 2 s (a probe every few minutes) or an hour (every two days).
 
-    benchmarks/README.md ("Pacing") measures all of this against simulated limiters.
+    benchmarks/README.md ("Pacing") measures all of this against simulated limiters,
+    with blocks of seconds and of an hour.
     """
 
     per_minute: float | None = None  # None: unpaced, until the first 429 (or a pace an earlier run learnt)
     ceiling: float | None = None  # where the limit lies, as last learnt
     probe_after: float | None = None  # k: clips at the ceiling before the pace probes beyond it (None: the least)
+    block_s: float = 0.0  # B: how long its blocks last, as last measured, or the backend's prior (0: none)
+    exploring: bool = False  # no pace refused yet, and one above the start may be far: step up from each held
+    slow_start: bool = False  # unpaced after a 429: the book lets one clip more through for each answered
     since: int = 0  # n: clips answered while the pace held the identity back, since the search settled
-    measured: bool = False  # the ceiling is slow start's rough measure: the pace grows until a 429 meets it
+    measured: bool = False  # the ceiling is the first 429's rough measure: the pace grows until a 429 meets it
     low: float | None = None  # the fastest pace held since the last block
     high: float | None = None  # the pace the last block refused
     level_from: float | None = None  # the first clip answered at the present pace
@@ -136,7 +164,6 @@ class AutoPace:
     open_clips: int = 0  # clips answered since then
     burst_s: float = 0.0  # how long the pace the last block refused was answered before it, and how many clips
     burst_clips: int = 0
-    block_s: float = 0.0  # how long the last block lasted
     hold_s: float = 30.0  # a pace counts as held after this long at least: doubled each time a hold proves false
     DECREASE = 0.9
     BELOW = 0.97  # the pace after a 429 is at most this share of the pace refused
@@ -144,26 +171,36 @@ class AutoPace:
     MIN_PROBE_AFTER_S = 60.0
     SETTLED_PROBE_AFTER_S = 300.0
     COST_FACTOR = 50.0  # settled, a probe beyond the pace every 50 blocks' worth: blocks cost 2 % of the time
-    LONG_BLOCK_S = 120.0
-    GROWTH = 1.02  # a clip, after slow start's rough measure: doubling in 35 clips
+    GROWTH = 1.02  # a clip, after the first 429's rough measure: doubling in 35 clips
     STEP = 1.5  # the search's largest step up from a pace held
+    EXPLORE_STEP = 1.25  # exploring, each step: an account's limit (5x a guest's) in 7 steps
     GAP = 0.04  # the search ends when the pace held lies within this of the pace refused: one more step
     # than at 8 % costs a block, and buys up to a point or two of goodput for the rest of the run
+    LONG_STEP = 1.1  # blocks past LONG_BLOCK_S: a step is at most a tenth, as a block costs the clips of
+    LONG_GAP = 0.1  # hours, and the search ends within a tenth (a step of 5 % more would be refused half the
+    # time: an hour lost for each 20 h gained; one of 10 % after it, far likelier)
     CONFIRM = 3  # clips, at least, a pace lasts before it counts as held
     BURST_FACTOR = 2.0  # and at least twice as long and as many clips as the pace the last block refused
-    slow_start: ClassVar[bool] = True
+
+    @classmethod
+    def youtube_guest(cls) -> AutoPace:
+        """Nothing learnt, a YouTube backend: a guest's pace, less a margin, exploring from there."""
+        return cls(GUEST_START_PER_MINUTE, GUEST_START_PER_MINUTE, block_s=YOUTUBE_BLOCK_S, exploring=True)
 
     def limited(self, sustained_per_minute: float | None, now: float) -> None:
         """A 429. ``sustained_per_minute``: the identity's rate over its last cycle (None: none to measure).
 
-        Unpaced, slow start ends at the rate measured since the first turn."""
+        Unpaced, the first starts slow start, and the next sets the ceiling to the rate measured since."""
         level_from = self.level_from if self.level_from is not None else self.open_from
         self.burst_s = now - level_from if level_from is not None else 0.0
         self.burst_clips = self.level_clips if self.level_from is not None else self.open_clips
         self.open_from, self.open_clips, self.level_from, self.level_clips, self.since = None, 0, None, 0, 0
+        self.exploring = False
         if self.per_minute is None:
-            if sustained_per_minute is None:  # refused before anything was answered: says nothing of the rate
+            if not self.slow_start or sustained_per_minute is None:  # a burst's 429, or nothing answered yet
+                self.slow_start = True
                 return
+            self.slow_start = False
             self.ceiling, self.measured = sustained_per_minute, True
             self.per_minute = self.ceiling * self.DECREASE
             return
@@ -176,13 +213,10 @@ class AutoPace:
         self.ceiling = self.per_minute = max(MIN_PER_MINUTE, min(passes, refused * self.BELOW))
 
     def recovered(self, blocked_s: float) -> None:
-        """Answered again after a block that lasted ``blocked_s``."""
+        """Answered again after a block that lasted ``blocked_s``: the price of the next refusal."""
         self.block_s = blocked_s
         if self.ceiling is None or self.per_minute is None:
             return
-        if blocked_s > self.LONG_BLOCK_S and self.ceiling > GUEST_PER_HOUR / 60:
-            self.ceiling = self.per_minute = GUEST_PER_HOUR / 60
-            self.low = self.high = None
         self.probe_after = self.COST_FACTOR * blocked_s * self.per_minute / 60  # the clips the block cost
 
     def answered(self, now: float, held_back: bool) -> None:
@@ -198,15 +232,16 @@ class AutoPace:
         if self.level_from is None:
             self.level_from = now
         self.level_clips += 1
-        if self.high is not None and (self.low is None or self.high > self.low * (1 + self.GAP)):
+        if self.exploring or (self.high is not None and (self.low is None or self.high > self.low * (1 + self._gap()))):
             self._search(now)
             return
         self.since += 1
         least_s = self.SETTLED_PROBE_AFTER_S if self.low is not None else self.MIN_PROBE_AFTER_S
         k = max(self.probe_after or 0.0, least_s * self.ceiling / 60, 1.0)
-        n = self.since + (k if self.low is not None else 0.0)  # settled on a pace held: from the ceiling itself
+        # Settled on a pace held: from the ceiling itself, after k clips there; else from below it, as CUBIC does.
+        n = max(k, self.since) if self.low is not None else self.since
         self.per_minute = max(MIN_PER_MINUTE, self.ceiling * (1 + (1 - self.DECREASE) * ((n - k) / k) ** 3))
-        if self.per_minute <= self.ceiling * (1 + self.GAP):
+        if self.per_minute <= self.ceiling * (1 + self._gap()):
             # Not yet past the pace held: a 429 to come counts its burst from here, not from the settling,
             # else the search after it would wait twice the whole settled stretch for each step.
             self.level_from, self.level_clips = now, 0
@@ -214,24 +249,39 @@ class AutoPace:
             self.high = None  # past the pace once refused without a 429: the limit has moved
 
     def _search(self, now: float) -> None:
-        assert self.per_minute is not None and self.high is not None and self.level_from is not None
+        assert self.per_minute is not None and self.level_from is not None
         held_s = now - self.level_from
+        first_climb = FIRST_CLIMB_BLOCKS * self.block_s if self.exploring and self.low is None else 0.0
         if (self.level_clips < max(self.CONFIRM, self.BURST_FACTOR * self.burst_clips)
-                or held_s < max(self.hold_s, self.BURST_FACTOR * self.burst_s, self.block_s)):
+                or held_s < max(self.hold_s, self.BURST_FACTOR * self.burst_s, self.block_s, first_climb)):
             return
         self.low = self.per_minute
-        if self.high > self.low * (1 + self.GAP):
-            self.per_minute = min(self.low * self.STEP, (self.low + self.high) / 2)
+        if self.high is None:  # exploring: no pace refused yet
+            self.ceiling = self.low
+            self.per_minute = self.low * self.EXPLORE_STEP
+            self.level_from, self.level_clips = None, 0
+        elif self.high > self.low * (1 + self._gap()):
+            step = self.LONG_STEP if self.block_s > LONG_BLOCK_S else self.STEP
+            self.per_minute = min(self.low * step, (self.low + self.high) / 2)
             self.level_from, self.level_clips = None, 0
         else:
             self.ceiling = self.low
 
+    def _gap(self) -> float:
+        return self.LONG_GAP if self.block_s > LONG_BLOCK_S else self.GAP
+
 
 def pace_for(settings: Settings, learned: Learned | None) -> Pace:
+    """The identity's policy: "auto" from what an earlier run learnt, or from what its backend says of limits."""
+    youtube = settings.youtube_limits
     if settings.requests_per_minute == "auto":
         if learned is None:
-            return AutoPace()
-        return AutoPace(learned.per_minute, learned.ceiling or learned.per_minute, learned.probe_after)
+            return AutoPace.youtube_guest() if youtube else AutoPace()
+        block_s = learned.block_s or (YOUTUBE_BLOCK_S if youtube else 0.0)
+        # Still exploring: above a guest's start the pace has held, so the next step needs no first long hold.
+        held = learned.per_minute if learned.exploring and learned.per_minute > GUEST_START_PER_MINUTE else None
+        return AutoPace(learned.per_minute, learned.ceiling or learned.per_minute, learned.probe_after,
+                        block_s=block_s, exploring=learned.exploring, low=held)
     assert not isinstance(settings.requests_per_minute, str)
     return FixedPace(settings.requests_per_minute)
 
@@ -254,6 +304,8 @@ class Cooling:
     cool_s: float
     per_minute: float | None
     all_cooling: bool
+    bot_check: bool = False  # "confirm you're not a bot", not a 429
+    why: str = ""  # why the next probe waits that long, for the log
 
 
 @dataclass
@@ -262,18 +314,32 @@ class IdentityStats:
 
     name: str
     clips: int = 0  # attempts it answered (written or failed for the video's reasons)
-    rate_limited: int = 0  # 429s and bot checks
+    rate_limited: int = 0  # refused requests: 429s and bot checks
     cooling_s: float = 0.0
     per_minute: float | None = None  # its pace at the end (learnt, with "auto")
     ceiling: float | None = None  # "auto": the pace its limit lies just under, as learnt
     probe_after: float | None = None  # "auto": clips after a 429 before it probes beyond the ceiling
+    block_s: float | None = None  # how long its blocks last, as last measured (None: none measured yet)
+    blocks: int = 0  # blocks met (a block is one event, however many requests it refused)
+    bot_checks: int = 0  # of which bot checks
+    blocked_for_s: float = 0.0  # still blocked for this long when the stats were taken
+    exploring: bool = False  # "auto", never refused yet: still climbing from where it started
 
     def line(self) -> str:
         pace = f"pace {self.per_minute:.1f}/min" if self.per_minute else "unpaced"
         blocked = ("; blocked: refused every time (use it again later, or drop it from IDENTITIES)"
                    if self.rate_limited and not self.clips else "")
-        return (f"identity {self.name}: {self.clips} clips, {self.rate_limited} rate-limited, "
-                f"{self.cooling_s:.0f} s cooling, {pace}{blocked}")
+        learnt = f", blocks last {duration_words(self.block_s)}" if self.block_s else ""
+        bots = f" ({self.bot_checks} bot checks)" if self.bot_checks else ""
+        return (f"identity {self.name}: {self.clips} clips, {self.blocks} blocks{bots}, "
+                f"{self.rate_limited} requests refused, {self.cooling_s:.0f} s cooling, {pace}{learnt}{blocked}")
+
+
+def duration_words(seconds: float) -> str:
+    """A wait or a block's length as a person reads it: "12 s", "58 min", "6.1 h"."""
+    if seconds >= 5400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
 
 @dataclass
@@ -287,7 +353,9 @@ class _Identity:
     blocks: int = 0  # blocks it has met in this run
     probing: bool = False  # after a block, one clip goes first; the others wait for its answer
     in_flight: int = 0  # turns taken and not yet settled
+    last_cool_s: float = 0.0  # the wait before the probe under way (or due): a refused probe doubles it
     window: int = 1  # unpaced slow start: at most this many in flight, one more for each clip answered
+    bot_block: bool = False  # its present block is a bot check: it teaches nothing of its rate limit
     held_back: bool = False  # its last turn waited for its pace: the pace binds, so it may rise
     turns: int = 0  # taken: among identities free at once, the least used goes first
     measured_from: float | None = None  # the start of its last block, or its first turn: its rate's span
@@ -395,8 +463,8 @@ class PacingBook:
             identity.in_flight = max(0, identity.in_flight - 1)
             return False
 
-    def limited(self, index: int) -> Cooling | None:
-        """Identity ``index`` was refused as rate-limited: cool it down, slow its pace."""
+    def limited(self, index: int, bot_check: bool = False) -> Cooling | None:
+        """Identity ``index`` was refused (a 429, or with ``bot_check`` a bot check): block it, slow its pace."""
         with self._lock:
             now = self._clock()
             identity = self._identities[index]
@@ -410,42 +478,67 @@ class PacingBook:
                 after = identity.pace.per_minute
                 identity.burst_block = before is None or (after is not None and after < BURST_CUT * before)
                 identity.blocked_since = identity.measured_from = now
+                identity.window = 1
                 identity.blocks += 1
+                identity.stats.blocks += 1
                 identity.answered_since = 0
                 identity.refused_probe = False
+                identity.bot_block = bot_check
+                identity.stats.bot_checks += bot_check
             else:
-                identity.probe_refused(now)
-            cool_s = self._cool_s(identity, now)
+                identity.bot_block = identity.bot_block or bot_check
+                if not identity.bot_block:
+                    identity.probe_refused(now)
+            cool_s, why = self._cool_s(identity, now)
             identity.strikes += 1
             identity.probing = False
+            identity.last_cool_s = cool_s
             identity.cooling_until = now + cool_s
             identity.next_start = identity.cooling_until
             identity.stats.cooling_s += cool_s
             all_cooling = all(other.cooling(now) for other in self._identities)
-            return Cooling(identity.name, cool_s, identity.pace.per_minute, all_cooling)
+            return Cooling(identity.name, cool_s, identity.pace.per_minute, all_cooling, identity.bot_block, why)
 
-    def _cool_s(self, identity: _Identity, now: float) -> float:
-        """How long until the block's next probe. Nothing learnt: RETRY_BACKOFF, doubling. Learnt: the first
-        probe halfway between the bounds on its blocks' length (at the upper one once they are close), and
-        after a probe refused, the upper one (each probe refused is one more 429 from an identity flagged).
+    def _cool_s(self, identity: _Identity, now: float) -> tuple[float, str]:
+        """How long until the block's next probe, and why. From the second probe refused on, each doubles the
+        wait before the next (up to MAX_PROBE_WAIT_S), so a limiter that restarts its penalty at every request
+        refused still lets the identity back. A bot check: BOT_CHECK_WAIT_S, doubling.
+
+        Otherwise, the first probe: nothing learnt, the backend's prior (an hour for YouTube) or
+        RETRY_BACKOFF; learnt, halfway between the bounds on its blocks' length (at the upper one once
+        they are close); after a probe refused, at least the upper one.
 
         Bounds learnt only in blocks that ended a burst overstate a paced block: a burst empties a limiter
         (a sliding window refuses for its whole span), a pace a step too fast overdraws it by a clip or so.
         So the first paced block after them is probed once early, RETRY_BACKOFF and one clip at the pace
         in; refused, the next probe waits the upper bound, as after any probe refused."""
+        if identity.bot_block:
+            wait = max(BOT_CHECK_WAIT_S, 2 * identity.last_cool_s if identity.strikes else 0.0)
+            return min(MAX_BOT_CHECK_WAIT_S, wait * random.uniform(1.0, 1.1)), "a bot check: probed rarely"
+        # After the second probe refused the bounds learnt are wrong, or the penalty starts again at each.
+        doubled = 2 * identity.last_cool_s if identity.strikes >= 2 else 0.0
         elapsed = now - identity.blocked_since
+        why = "each probe refused doubles the wait" if identity.strikes else ""
         if not identity.block_upper:
-            return min(MAX_COOL_S, self._first_cool_s * 2 ** identity.strikes) * random.uniform(0.75, 1.25)
+            prior = identity.pace.block_s
+            if prior:  # the backend's prior, or a length an earlier run measured
+                wait = prior * 2 ** identity.strikes * random.uniform(1.0, 1.1)
+                return min(MAX_PROBE_WAIT_S, wait), why or f"blocks are taken to last {duration_words(prior)}"
+            wait = self._first_cool_s * 2 ** identity.strikes * random.uniform(0.75, 1.25)
+            return min(MAX_PROBE_WAIT_S, wait), why or "RETRY_BACKOFF: nothing learnt of its blocks yet"
         if identity.strikes == 0 and identity.bounds_from_burst and not identity.burst_block:
             per_minute = identity.pace.per_minute
             target = min(identity.block_upper, self._first_cool_s + (60.0 / per_minute if per_minute else 0.0))
         elif identity.strikes == 0:
             lower = max(identity.block_lower, self._first_cool_s)
             upper = identity.block_upper
-            target = upper if upper <= SETTLED * lower else (lower + upper) / 2
+            # Halfway saves half a block when answered; past LONG_BLOCK_S a refused probe may start the block
+            # again (YouTube's, by reports), which costs a whole one.
+            target = upper if upper <= SETTLED * lower or upper > LONG_BLOCK_S else (lower + upper) / 2
         else:
             target = identity.block_upper
-        return min(MAX_LEARNT_COOL_S, max(self._first_cool_s, target * random.uniform(1.0, 1.1) - elapsed))
+        wait = min(MAX_LEARNT_COOL_S, max(self._first_cool_s, target * random.uniform(1.0, 1.1) - elapsed))
+        return min(MAX_PROBE_WAIT_S, max(wait, doubled)), why or f"its blocks last {duration_words(target)}, as learnt"
 
     def answered(self, index: int) -> None:
         """A clip through identity ``index`` was answered (written, or refused for the video's reasons)."""
@@ -457,10 +550,15 @@ class PacingBook:
             identity.window += 1
             if now < identity.cooling_until:
                 return  # a clip started before the block came: it says nothing of the block
-            if identity.strikes:
+            if identity.strikes and identity.bot_block:
+                identity.bot_block = False  # a bot check's length says nothing of its rate limit's blocks
+            elif identity.strikes:
                 identity.probe_answered()
                 identity.pace.recovered(now - identity.blocked_since)
-                identity.strikes = 0
+                identity.stats.block_s = identity.pace.block_s
+                if identity.pace.slow_start:  # slow start measures its own climb, not the burst's block
+                    identity.measured_from, identity.answered_since = now, 0
+            identity.strikes = 0
             identity.probing = False
             self._all_cooling_since = None
             identity.answered_since += 1
@@ -478,10 +576,10 @@ class PacingBook:
             report = []
             for identity in self._identities:
                 unserved = max(0.0, identity.cooling_until - now)  # a cooldown the run did not live to see end
-                report.append(IdentityStats(identity.name, identity.stats.clips, identity.stats.rate_limited,
-                                            round(identity.stats.cooling_s - unserved, 1),
-                                            identity.pace.per_minute, identity.pace.ceiling,
-                                            identity.pace.probe_after))
+                report.append(replace(identity.stats, cooling_s=round(identity.stats.cooling_s - unserved, 1),
+                                      per_minute=identity.pace.per_minute, ceiling=identity.pace.ceiling,
+                                      probe_after=identity.pace.probe_after, blocked_for_s=round(unserved, 1),
+                                      exploring=getattr(identity.pace, "exploring", False)))
             return report
 
     def per_minute(self) -> float | None:
@@ -498,7 +596,7 @@ class Book(Protocol):
 
     def confirm(self, index: int, blocks: int) -> bool: ...
 
-    def limited(self, index: int) -> Cooling | None: ...
+    def limited(self, index: int, bot_check: bool = False) -> Cooling | None: ...
 
     def answered(self, index: int) -> None: ...
 
@@ -543,8 +641,9 @@ def hosted_book(settings: Settings) -> Iterator[Book]:
 
 
 # ---------------------------------------------------------------- what runs learn
-# OUTPUT_DIR/identities.json: per identity, the pace "auto" ended at, so the next run
-# starts there instead of bouncing off the limit again, and --dry-run can say how long.
+# OUTPUT_DIR/identities.json: per identity, the pace "auto" ended at, how long its blocks
+# last and how many it has met, so the next run starts there instead of bouncing off the
+# limit again, and --dry-run can say how long.
 
 
 @dataclass(frozen=True)
@@ -554,6 +653,10 @@ class Learned:
     per_minute: float
     ceiling: float | None
     probe_after: float | None
+    block_s: float | None = None  # how long its blocks lasted, as last measured
+    blocks: int = 0  # blocks met, all runs together
+    bot_checks: int = 0
+    exploring: bool = False  # never refused yet: the next run goes on climbing from here
 
 
 def load_learned(output_dir: Path) -> dict[str, Learned]:
@@ -561,7 +664,9 @@ def load_learned(output_dir: Path) -> dict[str, Learned]:
     try:
         data = json.loads((output_dir / LEARNED_FILE).read_text(encoding="utf-8"))
         learned = {str(name): Learned(float(entry["per_minute"]), _rate(entry.get("ceiling")),
-                                      _rate(entry.get("probe_after")))
+                                      _rate(entry.get("probe_after")), _rate(entry.get("block_s")),
+                                      _count(entry.get("blocks")), _count(entry.get("bot_checks")),
+                                      entry.get("exploring") is True)
                    for name, entry in data["identities"].items()}
     except FileNotFoundError:
         return {}
@@ -578,14 +683,23 @@ def _rate(value: object) -> float | None:
     return float(value) if math.isfinite(value) and value >= MIN_PER_MINUTE else None
 
 
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**9 else 0
+
+
 def save_learned(output_dir: Path, stats: Sequence[IdentityStats]) -> None:
-    """Keep what this run learnt, beside what earlier runs learnt of other identities."""
+    """Keep what this run learnt, beside what earlier runs learnt of other identities (once, as a run ends)."""
     previous = {}
     with contextlib.suppress(FileNotFoundError, ValueError, OSError, KeyError, TypeError):
         previous = json.loads((output_dir / LEARNED_FILE).read_text(encoding="utf-8"))["identities"]
     for entry in stats:
-        if entry.per_minute is not None and entry.ceiling is not None:  # "auto" that has met the limit
-            previous[entry.name] = {**asdict(entry), "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        if entry.per_minute is not None and entry.ceiling is not None:  # "auto"
+            before = previous.get(entry.name) if isinstance(previous.get(entry.name), dict) else {}
+            previous[entry.name] = {
+                **asdict(entry), "block_s": entry.block_s or _rate(before.get("block_s")),
+                "blocks": _count(before.get("blocks")) + entry.blocks,
+                "bot_checks": _count(before.get("bot_checks")) + entry.bot_checks,
+                "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if previous:
         write_atomically(output_dir / LEARNED_FILE, json.dumps({"identities": previous}, indent=2) + "\n")
 
@@ -605,7 +719,26 @@ def planned_per_minute(settings: Settings) -> tuple[float, str]:
     parts = []
     if known:
         parts.append(f"{len(known)} at the pace learnt by earlier runs ({settings.output_dir / LEARNED_FILE})")
+    if guessed and not settings.youtube_limits:
+        return math.inf, "; ".join([*parts, f"{guessed} unpaced until the server's first 429 (not YouTube; "
+                                            "nothing learnt yet)"])
     if guessed:
-        parts.append(f"{guessed} at {GUEST_PER_HOUR:g} clips an hour (YouTube's guest limit, about; "
-                     "nothing learnt yet)")
-    return sum(known) + guessed * GUEST_PER_HOUR / 60, "; ".join(parts)
+        parts.append(f"{guessed} at {GUEST_START_PER_MINUTE * 60:g} clips an hour ({GUEST_MARGIN:.0%} of YouTube's "
+                     "guest limit, about; nothing learnt yet)")
+    return sum(known) + guessed * GUEST_START_PER_MINUTE, "; ".join(parts)
+
+
+def learned_lines(settings: Settings) -> list[str]:
+    """Per identity of the run, what earlier runs learnt of it: for --dry-run."""
+    learned = load_learned(settings.output_dir)
+    lines = []
+    for identity in settings.identity_list:
+        entry = learned.get(identity.name)
+        if entry is None:
+            lines.append(f"identity {identity.name}: nothing learnt yet")
+            continue
+        block = f"blocks last {duration_words(entry.block_s)}" if entry.block_s else "no block measured"
+        climbing = ", still climbing" if entry.exploring else ""
+        lines.append(f"identity {identity.name}: pace {entry.per_minute * 60:.0f} clips/h{climbing}; {block}; "
+                     f"{entry.blocks} blocks so far ({entry.bot_checks} bot checks)")
+    return lines

@@ -49,8 +49,8 @@ class SchedulerBook:
     def confirm(self, index: int, blocks: int) -> bool:
         return self._call("confirm", index, blocks)
 
-    def limited(self, index: int) -> Cooling | None:
-        return self._call("limited", index)
+    def limited(self, index: int, bot_check: bool = False) -> Cooling | None:
+        return self._call("limited", index, bot_check)
 
     def answered(self, index: int) -> None:
         self._call("answered", index)

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from audioset_downloader.pacing.book import PacingBook
+from audioset_downloader.inputs.settings import load_settings
+from audioset_downloader.pacing.book import PacingBook, book_arguments
 
 
 class Limiter(Protocol):
@@ -34,6 +35,7 @@ class _Refusing:
     """What a limiter refused, and its penalty: once past its limit it refuses everything for ``penalty_s``."""
 
     penalty_s: float
+    restart: bool = False  # every request refused starts the penalty again (asking during a block keeps it shut)
     blocks: int = 0  # times it started refusing
     refused: int = 0  # requests answered 429
     per_block: list[int] = field(default_factory=list)  # of which in each block
@@ -45,6 +47,8 @@ class _Refusing:
         if now < self.blocked_until:
             self.refused += 1
             self.per_block[-1] += 1
+            if self.restart:
+                self.blocked_until = now + self.penalty_s
             return False
         if not within_limit:
             self.blocked_until = now + self.penalty_s
@@ -92,6 +96,12 @@ class SlidingWindow(_Refusing):
             self.served.append(now)
             return True
         return False
+
+
+def book_from_settings(clock: Clock, **constants: object) -> PacingBook:
+    """The book a run builds from download_configs.py constants (load_settings -> book_arguments), on ``clock``."""
+    settings = load_settings(None, {"OUTPUT_DIR": "/nonexistent/audioset-downloader", **constants})
+    return PacingBook(*book_arguments(settings), clock=clock)
 
 
 class Clock:

@@ -21,8 +21,8 @@ DEFAULT_HEADERS: tuple[tuple[str, str], ...] = (
 # order matters: a throttled session is the identity's state, not the video's, and
 # "This content isn't available, try again later" must not read as "not available".
 MESSAGE_REASONS: tuple[tuple[str, FailureReason], ...] = (
-    ("not a bot", FailureReason.RATE_LIMITED),  # YouTube: "Sign in to confirm you're not a bot"
-    ("detected as a bot", FailureReason.RATE_LIMITED),  # pytubefix's BotDetection
+    ("not a bot", FailureReason.BOT_CHECK),  # YouTube: "Sign in to confirm you're not a bot"
+    ("detected as a bot", FailureReason.BOT_CHECK),  # pytubefix's BotDetection
     ("too many requests", FailureReason.RATE_LIMITED),  # HTTP 429's reason phrase
     ("try again later", FailureReason.RATE_LIMITED),  # YouTube: "This content isn't available, try again later"
     ("rate-limited", FailureReason.RATE_LIMITED),  # yt-dlp: "has been rate-limited by YouTube for up to an hour"

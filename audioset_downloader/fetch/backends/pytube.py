@@ -32,7 +32,7 @@ _CLASS_REASONS: tuple[tuple[str, FailureReason], ...] = (
     ("InnerTubeResponseError", FailureReason.BACKEND_ERROR),
     ("VideoPrivate", FailureReason.PRIVATE),
     ("MembersOnly", FailureReason.MEMBERS_ONLY),
-    ("BotDetection", FailureReason.RATE_LIMITED),
+    ("BotDetection", FailureReason.BOT_CHECK),
     ("AgeRestrictedError", FailureReason.AGE_RESTRICTED),
     ("AgeCheckRequiredError", FailureReason.AGE_RESTRICTED),
     ("AgeCheckRequiredAccountError", FailureReason.AGE_RESTRICTED),
