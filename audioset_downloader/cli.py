@@ -25,17 +25,17 @@ from audioset_downloader.engine import dask_engine
 from audioset_downloader.engine.progress import duration, summary_table
 from audioset_downloader.engine.runner import exclusive, load_ontology, plan_csv, run_csv
 from audioset_downloader.errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, ConfigError, DownloaderError
-from audioset_downloader.fetch.backends import load_backend
+from audioset_downloader.fetch.backends import check_backend_settings, load_backend
 from audioset_downloader.fetch.cutter import find_ffmpeg
 from audioset_downloader.fetch.measure import SILENT_CLIPS_SAID
 from audioset_downloader.inputs.cookies import load_cookies
 from audioset_downloader.inputs.files import input_file_problem
-from audioset_downloader.inputs.lists import count_labels, label_filter, list_format
+from audioset_downloader.inputs.lists import NotesOf, count_labels, label_filter, list_format
 from audioset_downloader.inputs.settings import AUDIO_FORMATS, BACKEND_NAMES, ENGINES, LAYOUTS, Settings, load_settings
 from audioset_downloader.outputs import report
 from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.ledger import Ledger
-from audioset_downloader.outputs.merge import csv_names, merge_csv
+from audioset_downloader.outputs.merge import ListNotes, csv_names, merge_csv
 from audioset_downloader.outputs.summary import CsvSummary
 from audioset_downloader.outputs.verify import verify_csv
 from audioset_downloader.pacing.book import Book, hosted_book, learned_lines, new_book, planned_per_minute, save_learned
@@ -166,6 +166,7 @@ def preflight(settings: Settings, dry_run: bool = False) -> None:
         load_cookies(settings.cookies_file)
     find_ffmpeg(settings.ffmpeg_binary)
     load_backend(settings)
+    check_backend_settings(settings)
     if settings.engine == "dask":
         dask_engine.require_dask()
     ontology = load_ontology(settings)
@@ -327,11 +328,15 @@ def merge_all(settings: Settings, sources: list[Path]) -> int:
         raise ConfigError("--merge: no *.split-pos.csv in " + ", ".join(map(str, sources)))
     settings.output_dir.mkdir(parents=True, exist_ok=True)
     ontology = load_ontology(settings)
+    lists = {path.stem: path for path in settings.csv_file_names}
     for name in names:
         target = CsvOutputs(settings.output_dir, name)
+        notes = ListNotes()
+        if name in lists:  # its annotations come from the list, as in a run
+            notes = ListNotes(list_format(lists[name], settings).NOTE_COLUMNS, NotesOf(lists[name], settings))
         with exclusive(target):
             print(merge_csv(name, [s for s in sources if name in held[s]], target, ontology,
-                            settings.tar_size).line())
+                            settings.tar_size, notes).line())
     return EXIT_OK
 
 

@@ -21,6 +21,7 @@ per 1,000 clips, whole run and steady state.
     python benchmarks/bench_identities.py            # about 25 minutes on 2 cores
     python benchmarks/bench_identities.py --quick    # 2 identities, local engine only
     python benchmarks/bench_identities.py --matrix   # issue 21's pacing matrix (about 45 minutes)
+    python benchmarks/bench_identities.py --issue30  # issue 30's goals with short blocks (about 10 minutes)
     (the run's own log goes to stderr: 2>bench.log keeps the console to the results)
 """
 
@@ -54,9 +55,9 @@ SOURCE_S = 40
 
 
 def _serve(root: str, port_pipe, burst: float | None = None, per_second: float = PER_SECOND,
-           penalty_s: float = PENALTY_S) -> None:
+           penalty_s: float = PENALTY_S, latency_s: float = 0.0) -> None:
     """The server process: the mirror behind the identity limit, and /_seen for what it saw."""
-    server = MediaServer(Path(root))
+    server = MediaServer(Path(root), latency_s=latency_s)
     limit = IdentityLimit(server, per_second=per_second, penalty_s=penalty_s, burst=burst)
 
     def control(handler: Handler) -> Reply | None:
@@ -77,12 +78,12 @@ def _serve(root: str, port_pipe, burst: float | None = None, per_second: float =
 
 class Server:
     def __init__(self, root: Path, burst: float | None = None, per_second: float = PER_SECOND,
-                 penalty_s: float = PENALTY_S) -> None:
+                 penalty_s: float = PENALTY_S, latency_s: float = 0.0) -> None:
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()
         self.per_second = per_second
-        self.process = context.Process(target=_serve, args=(str(root), child, burst, per_second, penalty_s),
-                                       daemon=True)
+        self.process = context.Process(target=_serve, args=(str(root), child, burst, per_second, penalty_s,
+                                                            latency_s), daemon=True)
         self.process.start()
         self.base_url = parent.recv()
 
@@ -242,6 +243,59 @@ def matrix(clips_per_identity: int) -> None:
               f"{r.failed} |")
 
 
+def issue30() -> None:
+    """Issue 30's goals with short blocks, on the real downloader, "auto" beside a fixed pace at 90 %:
+    10 identities behind a bucket of 4 clips with a 2 s penalty (20 clips each); 3 identities' first
+    run behind a second-deep bucket (60 clips each); and a server with no limit at 150 ms latency,
+    WORKERS = 8 (16 clips) against WORKERS = 1 (6 clips), with "auto" and with no cap."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-issue30-") as temp:
+        workdir = Path(temp)
+        source = make_source(workdir / "source.m4a", SOURCE_S, "aac", rate=44100)
+        for name, burst, per_second, identities, clips, guess, workers in (
+                ("bucket of 4 clips, 2 s penalty", MATRIX_BURST, MATRIX_PER_SECOND, 10, 20, 2.0, 16),
+                ("second-deep bucket, first run", None, PER_SECOND, 3, 60, 3.0, 8)):
+            mirror = workdir / f"mirror{identities}"
+            mirror.mkdir()
+            server = Server(mirror, burst, per_second, PENALTY_S)
+            try:
+                for pace in ("fixed", "auto"):
+                    r = run_scenario(server, mirror, source, workdir, identities, pace, "local", clips,
+                                     requests_per_clip_guess=guess, workers=workers, tag=f"i{identities}")
+                    rows.append(f"| {name} | {identities} | {r.pace} | {r.clips} | {100 * r.share_of_ceiling:.0f} % "
+                                f"| {r.refused_per_identity:.1f} | {r.blocks_per_identity:.1f} |")
+            finally:
+                server.stop()
+        mirror = workdir / "mirror-free"
+        mirror.mkdir()
+        server = Server(mirror, None, 1e6, PENALTY_S, latency_s=0.15)
+        rates = {}
+        try:
+            for pace in ("auto", None):
+                for workers, clips in ((1, 6), (8, 16)):
+                    ids = [f"free{workers}{str(pace)[0]}{n:05d}"[-11:] for n in range(clips)]
+                    for ytid in ids:
+                        os.link(source, mirror / f"{ytid}.m4a")
+                    work = workdir / f"free-{workers}-{pace}"
+                    work.mkdir()
+                    csv_path = write_csv(work / "eval_segments.csv", [f'{y}, 20.000, 30.000, "/m/a"' for y in ids])
+                    config = write_config(work / "cfg.py", CSV_FILE_NAMES=[str(csv_path)], BACKEND="direct",
+                                          YTB_URL_FORMAT=server.base_url + "/{YTID}.m4a", OUTPUT_DIR=str(work / "out"),
+                                          TIMER=0, WORKERS=workers, REQUESTS_PER_MINUTE=pace)
+                    started = time.monotonic()
+                    assert cli.main(["--config", str(config)]) == 0
+                    rates[pace, workers] = clips / (time.monotonic() - started)
+        finally:
+            server.stop()
+    print("| limit | identities | pace | clips | % of ceiling | 429s per identity | blocks per identity |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
+    print("\n".join(rows))
+    print("\n| no limit, 150 ms | WORKERS = 1 | WORKERS = 8 | ratio |\n| --- | ---: | ---: | ---: |")
+    for pace in ("auto", None):
+        print(f"| REQUESTS_PER_MINUTE = {pace!r} | {rates[pace, 1]:.2f} clips/s | {rates[pace, 8]:.2f} clips/s | "
+              f"{rates[pace, 8] / rates[pace, 1]:.1f}x |")
+
+
 def plot_matrix(results: list[tuple[float, Result]], path: Path) -> None:
     import matplotlib
 
@@ -281,7 +335,13 @@ def main() -> None:
     parser.add_argument("--matrix", action="store_true",
                         help="issue 21's matrix: 2 s and 30 s penalties, 1/10/35 identities, local and Dask, "
                              "a bucket of 4 clips, 20 clips per identity (about 45 minutes)")
+    parser.add_argument("--issue30", action="store_true",
+                        help="issue 30's goals with short blocks: 10 identities behind a bucket of 4 clips, 3 "
+                             "identities' first run, WORKERS 8 against 1 with no limit (about 10 minutes)")
     args = parser.parse_args()
+    if args.issue30:
+        issue30()
+        return
     if args.matrix:
         matrix(20 if args.clips_per_identity == 200 else args.clips_per_identity)
         return

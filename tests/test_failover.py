@@ -22,7 +22,7 @@ from audioset_downloader.errors import ClipFailure, FailureReason
 from audioset_downloader.fetch.backends import load_backend
 from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.inputs.settings import Settings
-from tests.conftest import write_config, write_csv
+from tests.conftest import run_script, write_config, write_csv
 from tests.support.audio import decode, window_offset
 from tests.support.fake_youtube import MODERN_BASE_JS, PYTUBE_CLIENT, FakeVideo, FakeYouTube
 
@@ -163,3 +163,15 @@ def test_ytdlp_options_reach_ytdlp_and_unknown_ones_are_refused(youtube: FakeYou
     assert cli.main(["--config", str(config)]) == 2
     assert capsys.readouterr().err.strip().endswith(
         "YTDLP_OPTIONS: 'extractor_arg' is not a yt-dlp option; did you mean 'extractor_args'?")
+
+
+def test_ytdlp_options_owned_by_the_downloader_are_refused_before_any_work(tmp_path: Path) -> None:
+    # pytube first and yt-dlp behind it: the options were checked only when yt-dlp was first built, after
+    # pytube had tried the network; offline that ended as "cannot reach", exit 1.
+    config = configure(tmp_path, ["neverasked1"], YTB_URL_FORMAT="http://127.0.0.1:9/watch?v={YTID}",
+                       FALLBACK_BACKENDS=["yt-dlp"], YTDLP_OPTIONS={"outtmpl": "x"})
+    result = run_script("--config", str(config), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines == ["error: YTDLP_OPTIONS: 'outtmpl' is set by the downloader itself; remove it"], lines
+    assert not (tmp_path / "out").exists()

@@ -245,6 +245,9 @@ def test_a_blocked_identity_is_named_and_the_others_finish_every_clip(tmp_path: 
     ({"proxy": "htp://127.0.0.1:3128"}, "IDENTITIES entry 0: proxy must be an http:// or socks5:// proxy URL"),
     ({"proxy": "socks5://:1080"}, "IDENTITIES entry 0: proxy must be an http:// or socks5:// proxy URL"),
     ({"proxy": "http://127.0.0.1:port"}, "IDENTITIES entry 0: proxy has a port that is not a number"),
+    # TLS to the proxy itself: ffmpeg and pytube spoke plain HTTP to it, so it was refused as garbage, if at all.
+    ({"proxy": "https://127.0.0.1:3128"}, "IDENTITIES entry 0: proxy is an https:// proxy (TLS to the proxy "
+                                          "itself), which ffmpeg and pytube cannot speak; give its http:// address"),
     ({"name": "../x"}, "IDENTITIES entry 0: name must be letters, digits"),
     ("http://127.0.0.1:3128", "IDENTITIES entry 0: must be a dict with keys from name, proxy, cookies_file"),
 ])
@@ -256,6 +259,15 @@ def test_a_bad_identity_is_one_line_and_exit_2_before_any_work(tmp_path: Path, m
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {config}:"), lines
     assert message in lines[0]
+    assert mirror.server.requests == {} and not (tmp_path / "out").exists()
+
+
+def test_an_https_proxy_is_refused_in_one_line_before_any_work(tmp_path: Path, mirror: Mirror) -> None:
+    config = configure(tmp_path, mirror, {"eval_segments": ["neverfetch1"]}, PROXY="https://lab:s3cret@127.0.0.1:3128")
+    result = run_script("--config", str(config), cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "PROXY is an https:// proxy" in lines[0] and "s3cret" not in lines[0], lines
     assert mirror.server.requests == {} and not (tmp_path / "out").exists()
 
 

@@ -208,6 +208,56 @@ def test_audiocaps_end_to_end_windows_cut_at_the_videos_end_and_a_rerun_fetches_
         assert {row["YTID"]: row for row in csv.DictReader(handle)} == metadata
 
 
+def test_a_dataset_list_s_bad_rows_keep_their_line_and_raw_row_and_are_warned_of_once(tmp_path: Path,
+                                                                                     mirror: Mirror) -> None:
+    mirror.add("capsGoodRow")
+    bad = [f"{n},bad{n:08d},5,a tone, and a comma unquoted" for n in range(82)]  # five fields, not four
+    listed = write(tmp_path, "audiocaps_val.csv", "audiocap_id,youtube_id,start_time,caption\n"
+                   + "".join(line + "\n" for line in bad) + "99,capsGoodRow,5,a good row\n")
+    write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=[str(listed)], OUTPUT_DIR=str(tmp_path / "out"), TIMER=0,
+                 BACKEND="direct", YTB_URL_FORMAT=mirror.url_format)
+    result = run_script("--config", "cfg.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
+    # Before: a warning a row (82 of them).
+    assert len(warnings) == 1 and f"{listed}: skipped 82 invalid rows, on lines 2, 3, 4, 5, 6 and 77 more; the " \
+        "first, line 2: expected 4 fields, as AudioCaps's rows have, found 5" in warnings[0], warnings
+    with open(tmp_path / "out" / "audiocaps_val.failed.csv", newline="") as handle:
+        failed = list(csv.DictReader(handle))
+    # Before: the audiocap_id stood under YTID and the YTID under start_seconds.
+    assert [(row["YTID"], row["start_seconds"], row["reason"]) for row in failed] == [
+        (f"bad{n:08d}", "", "invalid_row") for n in range(82)]
+    assert all(row["detail"] == f"line {n + 2}: expected 4 fields, as AudioCaps's rows have, found 5; the row: "
+               f"{bad[n]}" for n, row in enumerate(failed))
+    again = run_script("--config", "cfg.py", cwd=tmp_path)  # a rerun records them again, once each
+    with open(tmp_path / "out" / "audiocaps_val.failed.csv", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 82 and again.returncode == 0
+
+
+def test_an_audiocaps_list_downloaded_in_two_shards_and_merged_keeps_its_captions(tmp_path: Path,
+                                                                                   mirror: Mirror) -> None:
+    ids = ["capsShard00", "capsShard01", "capsShard02", "capsShard03"]
+    for ytid in ids:
+        mirror.add(ytid)
+    listed = write(tmp_path, "audiocaps_val.csv", "audiocap_id,youtube_id,start_time,caption\n" + "".join(
+        f'{n},{ytid},{n},"caption {n}, of {ytid}"\n' for n, ytid in enumerate(ids)))
+    write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=[str(listed)], OUTPUT_DIR=str(tmp_path / "merged"), TIMER=0,
+                 BACKEND="direct", YTB_URL_FORMAT=mirror.url_format)
+    for k in (0, 1):
+        shard = run_script("--config", "cfg.py", "--shard", f"{k}/2", "--output-dir", f"s{k}", cwd=tmp_path)
+        assert shard.returncode == 0, shard.stderr
+    merged = run_script("--config", "cfg.py", "--merge", "s0", "s1", cwd=tmp_path)
+    assert merged.returncode == 0 and "audiocaps_val: 4 clips added" in merged.stdout, merged.stdout
+    with open(tmp_path / "merged" / "audiocaps_val" / "metadata.csv", newline="") as handle:
+        metadata = {row["YTID"]: row for row in csv.DictReader(handle)}
+    # Before, the merge wrote AudioSet's columns only: no dataset, no captions, no audiocap_ids.
+    assert set(metadata) == set(ids)
+    for n, ytid in enumerate(ids):
+        assert metadata[ytid]["dataset"] == "AudioCaps"
+        assert json.loads(metadata[ytid]["captions"]) == [f"caption {n}, of {ytid}"]
+        assert json.loads(metadata[ytid]["audiocap_ids"]) == [str(n)]
+
+
 def test_each_sets_annotations_travel_with_its_clips_in_the_webdataset_layout(tmp_path: Path,
                                                                               mirror: Mirror) -> None:
     import tarfile

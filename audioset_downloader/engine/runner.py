@@ -22,7 +22,7 @@ from audioset_downloader.atomic import write_atomically
 from audioset_downloader.engine.pool import run_bounded
 from audioset_downloader.engine.progress import BarFriendlyHandler, ProgressBar, duration, show_progress
 from audioset_downloader.engine.worker import ClipResult, ClipWorker
-from audioset_downloader.errors import ConfigError, OutputLockedError, OutputUnwritableError
+from audioset_downloader.errors import ConfigError, FailureReason, OutputLockedError, OutputUnwritableError
 from audioset_downloader.fetch.cutter import find_ffmpeg
 from audioset_downloader.inputs.labels import Ontology, ontology_path
 from audioset_downloader.inputs.lists import NotesOf, label_filter, list_format, read_list
@@ -38,6 +38,8 @@ from audioset_downloader.pacing.book import Book, IdentityStats
 from audioset_downloader.redact import RedactingFormatter
 
 log = logging.getLogger(__name__)
+
+SHOWN_INVALID_LINES = 5  # invalid rows named in the list's one warning; failed.csv has every one
 
 PROGRESS_EVERY_S = 30.0
 PACE_EVERY_S = 5.0
@@ -80,6 +82,8 @@ class CsvRun:
         self._last_progress = time.monotonic()
         self.progress: ProgressBar | None = None
         self.reuse: ReuseIndex | None = None
+        self._invalid_lines: list[int] = []  # the first few invalid rows' lines, for the one warning
+        self._first_invalid: InvalidRow | None = None
 
     def build_reuse_index(self) -> None:
         """Index the clips on disk this list's windows could take: only when other manifests exist to read."""
@@ -97,14 +101,22 @@ class CsvRun:
         This loop runs once per row (two million for the unbalanced list), so it
         looks names up once, outside the loop.
         """
+        self.summary.list_format = self.list_format.NAME
+        self._invalid_lines = []
+        self._first_invalid = None
+        try:
+            yield from self._planned(read_list(self.csv_path, self.settings))
+        finally:
+            self._warn_invalid()
+
+    def _planned(self, rows: Iterator[Segment | InvalidRow]) -> Iterator[Segment]:
         limit = self.settings.clip_limit
-        summary, done, failed_for_good = self.summary, self.ledger.done, self.ledger.failed_for_good
-        is_done = self.ledger.is_done
-        skip_failed = not self.settings.retry_failed and bool(self.ledger.failed)
         label_filter = self.label_filter
         shard, shards = self.settings.shard or (0, 0)
-        summary.list_format = self.list_format.NAME
-        for row in read_list(self.csv_path, self.settings):
+        summary, done = self.summary, self.ledger.done
+        is_done, failed_for_good = self.ledger.is_done, self.ledger.failed_for_good
+        skip_failed = not self.settings.retry_failed and bool(self.ledger.failed)
+        for row in rows:
             summary.rows += 1
             if type(row) is InvalidRow:
                 self._record_invalid(row)
@@ -126,13 +138,29 @@ class CsvRun:
 
     def _record_invalid(self, row: InvalidRow) -> None:
         self.summary.invalid_rows += 1
-        log.warning("%s:%d: skipped invalid row: %s", self.csv_path, row.line, row.problem)
+        if self._first_invalid is None:
+            self._first_invalid = row
+        if len(self._invalid_lines) < SHOWN_INVALID_LINES:
+            self._invalid_lines.append(row.line)
         if self.dry_run:
             return
-        self.ledger.record_failed(
-            row.key,
-            FailedRow(row.field(0), row.field(1), row.field(2), "invalid_row", f"line {row.line}: {row.problem}"),
-        )
+        detail = f"line {row.line}: {row.problem}" + (f"; the row: {row.raw}" if row.raw else "")
+        failed = FailedRow(row.field(0), row.field(1), row.field(2), FailureReason.INVALID_ROW.label, detail)
+        self.ledger.record_failed(failed.key, failed)
+
+    def _warn_invalid(self) -> None:
+        """One warning for the list's invalid rows, however many (a quote never closed can spoil many)."""
+        first, count = self._first_invalid, self.summary.invalid_rows
+        if first is None:
+            return
+        if count == 1:
+            log.warning("%s:%d: skipped invalid row: %s", self.csv_path, first.line, first.problem)
+            return
+        lines = ", ".join(map(str, self._invalid_lines)) + (f" and {count - len(self._invalid_lines)} more"
+                                                            if count > len(self._invalid_lines) else "")
+        log.warning("%s: skipped %d invalid rows, on lines %s; the first, line %d: %s (%s in %s with its reason)",
+                    self.csv_path, count, lines, first.line, first.problem,
+                    "a run records each" if self.dry_run else "each recorded", self.outputs.failed.name)
 
     def record(self, result: ClipResult) -> None:
         segment = result.segment

@@ -22,7 +22,7 @@ DEFAULT_NAME = "default"
 KEYS = ("name", "proxy", "cookies_file")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SOCKS_SCHEMES = ("socks5", "socks5h")  # reached through fetch/socks.py's relay
-PROXY_SCHEMES = ("http", "https", *SOCKS_SCHEMES)
+PROXY_SCHEMES = ("http", *SOCKS_SCHEMES)
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,10 @@ class Identity:
 
 
 def check_proxy(value: Any) -> str:
-    """A proxy URL for the metadata and the media: http:// (https://), or socks5:// (socks5h://) through a relay."""
+    """A proxy URL for the metadata and the media: http://, or socks5:// (socks5h://) through a relay.
+
+    Not https://: TLS to the proxy itself, which ffmpeg and pytube cannot speak (they would send it plain
+    HTTP). Requests to YouTube are TLS inside an http:// proxy's tunnel all the same."""
     if not isinstance(value, str) or not value.strip() or "\x00" in value:
         raise ValueError("must be a proxy URL string")
     parts = urlsplit(value)
@@ -41,6 +44,10 @@ def check_proxy(value: Any) -> str:
         parts.port  # noqa: B018 - raises on a port that is not a number
     except ValueError:
         raise NamedValueError(f"has a port that is not a number: {value!r}") from None
+    if parts.scheme == "https":
+        raise NamedValueError(f"is an https:// proxy (TLS to the proxy itself), which ffmpeg and pytube cannot "
+                              f"speak; give its http:// address (YouTube's requests are TLS inside the tunnel "
+                              f"either way) (got {value!r})")
     if parts.scheme not in PROXY_SCHEMES or not parts.hostname:
         raise NamedValueError('must be an http:// or socks5:// proxy URL, e.g. "http://proxy.lab:3128" or '
                          f'"socks5://user:password@proxy.lab:1080" (got {value!r})')

@@ -94,8 +94,9 @@ class InvalidRow:
     """A row that cannot be downloaded, with the reason, kept for the record."""
 
     line: int
-    fields: tuple[str, ...]
+    fields: tuple[str, ...]  # YTID, start, end, as far as the row holds them
     problem: str
+    raw: str = ""  # the row as it stands, when its fields could not be told apart (quotes, field count)
 
     def field(self, index: int) -> str:
         return self.fields[index] if index < len(self.fields) else ""

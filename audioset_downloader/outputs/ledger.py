@@ -67,6 +67,14 @@ class FailedRow:
         return (self.ytid, self.start_text, self.end_text, self.reason, self.detail)
 
     @property
+    def key(self) -> tuple:
+        """What a rerun knows the row by: its window; an invalid row, which may hold no YTID or times, by its
+        line as the detail starts ("line 12: ...")."""
+        if self.reason == FailureReason.INVALID_ROW.label:
+            return (self.ytid, self.detail.partition(":")[0])
+        return row_key(self.ytid, self.start_text, self.end_text)
+
+    @property
     def failure_reason(self) -> FailureReason | None:
         return FailureReason.from_label(self.reason)
 
@@ -311,10 +319,11 @@ class Ledger:
         rows = 0
         for row in self._failed_csv.rows(repair):
             rows += 1
-            key = row_key(row[0], row[1], row[2])
+            failed = FailedRow(*row)
+            key = failed.key
             self.failed.pop(key, None)  # the last row of a segment wins
             if key not in self.done:
-                self.failed[key] = FailedRow(*row)
+                self.failed[key] = failed
         return dropped > 0, len(self.failed) != rows
 
     def _live_split_pos_rows(self, present: set[str]) -> Iterator[list[str]]:

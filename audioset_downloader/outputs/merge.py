@@ -8,6 +8,8 @@ what one run would have written in OUTPUT_LAYOUT: one row per segment, metadata.
 in step or the clips packed into shards, failed.csv holding only segments no source
 has written. Sources may be in either layout, so merging also converts one layout into
 the other. A source's rows are untrusted input: a file name outside its clip folder is refused.
+The list's own annotations (AudioCaps' captions...) are not in split-pos.csv: as a run
+does, the merge asks the list for them (``notes``), when CSV_FILE_NAMES names it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import re
 import shutil
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -54,13 +57,21 @@ def csv_names(folder: Path) -> list[str]:
     return sorted(name for name in names if _CSV_NAME.fullmatch(name))
 
 
+@dataclass(frozen=True)
+class ListNotes:
+    """The list's annotation columns, and its notes by (YTID, start ms), as a run's Ledger gets them."""
+
+    columns: tuple[str, ...] = ()
+    of: Callable[[str, int], str] = lambda ytid, start_ms: ""
+
+
 def merge_csv(name: str, sources: list[Path], target: CsvOutputs, ontology: Ontology | None,
-              tar_size: int | None = None) -> MergeReport:
+              tar_size: int | None = None, notes: ListNotes = ListNotes()) -> MergeReport:
     """Merge CSV ``name``'s outputs from ``sources`` into ``target`` (held exclusively by the caller),
     in the files layout, or with ``tar_size`` clips per shard in the webdataset layout."""
     report = MergeReport(name)
     target.prepare()
-    ledger = Ledger(target, ontology.names if ontology else lambda labels: "", tar_size)
+    ledger = Ledger(target, ontology.names if ontology else lambda labels: "", tar_size, notes.columns, notes.of)
     ledger.open()
     try:
         taken = {loose_clip(row, name) for row in ledger.written_rows()}
@@ -94,7 +105,8 @@ def merge_csv(name: str, sources: list[Path], target: CsvOutputs, ontology: Onto
                         report.refused += 1
                         continue
                     relative = target.relative_clip(stem, extension)
-                    segment = new_segment((ytid, start_ms, end_ms, labels, 0, stem, False, ""))
+                    segment = new_segment((ytid, start_ms, end_ms, labels, 0, stem, False,
+                                           notes.of(ytid, start_ms) if notes.columns else ""))
                     ledger.record_written(segment, relative, backend, ClipMeasures.from_fields(row[MEASURES]))
                     taken.add(relative)
                     report.added += 1

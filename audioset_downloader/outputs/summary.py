@@ -31,7 +31,8 @@ class CsvSummary:
     failed: dict[str, int] = field(default_factory=dict)
     by_backend: dict[str, int] = field(default_factory=dict)  # clips written, per backend that resolved them
     by_identity: dict[str, int] = field(default_factory=dict)  # clips written, per identity they went through
-    # Per identity, over the whole run so far (all CSVs): clips, rate_limited, cooling_s, per_minute.
+    # Per identity, over the whole run so far (all CSVs): clips, blocks, bot_checks, rate_limited (requests
+    # refused), cooling_s, per_minute, block_s (its blocks' length, as measured).
     identities: list[dict[str, Any]] = field(default_factory=list)
     bytes_written: int = 0
     wall_seconds: float = 0.0

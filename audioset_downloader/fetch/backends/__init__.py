@@ -37,3 +37,14 @@ def load_backend(settings: Settings, name: str | None = None) -> Backend:
         raise BackendUnavailableError(
             f"backend {name!r} needs the {exc.name!r} package, which is not installed; install it with: {command}"
         ) from exc
+
+
+def check_backend_settings(settings: Settings) -> None:
+    """What only a fallback reads is checked before any work too, not when the fallback is first needed:
+    YTDLP_OPTIONS, with yt-dlp anywhere in the chain (the yt_dlp package imported only then)."""
+    if settings.ytdlp_options and "yt-dlp" in settings.backend_chain:
+        try:
+            from audioset_downloader.fetch.backends.ytdlp import ytdlp_options
+        except ModuleNotFoundError:
+            return  # not installed: left out of the chain, as the run leaves it
+        ytdlp_options(settings)

@@ -71,26 +71,43 @@ class RowParser:
     def fields(self, line_no: int, line: str) -> list[str] | InvalidRow:
         if (undecodable := UNDECODABLE.search(line)) is not None:
             byte = ord(undecodable.group()) - 0xDC00
-            return invalid(line_no, [line], f"byte 0x{byte:02x} at column {undecodable.start() + 1} is not UTF-8; "
-                                            "save the file as UTF-8")
+            return invalid(line_no, [], f"byte 0x{byte:02x} at column {undecodable.start() + 1} is not UTF-8; "
+                                        "save the file as UTF-8", raw=line)
         if "\x00" in line:
-            return invalid(line_no, [line], "holds a NUL byte; is this a text file?")
+            return invalid(line_no, [], "holds a NUL byte; is this a text file?", raw=line)
         self._feed.line = line
         try:
             return [value.strip() for value in next(self._reader)]
         except csv.Error as exc:
             problem = ("a quote is never closed" if "field larger" not in str(exc)
                        else f"a field longer than {csv.field_size_limit()} characters")
-            return invalid(line_no, [line], problem)
+            return invalid(line_no, [], problem, raw=line)
         except StopIteration:
-            return invalid(line_no, [line], "a quote is never closed")
+            return invalid(line_no, [], "a quote is never closed", raw=line)
 
 
-def invalid(line_no: int, fields: list[str], problem: str) -> InvalidRow:
-    """An InvalidRow whose fields are printable and short (they go to failed.csv and the log)."""
-    printable = tuple(value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-                      .replace("\x00", "\\x00")[:200] for value in fields)
-    return InvalidRow(line_no, printable, problem)
+def invalid(line_no: int, fields: list[str], problem: str, raw: str = "") -> InvalidRow:
+    """An InvalidRow whose fields and raw row are printable and short (they go to failed.csv and the log)."""
+    printable = tuple(_printable(value) for value in fields)
+    return InvalidRow(line_no, printable, problem, _printable(raw.rstrip("\r\n")))
+
+
+def _printable(value: str) -> str:
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").replace("\x00", "\\x00")[:200]
+
+
+# Header names of the YTID column in the lists this reads (AudioCaps, Kinetics: youtube_id; MusicCaps: ytid).
+YTID_COLUMNS = ("youtube_id", "ytid", "# ytid", "video_id")
+
+
+def ytid_held(fields: list[str], header: list[str], settings: Any) -> str:
+    """The YTID a row of the wrong shape really holds, or "": the header's YTID column (the first field
+    in a list without one), if that field is a YTID. A comma too many in a caption shifts only what
+    comes after it."""
+    names = [*YTID_COLUMNS, *([settings.columns.ytid.lower()] if getattr(settings, "columns", None) else [])]
+    index = next((header.index(name) for name in names if name in header), 0 if not header else None)
+    value = fields[index] if index is not None and index < len(fields) else ""
+    return value if YTID_PATTERN.fullmatch(value) else ""
 
 
 def window(line_no: int, ytid: str, start: str, end: str | None, labels: str = "",
@@ -137,8 +154,8 @@ def rows(lines: Iterator[tuple[int, str]], module: Any, settings: Any,
             yield parsed
         elif len(parsed) not in counts:
             expected = " or ".join(map(str, counts))
-            yield invalid(line_no, parsed, f"expected {expected} fields, as {module.NAME}'s rows have, "
-                                           f"found {len(parsed)}")
+            yield invalid(line_no, [ytid_held(parsed, header, settings)],
+                          f"expected {expected} fields, as {module.NAME}'s rows have, found {len(parsed)}", raw=line)
         else:
             yield module.window(line_no, parsed, header, settings)
 
