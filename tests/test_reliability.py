@@ -340,11 +340,34 @@ def test_once_something_answered_an_outage_is_passing_trouble_again() -> None:
 
     refused = ClipFailure(FailureReason.NETWORK, "Connection to tcp://127.0.0.1:9 failed: Connection refused")
     reset = ClipFailure(FailureReason.NETWORK, "Connection reset by peer")
-    before = Reachability(Settings(proxy="http://proxy.lab:3128"))
-    assert not before.no_network(reset)  # trouble mid-transfer says the network is there
-    assert all(before.no_network(refused) for _ in range(FIRST_CLIPS - 1))
-    with pytest.raises(NetworkDownError, match=r"^cannot reach the proxy proxy\.lab:3128: "):
-        before.no_network(refused)
+    with socket.socket() as listening:  # the proxy itself takes connections: the clips' trouble is counted
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        proxy = f"127.0.0.1:{listening.getsockname()[1]}"
+        before = Reachability(Settings(proxy=f"http://{proxy}"))
+        assert not before.no_network(reset)  # trouble mid-transfer says the network is there
+        assert all(before.no_network(refused) for _ in range(FIRST_CLIPS - 1))
+        with pytest.raises(NetworkDownError, match=rf"^cannot reach the proxy {proxy}: "):
+            before.no_network(refused)
+    # A proxy that does not even resolve: the first clip is proof enough.
+    with pytest.raises(NetworkDownError, match=r"^cannot reach the proxy proxy\.invalid:3128: .* \(1 clip, "):
+        Reachability(Settings(proxy="http://proxy.invalid:3128")).no_network(refused)
     after = Reachability(Settings())
     after.answered()
     assert not after.no_network(refused) and not after.never_answered
+
+
+def test_offline_at_a_guest_s_pace_the_run_stops_at_its_first_clip(tmp_path: Path) -> None:
+    # pytube at a guest's pace: a clip every 13 s. Counting ten unreachable clips took two minutes and
+    # printed ten "left for the next run" lines before the one error.
+    ids = [f"offline{i:04d}" for i in range(30)]
+    csv_path = write_csv(tmp_path / "eval_segments.csv", [f'{ytid}, 1.000, 2.000, "/m/a"' for ytid in ids])
+    write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=[str(csv_path)], PROXY="http://proxy.invalid:3128",
+                 OUTPUT_DIR=str(tmp_path / "out"), FALLBACK_BACKENDS=[])
+    result = run_script("--config", "cfg.py", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and error[0].startswith("error: cannot reach the proxy proxy.invalid:3128: "), error
+    assert "(1 clip, none written, none marked failed)" in error[0]
+    assert "left for the next run" not in result.stderr  # stopped at the first proof
+    assert rows_by_id(tmp_path / "out" / "eval_segments.failed.csv") == {}
