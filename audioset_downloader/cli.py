@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import math
 import multiprocessing
@@ -30,12 +31,13 @@ from audioset_downloader.fetch.cutter import find_ffmpeg
 from audioset_downloader.fetch.measure import SILENT_CLIPS_SAID
 from audioset_downloader.inputs.cookies import load_cookies
 from audioset_downloader.inputs.files import input_file_problem
-from audioset_downloader.inputs.lists import NotesOf, count_labels, label_filter, list_format
+from audioset_downloader.inputs.lists import NotesOf, count_labels, count_windows, label_filter, list_format
 from audioset_downloader.inputs.settings import AUDIO_FORMATS, BACKEND_NAMES, ENGINES, LAYOUTS, Settings, load_settings
 from audioset_downloader.outputs import report
 from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.ledger import Ledger
 from audioset_downloader.outputs.merge import ListNotes, csv_names, merge_csv
+from audioset_downloader.outputs.status import csv_status, identity_status, status_lines
 from audioset_downloader.outputs.summary import CsvSummary
 from audioset_downloader.outputs.verify import verify_csv
 from audioset_downloader.pacing.book import Book, hosted_book, learned_lines, new_book, planned_per_minute, save_learned
@@ -80,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     modes = parser.add_argument_group("instead of downloading")
     modes.add_argument("--dry-run", action="store_true",
                        help="plan only: count valid, invalid, done and to-be-attempted rows per CSV")
+    modes.add_argument("--status", action="store_true",
+                       help="is a run going on in OUTPUT_DIR, how far, how fast, which identities are blocked "
+                            "and until when (reads OUTPUT_DIR only)")
+    modes.add_argument("--json", action="store_true", help="with --status: the same figures as JSON")
     modes.add_argument("--verify", action="store_true",
                        help="check every clip listed in split-pos.csv: present, decodes, right length, rate, channels")
     modes.add_argument("--repair", action="store_true",
@@ -196,6 +202,25 @@ def dry_run(settings: Settings) -> int:
         for line in learned_lines(settings):
             print(redact(line))
     print(f"silent clips: {SILENT_CLIPS_SAID[settings.silent_clips]}")
+    return EXIT_OK
+
+
+def status_all(settings: Settings, as_json: bool) -> int:
+    """--status: what the outputs say of the run (going on or not), per CSV and per identity; exit 0 either way."""
+    csvs = []
+    for path in settings.csv_file_names:
+        try:
+            listed = count_windows(path, settings)
+        except (OSError, DownloaderError):
+            listed = 0  # the list moved away: the outputs still say what was done
+        csvs.append(csv_status(CsvOutputs.for_csv(settings.output_dir, path), listed))
+    identities = identity_status(settings.output_dir, csvs)
+    if as_json:
+        print(json.dumps({"csvs": [{k: v for k, v in s.items() if k != "identities"} for s in csvs],
+                          "identities": identities}, indent=2))
+    else:
+        for line in status_lines(csvs, identities):
+            print(redact(line))
     return EXIT_OK
 
 
@@ -397,6 +422,10 @@ def main(argv: list[str] | None = None, default_config: Path | None = None) -> i
             raise ConfigError("--repair goes with --verify: python AudioDownloader.py --verify --repair")
         if args.online and not args.doctor:
             raise ConfigError("--online goes with --doctor: python AudioDownloader.py --doctor --online")
+        if args.json and not args.status:
+            raise ConfigError("--json goes with --status: python AudioDownloader.py --status --json")
+        if args.status:
+            return status_all(settings, args.json)
         if args.doctor:
             table, status = run_doctor(settings, args.online)
             print(redact(table))

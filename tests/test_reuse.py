@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -84,6 +85,33 @@ def test_audiocaps_over_an_audioset_download_fetches_only_its_new_windows(tmp_pa
     mirror.server.reset_counts()  # a rerun: everything is done, nothing asked for
     again = run_script("--config", caps, cwd=tmp_path)
     assert again.returncode == 0 and requests(mirror) == {} and "0 written" in again.stderr
+
+
+def test_clips_made_before_clip_settings_were_kept_are_reused_only_when_their_header_proves_them(
+        tmp_path: Path, mirror: Mirror) -> None:
+    setup(tmp_path, mirror)
+    older = config(tmp_path, mirror, "older.py", ["eval_segments.csv"], out="older", SAMPLE_RATE=16000, CHANNELS=1)
+    assert run_script("--config", older, cwd=tmp_path).returncode == 0
+    summary = tmp_path / "older" / "eval_segments.summary.json"
+    recorded = json.loads(summary.read_text())
+    del recorded["clip_settings"]  # as a version before they were recorded left it
+    summary.write_text(json.dumps(recorded))
+    mirror.server.reset_counts()
+    # Keeping the source's rate and channels: a 16 kHz mono clip must not pass for one (it did before).
+    caps = config(tmp_path, mirror, "caps.py", ["audiocaps_val.csv"], REUSE_FROM=[str(tmp_path / "older")])
+    assert run_script("--config", caps, cwd=tmp_path).returncode == 0
+    written = rows(tmp_path / "out" / "audiocaps_val.split-pos.csv")
+    assert {row["backend"] for row in written.values()} == {"direct"}
+    assert decode(tmp_path / "out" / written["reusedClip2"]["file"]).rate == 44100
+    # Naming 16 kHz mono, the header proves the old clips: taken without a request.
+    mirror.server.reset_counts()
+    named = config(tmp_path, mirror, "named.py", ["audiocaps_val.csv"], out="named", SAMPLE_RATE=16000, CHANNELS=1,
+                   REUSE_FROM=[str(tmp_path / "older")])
+    assert run_script("--config", named, cwd=tmp_path).returncode == 0
+    taken = rows(tmp_path / "named" / "audiocaps_val.split-pos.csv")
+    assert {ytid: row["backend"] for ytid, row in taken.items() if ytid != "freshClip01"} == {
+        "reusedClip1": "reused", "reusedClip2": "reused", "shortVideo1": "reused"}
+    assert set(requests(mirror)) == {"freshClip01"}
 
 
 def test_clips_come_from_another_folders_shards_and_a_damaged_one_is_fetched_instead(tmp_path: Path,

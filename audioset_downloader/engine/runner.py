@@ -33,6 +33,7 @@ from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.ledger import FailedRow, Ledger
 from audioset_downloader.outputs.reuse import BACKEND as REUSED
 from audioset_downloader.outputs.reuse import ReuseIndex, clip_settings, has_manifests
+from audioset_downloader.outputs.status import HeartbeatWriter
 from audioset_downloader.outputs.summary import CsvSummary
 from audioset_downloader.pacing.book import Book, IdentityStats
 from audioset_downloader.redact import RedactingFormatter
@@ -222,8 +223,11 @@ class CsvRun:
         self.book = worker.book
         self.summary.provenance = provenance.collect(worker.chain.backends, find_ffmpeg(self.settings.ffmpeg_binary))
         self.ledger.open()
+        heartbeat = HeartbeatWriter(self.outputs, lambda: self.summary.written + sum(self._failed.values()),
+                                    self.book.stats, len(self.ledger.done) + len(self.ledger.failed))
         try:
-            dispatch(worker, self.plan(), self.record, self.stop)
+            with heartbeat:
+                dispatch(worker, self.plan(), self.record, self.stop)
             if worker.reachability.never_answered and not self.summary.written and not self._failed:
                 raise worker.reachability.down_error()  # fewer clips than it takes to say so mid-run
             if not self.stop.is_set():

@@ -56,6 +56,11 @@ class CsvOutputs:
         return self.clip_dir / "metadata.csv"
 
     @property
+    def status(self) -> Path:
+        """The running process's heartbeat, for --status (outputs/status.py)."""
+        return self.root / f"{self.name}.status.json"
+
+    @property
     def lock(self) -> Path:
         return self.root / f".{self.name}.lock"
 

@@ -96,10 +96,17 @@ class ReuseIndex:
             same_window = candidate.end_ms == segment.end_ms or (
                 segment.open_end and segment.start_ms < candidate.end_ms <= segment.end_ms)
             name = candidate.member or candidate.file
-            if (same_window and name.rpartition(".")[2] == extension
-                    and (candidate.made_with is None or candidate.made_with == wanted)):
+            if same_window and name.rpartition(".")[2] == extension and self._made_alike(candidate, wanted):
                 found.append(candidate)
         return found
+
+    def _made_alike(self, candidate: Candidate, wanted: dict[str, object]) -> bool:
+        """Made with this run's clip settings. Outputs of versions that did not record them are taken only
+        when the clip's own header can prove it: this run names its rate and channels (``_place`` reads
+        them); kept as the source had them, a clip resampled then would pass for one that was not."""
+        if candidate.made_with is not None:
+            return candidate.made_with == wanted
+        return bool(self.settings.sample_rate and self.settings.channels and not self.settings.video)
 
     def take(self, segment: Segment, target: Path, ffmpeg: str) -> Candidate | None:
         """Put a whole clip of ``segment`` at ``target`` (atomically) from the first candidate that has one."""
