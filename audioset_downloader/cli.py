@@ -25,6 +25,7 @@ from audioset_downloader.doctor import run_doctor
 from audioset_downloader.engine import dask_engine
 from audioset_downloader.engine.progress import duration, summary_table
 from audioset_downloader.engine.runner import exclusive, load_ontology, plan_csv, run_csv
+from audioset_downloader.engine.shared import hosted
 from audioset_downloader.errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, ConfigError, DownloaderError
 from audioset_downloader.fetch.backends import check_backend_settings, load_backend
 from audioset_downloader.fetch.cutter import find_ffmpeg
@@ -37,10 +38,11 @@ from audioset_downloader.outputs import report
 from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.ledger import Ledger
 from audioset_downloader.outputs.merge import ListNotes, csv_names, merge_csv
+from audioset_downloader.outputs.reuse import WindowClaims
 from audioset_downloader.outputs.status import csv_status, identity_status, status_lines
 from audioset_downloader.outputs.summary import CsvSummary
 from audioset_downloader.outputs.verify import verify_csv
-from audioset_downloader.pacing.book import Book, hosted_book, learned_lines, new_book, planned_per_minute, save_learned
+from audioset_downloader.pacing.book import Book, learned_lines, new_book, planned_per_minute, save_learned
 from audioset_downloader.redact import redact
 
 CONFIG_FILE_NAME = "download_configs.py"
@@ -248,10 +250,10 @@ def _time_at(clips: int, per_minute: float) -> str:
     return f"about {duration(60 * clips / per_minute)} at {per_minute:.1f} clips/min"
 
 
-def _run_in_child(csv_path: Path, settings: Settings, position: int, book: Book) -> None:
-    """A CSV's own process (one per CSV, as the original script did); the run's book is shared."""
+def _run_in_child(csv_path: Path, settings: Settings, position: int, book: Book, claims: WindowClaims) -> None:
+    """A CSV's own process (one per CSV, as the original script did); the run's book and claims are shared."""
     try:
-        run_csv(csv_path, settings, position=position, book=book)
+        run_csv(csv_path, settings, position=position, book=book, claims=claims)
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
     except DownloaderError as exc:
@@ -271,9 +273,9 @@ def run_all(settings: Settings) -> int:
         finally:
             _close_book(settings, book)
         return EXIT_INTERRUPTED if summary.interrupted else EXIT_OK
-    with hosted_book(settings) as book:
+    with hosted(settings) as (book, claims):
         try:
-            return _run_processes(settings, book)
+            return _run_processes(settings, book, claims)
         finally:
             _close_book(settings, book)
 
@@ -287,11 +289,11 @@ def _close_book(settings: Settings, book: Book) -> None:
         save_learned(settings.output_dir, stats)
 
 
-def _run_processes(settings: Settings, book: Book) -> int:
-    """One process per CSV, all pacing their requests through one book."""
+def _run_processes(settings: Settings, book: Book, claims: WindowClaims) -> int:
+    """One process per CSV, all pacing their requests through one book, each window fetched by one of them."""
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(target=_run_in_child, args=(path, settings, index, book), name=path.stem)
+        context.Process(target=_run_in_child, args=(path, settings, index, book, claims), name=path.stem)
         for index, path in enumerate(settings.csv_file_names)
     ]
     for process in processes:

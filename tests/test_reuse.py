@@ -273,3 +273,30 @@ def test_dask_workers_reuse_as_the_local_engine_does(tmp_path: Path, mirror: Mir
     assert set(requests(mirror)) == {"freshClip01"}
     caps_rows = rows(tmp_path / "out" / "audiocaps_val.split-pos.csv")
     assert sorted(row["backend"] for row in caps_rows.values()) == ["direct", "reused", "reused", "reused"]
+
+
+def test_a_window_two_lists_of_one_run_name_is_fetched_once(tmp_path: Path, mirror: Mirror) -> None:
+    shared = ["sharedWin00", "sharedWin01", "sharedWin02", "sharedWin03"]
+    for ytid in [*shared, "onlyInEval0", "onlyInBal00"]:
+        mirror.add(ytid)
+    rows_of = {"eval_segments.csv": [*shared, "goneShared0", "onlyInEval0"],
+               "balanced_train_segments.csv": [*shared, "goneShared0", "onlyInBal00"]}
+    for name, ids in rows_of.items():
+        write_csv(tmp_path / name, [f'{ytid}, 30.000, 40.000, "/m/09x0r"' for ytid in ids])
+    # One process per CSV, both starting on the shared windows at once: before, each fetched them all.
+    result = run_script("--config", config(tmp_path, mirror, "cfg.py", list(rows_of), WORKERS=2), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "out"
+    evaluation = rows(out / "eval_segments.split-pos.csv")
+    balanced = rows(out / "balanced_train_segments.split-pos.csv")
+    assert set(evaluation) == {*shared, "onlyInEval0"} and set(balanced) == {*shared, "onlyInBal00"}
+    single = mirror.requests_for("onlyInEval0")  # what one fetch of a window costs
+    for ytid in shared:
+        assert mirror.requests_for(ytid) == single, (ytid, mirror.server.requests)
+        assert {evaluation[ytid]["backend"], balanced[ytid]["backend"]} == {"direct", "reused"}
+        assert os.path.samefile(out / evaluation[ytid]["file"], out / balanced[ytid]["file"])
+        assert_window(out / balanced[ytid]["file"], 30, 10)
+    # A window gone for good is asked for once, and both lists record why.
+    assert mirror.requests_for("goneShared0") == 1
+    for name in ("eval_segments", "balanced_train_segments"):
+        assert rows(out / f"{name}.failed.csv")["goneShared0"]["reason"] == "unavailable"

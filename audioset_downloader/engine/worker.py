@@ -9,6 +9,7 @@ and the caller records it.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -28,7 +29,7 @@ from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.reuse import BACKEND as REUSED
-from audioset_downloader.outputs.reuse import ReuseIndex
+from audioset_downloader.outputs.reuse import ReuseIndex, WindowClaims
 from audioset_downloader.pacing.book import Book, duration_words, new_book
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 # Resolved sources are reused when a video appears again (another window of it):
 # a few thousand entries, and younger than YouTube's signed URLs, which expire after hours.
 SOURCE_CACHE_SIZE = 4096
+CLAIM_POLL_S = 0.5  # how often a window another list is fetching is looked at again
 SOURCE_CACHE_TTL_S = 1800.0
 
 # Retried within the run, with backoff. Rate limiting cools the identity instead (see
@@ -71,10 +73,11 @@ class ClipResult:
 
 class ClipWorker:
     def __init__(self, settings: Settings, outputs: CsvOutputs, book: Book | None = None,
-                 reuse: ReuseIndex | None = None) -> None:
+                 reuse: ReuseIndex | None = None, claims: WindowClaims | None = None) -> None:
         self.settings = settings
         self.outputs = outputs
         self.reuse = reuse  # clips already on disk, taken instead of fetched (outputs/reuse.py)
+        self.claims = claims  # windows the run's other CSV processes are fetching (outputs/reuse.py)
         # The run's pacing book, shared with every other worker of the run (pacing/book.py).
         self.book: Book = book if book is not None else new_book(settings)
         self._identities = settings.identity_list
@@ -88,10 +91,12 @@ class ClipWorker:
     def __getstate__(self) -> dict:
         # The backends, caches and lock stay behind; each process builds its own. The book
         # travels: it is a proxy for the one the whole run shares.
-        return {"settings": self.settings, "outputs": self.outputs, "book": self.book, "reuse": self.reuse}
+        return {"settings": self.settings, "outputs": self.outputs, "book": self.book, "reuse": self.reuse,
+                "claims": self.claims}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["settings"], state["outputs"], state["book"], state["reuse"])  # type: ignore[misc]
+        self.__init__(state["settings"], state["outputs"], state["book"], state["reuse"],  # type: ignore[misc]
+                      state.get("claims"))
 
     @property
     def chain(self) -> BackendChain:
@@ -107,8 +112,12 @@ class ClipWorker:
     def __call__(self, segment: Segment, stop: threading.Event) -> ClipResult:
         """Fetch one clip, retrying passing trouble; never raises for the clip's own failure."""
         started = time.monotonic()
-        if self.reuse is not None and (reused := self._reused(segment, started)) is not None:
+        if self.reuse is not None and (reused := self._reused(segment, started, self.reuse)) is not None:
             return reused  # no request leaves the machine, so no identity's turn is taken
+        if self.claims is not None and (owner := self.claims.claim(segment.key, self.outputs.name, os.getpid())):
+            taken = self._from_another_list(segment, owner, started, stop)
+            if taken is not None:
+                return taken
         attempts = retries = 0
         while (index := self._turn(stop)) is not None:
             name = self._identities[index].name
@@ -158,10 +167,35 @@ class ClipWorker:
                               backend=result.backend, identity=name, measures=result.cut.measures)
         return ClipResult(segment, interrupted=True, attempts=attempts)
 
-    def _reused(self, segment: Segment, started: float) -> ClipResult | None:
-        assert self.reuse is not None
+    def _from_another_list(self, segment: Segment, owner: tuple[str, int], started: float,
+                           stop: threading.Event) -> ClipResult | None:
+        """Another CSV process of the run is fetching this window: wait for it, then take its clip from disk
+        or its failure for good. None: fetch it here (the owner left it, or died)."""
+        assert self.claims is not None
+        log.info("%s: %s is fetching this window too; waiting for it", segment.ytid, owner[0])
+        while not stop.is_set():
+            settled, outcome = self.claims.outcome(segment.key)
+            if settled and outcome is None:
+                break
+            if settled and outcome is not None and outcome.candidate is None:
+                reason = FailureReason.from_label(outcome.reason)
+                assert reason is not None
+                return ClipResult(segment, reason=reason, detail=f"{outcome.detail} (found by {owner[0]}, this run)",
+                                  seconds=time.monotonic() - started)
+            if settled and outcome is not None and outcome.candidate is not None:
+                index = ReuseIndex(self.settings, {(segment.ytid, segment.start_ms): [outcome.candidate]})
+                return self._reused(segment, started, index)
+            if not _alive(owner[1]):
+                break
+            stop.wait(CLAIM_POLL_S)
+        else:
+            return ClipResult(segment, interrupted=True)
+        self.claims.claim(segment.key, self.outputs.name, os.getpid(), take_over=True)  # the others wait on this
+        return None
+
+    def _reused(self, segment: Segment, started: float, index: ReuseIndex) -> ClipResult | None:
         final = self.outputs.clip_path(segment.stem, self._extension)
-        taken = self.reuse.take(segment, final, find_ffmpeg(self.settings.ffmpeg_binary))
+        taken = index.take(segment, final, find_ffmpeg(self.settings.ffmpeg_binary))
         if taken is None:
             return None
         if self.settings.silent_clips == "drop" and taken.measures is not None and taken.measures.silent:
@@ -272,6 +306,16 @@ class ClipWorker:
     def _backoff(self, retry: int) -> float:
         """Exponential, with jitter so that workers failing together do not retry together."""
         return self.settings.retry_backoff * 2 ** (retry - 1) * random.uniform(0.5, 1.5)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _with_cookies(source: MediaSource, cookies_file: Path | None) -> MediaSource:

@@ -376,7 +376,7 @@ class Ledger:
         return row is not None and row.failure_reason is not None and row.failure_reason.permanent
 
     def record_written(self, segment: Segment, relative_file: str, backend: str,
-                       measures: ClipMeasures | None = None) -> None:
+                       measures: ClipMeasures | None = None) -> tuple[str, ...]:
         """A clip now at ``relative_file`` (relative to OUTPUT_DIR), complete, and what it holds."""
         names = self._label_names(segment.labels_text) or _class_names(segment.notes)
         member = ""
@@ -396,6 +396,7 @@ class Ledger:
             self._starts.add(segment.key[:2])
         if self.failed.pop(segment.key, None) is not None:
             self._changed()
+        return row
 
     def record_failed(self, key: tuple, row: FailedRow) -> None:
         row = FailedRow(row.ytid, row.start_text, row.end_text, row.reason, _one_line(row.detail))

@@ -8,7 +8,9 @@ hard-linked (copied across file systems, extracted from its shard) into this lis
 checked whole by decoding it to its recorded length, and recorded with backend "reused".
 
 The index is one pass over the manifests, keeping only the rows of videos this list names, so its
-memory follows the list, not the manifests. Manifests read for reuse are untrusted like any input:
+memory follows the list, not the manifests. It is built as a CSV's run starts; the CSV processes of
+one run share WindowClaims instead, so a window two of its lists name is fetched by one of them and
+taken from disk by the other as soon as it is there. Manifests read for reuse are untrusted like any input:
 a row names a clip only inside its own list's folder, never through a symbolic link, and a shard
 member only by a clip's name.
 """
@@ -24,6 +26,7 @@ import os
 import shutil
 import stat
 import tarfile
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +142,51 @@ class ReuseIndex:
             return True
         finally:
             temp.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What came of a claimed window: its clip as the owner recorded it, or a failure for good."""
+
+    candidate: Candidate | None = None
+    reason: str = ""  # a permanent failure's label, and its detail
+    detail: str = ""
+
+
+class WindowClaims:
+    """Which CSV process of a run fetches a window that several of its lists name, and what came of it.
+
+    One object for the run, hosted beside the pacing book (engine/shared.py). A worker claims a window
+    before fetching it; another process's worker that meets the same window waits for the owner to
+    settle it, then takes the clip from disk (or records the same failure for good). A window the owner
+    left (interrupted, passing trouble), or whose owner process died, is fetched by the waiter itself."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owners: dict[tuple, tuple[str, int]] = {}  # window -> (CSV name, pid)
+        self._settled: dict[tuple, Settled | None] = {}
+
+    def claim(self, key: tuple, owner: str, pid: int, take_over: bool = False) -> tuple[str, int] | None:
+        """None: the caller owns the window now (``take_over``: whoever held it); else the CSV and process
+        that do. A window its owner left (settled with None) goes to the next to claim it."""
+        with self._lock:
+            held = self._owners.get(key)
+            if take_over or held is None or held == (owner, pid) or key in self._settled and \
+                    self._settled[key] is None:
+                self._owners[key] = (owner, pid)
+                self._settled.pop(key, None)
+                return None
+            return held
+
+    def settle(self, key: tuple, owner: str, outcome: Settled | None) -> None:
+        with self._lock:
+            if self._owners.get(key, ("",))[0] == owner:
+                self._settled[key] = outcome
+
+    def outcome(self, key: tuple) -> tuple[bool, Settled | None]:
+        """(settled, what came of it)."""
+        with self._lock:
+            return key in self._settled, self._settled.get(key)
 
 
 def has_manifests(settings: Settings, own: CsvOutputs) -> bool:

@@ -19,7 +19,7 @@ BOT_CHECK_WAIT_S. A turn is handed out up to HORIZON_S ahead; when its wait is o
 worker confirms it, and a turn whose identity was blocked meanwhile is given back.
 
 One book serves a whole run: the workers of a process share the object, the CSV
-processes of a local run one hosted by a multiprocessing manager (``hosted_book``),
+processes of a local run one hosted by a multiprocessing manager (engine/shared.py),
 a Dask run's workers one kept on the scheduler (dask_book.py). It answers with
 waits, never clock times, so the clocks of other machines do not matter.
 
@@ -37,9 +37,8 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from multiprocessing.managers import BaseManager
 from pathlib import Path
 from typing import Protocol
 
@@ -618,26 +617,6 @@ def book_arguments(settings: Settings) -> tuple[list[str], list[Pace], float, fl
 
 def new_book(settings: Settings) -> PacingBook:
     return PacingBook(*book_arguments(settings))
-
-
-class _BookManager(BaseManager):
-    pass
-
-
-_BookManager.register("PacingBook", new_book)
-
-
-@contextlib.contextmanager
-def hosted_book(settings: Settings) -> Iterator[Book]:
-    """One book for several processes: it lives in a manager process, they hold picklable proxies."""
-    import multiprocessing
-
-    manager = _BookManager(ctx=multiprocessing.get_context("spawn"))
-    manager.start()
-    try:
-        yield manager.PacingBook(settings)  # type: ignore[attr-defined]
-    finally:
-        manager.shutdown()
 
 
 # ---------------------------------------------------------------- what runs learn

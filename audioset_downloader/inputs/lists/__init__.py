@@ -163,5 +163,7 @@ def count_windows(path: Path, settings: Settings) -> int:
     with open(path, "rb") as handle:
         for line in handle:
             stripped = line.lstrip()
-            count += bool(stripped) and not stripped.startswith(b"#") and not stripped.lower().startswith(b"ytid")
+            # A header is "YTID," or "YTID ,": no YTID (11 characters, then the comma) starts so.
+            header = stripped[:4].lower() == b"ytid" and stripped[4:].lstrip(b" ").startswith(b",")
+            count += bool(stripped) and not stripped.startswith(b"#") and not header
     return count
