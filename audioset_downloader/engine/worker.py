@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 # Resolved sources are reused when a video appears again (another window of it):
 # a few thousand entries, and younger than YouTube's signed URLs, which expire after hours.
 SOURCE_CACHE_SIZE = 4096
-CLAIM_POLL_S = 0.5  # how often a window another list is fetching is looked at again
 SOURCE_CACHE_TTL_S = 1800.0
+CLAIM_POLL_S = 0.5  # how often a window another list of the run is fetching is looked at again
 
 # Retried within the run, with backoff. Rate limiting cools the identity instead (see
 # pacing/book.py); a backend or ffmpeg error will not mend in seconds: a rerun retries those.

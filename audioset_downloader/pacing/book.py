@@ -11,8 +11,8 @@ MAX_BACKOFF_MINUTES of that it gives up.
 
 After a block, one clip goes first (the probe); the others follow at the pace once it is
 answered. The first probe waits about as long as the identity's blocks have been lasting,
-learnt from the probes refused and answered before; each probe refused doubles the wait
-(past an hour where it must), so a limiter that starts its penalty again at every request
+learnt from the probes refused and answered before; from the second probe refused on,
+each doubles the wait (past an hour where it must), so a limiter that starts its penalty again at every request
 refused still lets the identity back. A bot check ("confirm you're not a bot") is the
 address's reputation, not its pace: it stops the identity, and its probes start at
 BOT_CHECK_WAIT_S. A turn is handed out up to HORIZON_S ahead; when its wait is over the
@@ -119,11 +119,11 @@ class AutoPace:
       guest pace and explores: the first step above it, the one most identities (guests)
       are refused at, comes after FIRST_CLIMB_BLOCKS x B (six hours with hour-long
       blocks: a guest refused there loses one hour in seven, once); each step that holds
-      is followed, after B, by one EXPLORE_STEP higher, so an account climbs a fifth a
+      is followed, after B, by one EXPLORE_STEP higher, so an account climbs a quarter a
       step towards its limit. "direct" (a server of unknown limits) starts unpaced, and
       the first 429 (a burst's: it says little of the rate) starts slow start: one clip at a
       time through the identity, one more for each answered, and the next 429 sets the
-      ceiling to the rate measured since the first block began; the pace grows by GROWTH a
+      ceiling to the rate measured since the burst's block ended; the pace grows by GROWTH a
       clip from there until a 429 meets it paced.
     * A paced 429 is a pace refused: ``high``. The pace drops to what is known to pass:
       the fastest pace held since (``low``), or the identity's rate over its last cycle of
