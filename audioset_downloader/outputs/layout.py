@@ -103,13 +103,13 @@ class CsvOutputs:
         """REMOVE_EXIST_DOWNLOADS: forget everything this CSV produced before."""
         if self.clip_dir.is_dir():
             shutil.rmtree(self.clip_dir)
-        for path in (self.split_pos, self.failed, self.log, self.summary):
+        for path in (self.split_pos, self.failed, self.log, self.summary, self.status):
             path.unlink(missing_ok=True)
 
     def remove_partials(self) -> int:
         """Delete temporary files a killed run left behind; returns how many."""
         removed = 0
-        manifests = tuple(f"{path.name}." for path in (self.split_pos, self.failed, self.summary))
+        manifests = tuple(f"{path.name}." for path in (self.split_pos, self.failed, self.summary, self.status))
         # Clips' temporaries sit in the clip folder, manifests' beside the manifests.
         for folder, prefixes in ((self.clip_dir, ("",)), (self.root, manifests)):
             if not folder.is_dir():
