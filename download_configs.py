@@ -141,6 +141,11 @@ DASK_SCHEDULER = "local"
 # With DASK_SCHEDULER = "local": how many worker processes to start.
 DASK_WORKERS = 2
 
+# With ENGINE = "dask": True makes each worker machine, known by the address its Dask worker listens
+# on, an identity of its own (paced apart, beside IDENTITIES' proxies). False: behind one NAT every
+# machine is one address, so they share the identities above.
+PER_MACHINE_IDENTITY = False
+
 # With ENGINE = "dask": rows per task.
 SHARD_SIZE = 1000
 

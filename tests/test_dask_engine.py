@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import json
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -216,3 +222,54 @@ def test_an_unreachable_scheduler_is_one_clear_error(tmp_path: Path, mirror: Mir
     assert err.startswith(f"error: DASK_SCHEDULER {address}: cannot connect (")
     assert "start it with: dask scheduler" in err
     assert not list((tmp_path / "out").glob("*.csv"))  # nothing recorded
+
+
+@contextlib.contextmanager
+def cli_cluster(hosts: list[str]) -> Iterator[str]:
+    """A cluster as a user starts one: `dask scheduler`, then `dask worker --host H` per machine (here a
+    loopback address each, 127.0.0.2, 127.0.0.3, ...)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "dask"]
+    processes = [subprocess.Popen([*command, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                   "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        processes += [subprocess.Popen([*command, "worker", address, "--host", host, "--nthreads", "1",
+                                        "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                      for host in hosts]
+        with distributed.Client(address, timeout=60) as client:
+            client.wait_for_workers(len(hosts), timeout=60)
+        yield address
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+
+
+def test_per_machine_identity_makes_each_worker_machine_an_identity_of_its_own(tmp_path: Path,
+                                                                              mirror: Mirror) -> None:
+    with cli_cluster(["127.0.0.2", "127.0.0.3"]) as address:
+        config = configure(tmp_path, mirror, "machines", ENGINE="dask", DASK_SCHEDULER=address,
+                           PER_MACHINE_IDENTITY=True, SHARD_SIZE=1)
+        assert cli.main(["--config", str(config)]) == 0
+    out = tmp_path / "machines"
+    assert len(manifest(out, "split-pos")) == WRITTEN
+    summary = json.loads((out / "eval_segments.summary.json").read_text())
+    # One identity a machine, named after the address its worker listens on; no "default" shared by all.
+    names = [entry["name"] for entry in summary["identities"]]
+    assert sorted(names) == ["127.0.0.2", "127.0.0.3"], names
+    assert set(summary["by_identity"]) == set(names) and sum(summary["by_identity"].values()) == WRITTEN
+    assert all(entry["clips"] >= 1 for entry in summary["identities"])
+
+
+def test_per_machine_identity_with_one_proxy_for_all_is_refused(tmp_path: Path, mirror: Mirror,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    config = configure(tmp_path, mirror, "refused", ENGINE="dask", PER_MACHINE_IDENTITY=True,
+                       PROXY="http://127.0.0.1:3128")
+    assert cli.main(["--config", str(config)]) == 2
+    assert "PER_MACHINE_IDENTITY = True with PROXY: every machine would go out as that one identity" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()

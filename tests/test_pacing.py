@@ -485,3 +485,22 @@ def test_a_bot_check_stops_the_identity_for_hours_and_teaches_nothing_of_its_blo
     assert (stats.blocks, stats.bot_checks, stats.block_s) == (1, 1, None), stats
     rate_limited = pacing.limited(0)  # a 429 after it: the hour YouTube's blocks are taken to last
     assert rate_limited is not None and not rate_limited.bot_check and HOUR <= rate_limited.cool_s <= 1.1 * HOUR
+
+
+def test_each_machine_gets_an_identity_of_its_own_and_never_another_machine_s() -> None:
+    clock = Clock()
+    pacing = limiters.book_from_settings(clock, BACKEND="direct", YTB_URL_FORMAT="http://127.0.0.1:1/{YTID}.m4a",
+                                         ENGINE="dask", PER_MACHINE_IDENTITY=True, REQUESTS_PER_MINUTE=60,
+                                         IDENTITIES=[{"name": "lab", "proxy": "http://127.0.0.1:3128"}])
+    pacing.add_machines(lambda address: FixedPace(60.0))
+    seen: dict[str, set[str]] = {"10.0.0.2": set(), "10.0.0.3": set()}
+    for _ in range(6):
+        for machine, names in seen.items():
+            turn = pacing.take(machine)
+            if turn.index >= 0:
+                names.add(turn.name)
+                pacing.answered(turn.index)
+        clock.now += 1.0
+    # Each machine: its own address and the proxy every machine shares, never the other machine's address.
+    assert seen == {"10.0.0.2": {"lab", "10.0.0.2"}, "10.0.0.3": {"lab", "10.0.0.3"}}, seen
+    assert [entry.name for entry in pacing.stats()] == ["lab", "10.0.0.2", "10.0.0.3"]

@@ -5,7 +5,8 @@ with the same bounded thread pool as the local engine, and returns the results;
 the driver records them through the same CsvRun (ledger, summary, progress), so
 the manifests are those of a local run and a run can switch engines and resume.
 Workers write clips straight into OUTPUT_DIR: on a real cluster, one shared file
-system, at the same path on every machine.
+system, at the same path on every machine. With PER_MACHINE_IDENTITY each worker machine
+takes its turns through an identity of its own (its address) or IDENTITIES' proxies.
 
 When a worker dies mid-shard, Dask runs the task again elsewhere. Clips the lost
 attempt had finished are kept (a clip only appears under its final name complete)
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
+from urllib.parse import urlsplit
 
 from audioset_downloader.engine.pool import run_bounded
 from audioset_downloader.engine.worker import ClipResult, ClipWorker
@@ -40,6 +42,8 @@ CONNECT_TIMEOUT_S = 30  # to reach DASK_SCHEDULER before giving up
 
 def run_shard(worker: ClipWorker, segments: list[Segment], since: float) -> list[ClipResult]:
     """One task, on a Dask worker: every segment of the shard, finished clips kept."""
+    if worker.settings.machine_identities:
+        worker.machine = machine_address()
     results: list[ClipResult] = []
     todo = []
     for segment in segments:
@@ -57,6 +61,13 @@ def run_shard(worker: ClipWorker, segments: list[Segment], since: float) -> list
 
     run_bounded(in_task_context, todo, worker.settings.workers, results.append, threading.Event())
     return results
+
+
+def machine_address() -> str:
+    """The host this task's Dask worker listens on (``dask worker --host``): its machine's identity."""
+    from distributed import get_worker
+
+    return urlsplit(get_worker().address).hostname or "unknown"
 
 
 def require_dask() -> None:

@@ -25,6 +25,7 @@ from audioset_downloader.fetch.measure import ClipMeasures, silent_detail
 from audioset_downloader.fetch.reachability import Reachability
 from audioset_downloader.fetch.socks import relayed
 from audioset_downloader.inputs.cookies import cookie_header
+from audioset_downloader.inputs.identities import Identity
 from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs.layout import CsvOutputs
@@ -80,11 +81,14 @@ class ClipWorker:
         self.claims = claims  # windows the run's other CSV processes are fetching (outputs/reuse.py)
         # The run's pacing book, shared with every other worker of the run (pacing/book.py).
         self.book: Book = book if book is not None else new_book(settings)
-        self._identities = settings.identity_list
-        self._seen_as = [relayed(settings.for_identity(identity)) for identity in self._identities]
+        self._identities = settings.shared_identities  # the book's first identities, in its order
+        self._names: dict[int, str] = {}  # the book's other identities: machines' own (PER_MACHINE_IDENTITY)
+        self._seen_as: dict[int, Settings] = {}
+        self.machine: str | None = None  # the Dask worker machine this runs on, with PER_MACHINE_IDENTITY
         self._extension = extension_for(settings.clip_format)
         self._chains: dict[int, BackendChain] = {}
-        self.reachability = Reachability(settings.for_identity(self._identities[0]))  # named as configured
+        self.reachability = Reachability(  # named as configured
+            settings.for_identity(self._identities[0]) if self._identities else settings)
         self._sources: OrderedDict[tuple[int, str], tuple[float, MediaSource]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -100,14 +104,25 @@ class ClipWorker:
 
     @property
     def chain(self) -> BackendChain:
-        return self.chain_for(0)
+        """The first identity's backends (what provenance names); with machine identities only, the settings'."""
+        return self.chain_for(0) if self._identities else BackendChain(relayed(self.settings))
 
     def chain_for(self, index: int) -> BackendChain:
         """Identity ``index``'s backends: built with its proxy and cookies, and learning on their own."""
         with self._lock:
             if index not in self._chains:
-                self._chains[index] = BackendChain(self._seen_as[index])
+                self._chains[index] = BackendChain(self._seen_as_for(index))
             return self._chains[index]
+
+    def _identity(self, index: int) -> Identity:
+        """Identity ``index`` of the book: a shared one, or a machine's own address (no proxy, no cookies)."""
+        return self._identities[index] if index < len(self._identities) else Identity(self._names[index])
+
+    def _seen_as_for(self, index: int) -> Settings:
+        """The settings identity ``index``'s requests go out with: its proxy (through a relay) and cookies."""
+        if index not in self._seen_as:
+            self._seen_as[index] = relayed(self.settings.for_identity(self._identity(index)))
+        return self._seen_as[index]
 
     def __call__(self, segment: Segment, stop: threading.Event) -> ClipResult:
         """Fetch one clip, retrying passing trouble; never raises for the clip's own failure."""
@@ -120,7 +135,7 @@ class ClipWorker:
                 return taken
         attempts = retries = 0
         while (index := self._turn(stop)) is not None:
-            name = self._identities[index].name
+            name = self._identity(index).name
             attempts += 1
             try:
                 result = self._attempt(segment, index, stop)
@@ -211,7 +226,9 @@ class ClipWorker:
     def _turn(self, stop: threading.Event) -> int | None:
         """Wait for a turn from the book: the index of the identity to go through, None when stopping."""
         while not stop.is_set():
-            turn = self.book.take()
+            turn = self.book.take(self.machine)
+            if turn.index >= 0:
+                self._names[turn.index] = turn.name
             if turn.given_up:
                 raise ThrottledError(
                     f"every identity has been refused as rate-limited for over {self.settings.max_backoff_minutes:g} "
@@ -234,7 +251,7 @@ class ClipWorker:
         what = "a bot check" if bot_check else "rate limited"
         if cooling is None:  # already cooling: a clip that was under way when the block came
             log.info("%s: %s through identity %s, which is blocked; tried again through another",
-                     segment.ytid, what, self._identities[index].name)
+                     segment.ytid, what, self._identity(index).name)
             return
         pace = f"; its pace is now {cooling.per_minute:.1f} clips/min" if cooling.per_minute else ""
         log.warning("%s through identity %s: blocked; its next probe goes in %s (%s)%s%s",
@@ -260,7 +277,7 @@ class ClipWorker:
     def _attempt(self, segment: Segment, index: int, stop: threading.Event) -> _Cut:
         """One try through identity ``index``: its proxy and cookies for every request."""
         final = self.outputs.clip_path(segment.stem, self._extension)
-        seen_as = self._seen_as[index]
+        seen_as = self._seen_as_for(index)
         key = (index, segment.ytid)  # a source carries its identity's cookies: never lent to another
 
         def cut(source: MediaSource) -> _Cut:

@@ -84,6 +84,7 @@ class Settings:
     engine: str = "local"
     dask_scheduler: str = "local"
     dask_workers: int = 2
+    per_machine_identity: bool = False  # with ENGINE = "dask": each worker machine's address an identity of its own
     shard_size: int = 1000
     shard: tuple[int, int] | None = None  # (K, N): only the rows of shard K of N
     cache_dir: Path | None = None  # None: the user's cache folder (see cache_folder)
@@ -134,6 +135,17 @@ class Settings:
     def identity_list(self) -> tuple[Identity, ...]:
         """IDENTITIES, or the one identity PROXY and COOKIES_FILE make."""
         return self.identities or (Identity(DEFAULT_NAME, self.proxy, self.cookies_file),)
+
+    @property
+    def machine_identities(self) -> bool:
+        """Each Dask worker machine is an identity of its own, added as it first asks for a turn."""
+        return self.per_machine_identity and self.engine == "dask"
+
+    @property
+    def shared_identities(self) -> tuple[Identity, ...]:
+        """The identities every machine of the run may go out through: with per-machine identities only
+        IDENTITIES (each machine adds its own address), else identity_list."""
+        return self.identities if self.machine_identities else self.identity_list
 
     def for_identity(self, identity: Identity) -> Settings:
         """These settings as one identity's requests see them: its proxy, its cookies."""
@@ -361,6 +373,7 @@ CONSTANTS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "ENGINE": ("engine", _choice(ENGINES)),
     "DASK_SCHEDULER": ("dask_scheduler", _scheduler),
     "DASK_WORKERS": ("dask_workers", _whole(1, 1024)),
+    "PER_MACHINE_IDENTITY": ("per_machine_identity", _flag),
     "SHARD_SIZE": ("shard_size", _whole(1, 1_000_000)),
     "SHARD": ("shard", _optional(_shard)),
     "CACHE_DIR": ("cache_dir", _optional(_path)),
@@ -441,7 +454,12 @@ def build_settings(
     for name, raw in overrides.items():
         field, check = CONSTANTS[name]
         values[field] = _checked(name, check, raw, "command line")
-    return replace(Settings(), **values)
+    settings = replace(Settings(), **values)
+    if settings.per_machine_identity and (settings.proxy or settings.cookies_file):
+        raise ConfigError(f"{where}: PER_MACHINE_IDENTITY = True with {'PROXY' if settings.proxy else 'COOKIES_FILE'}: "
+                          "every machine would go out as that one identity; name it in IDENTITIES instead (each "
+                          "machine then adds its own address beside it), or set PER_MACHINE_IDENTITY = False")
+    return settings
 
 
 def _checked(name: str, check: Callable[[Any], Any], raw: Any, where: str) -> Any:

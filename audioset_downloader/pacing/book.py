@@ -293,6 +293,7 @@ class Turn:
     wait_s: float
     given_up: bool = False  # every identity has been cooling for MAX_BACKOFF_MINUTES
     blocks: int = 0  # the identity's blocks when the turn was given: ``confirm`` checks none came since
+    name: str = ""  # the identity's name (a machine's own identity exists only in the book)
 
 
 @dataclass(frozen=True)
@@ -345,6 +346,7 @@ def duration_words(seconds: float) -> str:
 class _Identity:
     name: str
     pace: Pace
+    machine: str | None = None  # PER_MACHINE_IDENTITY: the worker machine whose own address it is
     next_start: float = 0.0
     cooling_until: float = 0.0
     strikes: int = 0  # blocks in a row with no answer between them
@@ -424,17 +426,24 @@ class PacingBook:
         self._clock = clock
         self._lock = threading.Lock()
         self._all_cooling_since: float | None = None
+        self._machine_pace: Callable[[str], Pace] | None = None
 
-    def take(self) -> Turn:
+    def add_machines(self, pace_of: Callable[[str], Pace]) -> None:
+        """PER_MACHINE_IDENTITY: each machine that asks for a turn gets an identity of its own, named after its
+        address, paced by ``pace_of(address)``; its turns go through it or the identities every machine shares."""
+        self._machine_pace = pace_of
+
+    def take(self, machine: str | None = None) -> Turn:
+        """The next turn for a worker on ``machine`` (None: any identity; only machine identities need it)."""
         with self._lock:
             now = self._clock()
-            if all(identity.cooling(now) for identity in self._identities):
+            usable = self._usable(machine)
+            if all(self._identities[i].cooling(now) for i in usable):
                 if self._all_cooling_since is None:
                     self._all_cooling_since = now
                 if now - self._all_cooling_since > self._max_cooling_s:
                     return Turn(-1, 0.0, given_up=True)
-            index = min(range(len(self._identities)),
-                        key=lambda i: (self._identities[i].ready_at(now), self._identities[i].turns))
+            index = min(usable, key=lambda i: (self._identities[i].ready_at(now), self._identities[i].turns))
             identity = self._identities[index]
             start = identity.ready_at(now)
             if start - now > HORIZON_S:
@@ -449,7 +458,17 @@ class PacingBook:
                 identity.measured_from = start
             per_minute = identity.pace.per_minute
             identity.next_start = start + (60.0 / per_minute if per_minute else 0.0)
-            return Turn(index, start - now, blocks=identity.blocks)
+            return Turn(index, start - now, blocks=identity.blocks, name=identity.name)
+
+    def _usable(self, machine: str | None) -> list[int]:
+        """The identities a worker on ``machine`` may go out through: the shared ones and its machine's own,
+        which is added the first time the machine asks."""
+        if machine is not None and self._machine_pace is not None and \
+                not any(identity.machine == machine for identity in self._identities):
+            shared = {identity.name for identity in self._identities}
+            name = machine if machine not in shared else f"machine-{machine}"
+            self._identities.append(_Identity(name, self._machine_pace(machine), machine=machine))
+        return [i for i, identity in enumerate(self._identities) if identity.machine in (None, machine)]
 
     def confirm(self, index: int, blocks: int) -> bool:
         """Asked when a turn's wait is over: False (and the turn given back) if the identity was blocked
@@ -591,7 +610,7 @@ class PacingBook:
 class Book(Protocol):
     """What a worker holds: a PacingBook, or a proxy for one in another process."""
 
-    def take(self) -> Turn: ...
+    def take(self, machine: str | None = None) -> Turn: ...
 
     def confirm(self, index: int, blocks: int) -> bool: ...
 
@@ -609,7 +628,7 @@ class Book(Protocol):
 def book_arguments(settings: Settings) -> tuple[list[str], list[Pace], float, float]:
     """PacingBook's arguments for the run's identities, "auto" starting from the paces earlier runs learnt."""
     learned = load_learned(settings.output_dir)
-    identities = settings.identity_list
+    identities = settings.shared_identities
     return ([identity.name for identity in identities],
             [pace_for(settings, learned.get(identity.name)) for identity in identities],
             settings.retry_backoff, settings.max_backoff_minutes * 60)

@@ -16,7 +16,16 @@ from typing import Any
 from distributed import SchedulerPlugin, get_client
 
 from audioset_downloader.inputs.settings import Settings
-from audioset_downloader.pacing.book import Cooling, IdentityStats, PacingBook, Turn, book_arguments
+from audioset_downloader.pacing.book import (
+    Cooling,
+    IdentityStats,
+    Learned,
+    PacingBook,
+    Turn,
+    book_arguments,
+    load_learned,
+    pace_for,
+)
 
 PLUGIN_NAME = "audioset-downloader-pacing"
 
@@ -24,12 +33,18 @@ PLUGIN_NAME = "audioset-downloader-pacing"
 class PacingPlugin(SchedulerPlugin):
     name = PLUGIN_NAME
 
-    def __init__(self, arguments: tuple) -> None:
+    def __init__(self, arguments: tuple, machines: Settings | None = None,
+                 learned: dict[str, Learned] | None = None) -> None:
         self.arguments = arguments  # the book is built on the scheduler: its lock does not travel
+        self.machines = machines  # PER_MACHINE_IDENTITY: the settings each machine's own pace is made by
+        self.learned = learned or {}  # what earlier runs learnt, read on the driver
         self.book: PacingBook | None = None
 
     async def start(self, scheduler: Any) -> None:
         self.book = PacingBook(*self.arguments)
+        if self.machines is not None:
+            settings, learned = self.machines, self.learned
+            self.book.add_machines(lambda address: pace_for(settings, learned.get(address)))
 
 
 def _call(method: str, *args: Any, dask_scheduler: Any) -> Any:
@@ -43,8 +58,8 @@ class SchedulerBook:
     def _call(self, method: str, *args: Any) -> Any:
         return get_client().run_on_scheduler(_call, method, *args)
 
-    def take(self) -> Turn:
-        return self._call("take")
+    def take(self, machine: str | None = None) -> Turn:
+        return self._call("take", machine)
 
     def confirm(self, index: int, blocks: int) -> bool:
         return self._call("confirm", index, blocks)
@@ -67,5 +82,6 @@ class SchedulerBook:
 
 def install_book(client: Any, settings: Settings) -> SchedulerBook:
     """A fresh book for this run on the scheduler (a rerun's replaces the last), learnt paces read here."""
-    client.register_plugin(PacingPlugin(book_arguments(settings)))
+    machines = settings if settings.machine_identities else None
+    client.register_plugin(PacingPlugin(book_arguments(settings), machines, load_learned(settings.output_dir)))
     return SchedulerBook()
