@@ -273,3 +273,14 @@ def test_per_machine_identity_with_one_proxy_for_all_is_refused(tmp_path: Path, 
     assert "PER_MACHINE_IDENTITY = True with PROXY: every machine would go out as that one identity" in \
         capsys.readouterr().err
     assert not (tmp_path / "refused").exists()
+
+
+def test_the_dry_run_counts_one_machine_and_says_so(tmp_path: Path, mirror: Mirror,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    config = configure(tmp_path, mirror, "planned", ENGINE="dask", PER_MACHINE_IDENTITY=True, BACKEND="pytube",
+                       IDENTITIES=[{"name": "lab", "proxy": "http://127.0.0.1:3128"}])
+    assert cli.main(["--config", str(config), "--dry-run"]) == 0
+    total = [line for line in capsys.readouterr().out.splitlines() if line.startswith("total:")]
+    # The proxy every machine shares, and one machine's own address: two guests' paces.
+    assert total and "at 9.0 clips/min" in total[0] and "pace: 2 at 270 clips an hour" in total[0], total
+    assert total[0].endswith("counting one worker machine (PER_MACHINE_IDENTITY): each more adds its own identity")

@@ -703,17 +703,26 @@ def save_learned(output_dir: Path, stats: Sequence[IdentityStats]) -> None:
 
 
 def planned_per_minute(settings: Settings) -> tuple[float, str]:
-    """The paced rate a run will go at (clip attempts per minute, all identities), and where it comes from."""
-    identities = settings.identity_list
+    """The paced rate a run will go at (clip attempts per minute, all identities), and where it comes from.
+
+    With PER_MACHINE_IDENTITY the machines are not known before the run: one is counted, and it says so."""
+    rate, source = _planned(settings, settings.shared_identities, 1 if settings.machine_identities else 0)
+    if settings.machine_identities:
+        source += "; counting one worker machine (PER_MACHINE_IDENTITY): each more adds its own identity"
+    return rate, source
+
+
+def _planned(settings: Settings, identities: Sequence, machines: int) -> tuple[float, str]:
+    count = len(identities) + machines
     if settings.requests_per_minute is None:
         return math.inf, "no cap (REQUESTS_PER_MINUTE = None)"
     if settings.requests_per_minute != "auto":
         assert not isinstance(settings.requests_per_minute, str)
-        return settings.requests_per_minute * len(identities), \
-            f"REQUESTS_PER_MINUTE = {settings.requests_per_minute:g} x {len(identities)} identities"
+        return settings.requests_per_minute * count, \
+            f"REQUESTS_PER_MINUTE = {settings.requests_per_minute:g} x {count} identities"
     learned = load_learned(settings.output_dir)
     known = [learned[identity.name].per_minute for identity in identities if identity.name in learned]
-    guessed = len(identities) - len(known)
+    guessed = count - len(known)
     parts = []
     if known:
         parts.append(f"{len(known)} at the pace learnt by earlier runs ({settings.output_dir / LEARNED_FILE})")
@@ -730,7 +739,7 @@ def learned_lines(settings: Settings) -> list[str]:
     """Per identity of the run, what earlier runs learnt of it: for --dry-run."""
     learned = load_learned(settings.output_dir)
     lines = []
-    for identity in settings.identity_list:
+    for identity in settings.shared_identities:
         entry = learned.get(identity.name)
         if entry is None:
             lines.append(f"identity {identity.name}: nothing learnt yet")
