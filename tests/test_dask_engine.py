@@ -284,3 +284,16 @@ def test_the_dry_run_counts_one_machine_and_says_so(tmp_path: Path, mirror: Mirr
     # The proxy every machine shares, and one machine's own address: two guests' paces.
     assert total and "at 9.0 clips/min" in total[0] and "pace: 2 at 270 clips an hour" in total[0], total
     assert total[0].endswith("counting one worker machine (PER_MACHINE_IDENTITY): each more adds its own identity")
+
+
+@pytest.mark.parametrize("setting", ["OUTPUT_DIR", "REUSE_FROM"])
+def test_an_object_storage_url_is_refused_not_made_a_local_folder(tmp_path: Path, mirror: Mirror, setting: str,
+                                                                   capsys: pytest.CaptureFixture[str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "s3://bucket/audioset"
+    config = configure(tmp_path, mirror, "local", **{setting: url if setting == "OUTPUT_DIR" else [url]})
+    monkeypatch.chdir(tmp_path)  # before, OUTPUT_DIR = "s3://bucket/..." was a folder "s3:" under the working folder
+    assert cli.main(["--config", str(config)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and f"{setting} is a URL (s3://), and object storage is not supported yet" in error[0]
+    assert not (tmp_path / "s3:").exists() and not (tmp_path / "local").exists()

@@ -213,6 +213,16 @@ def _path(value: Any) -> Path:
     return Path(_text(value))
 
 
+def _folder(value: Any) -> Path:
+    """A local folder. A URL (s3://, gs://...) would silently become a folder named "s3:" here."""
+    text = _text(value)
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", text):
+        raise ValueError(f"is a URL ({text.partition('://')[0]}://), and object storage is not supported yet; "
+                         "mount it as a folder (s3fs-fuse, gcsfuse, the cluster's shared file system) and give "
+                         "its path")
+    return Path(text)
+
+
 def _csv_paths(value: Any) -> tuple[Path, ...]:
     if isinstance(value, str):
         value = [value]
@@ -271,7 +281,7 @@ def _folders(value: Any) -> tuple[Path, ...]:
         value = [value]
     if not isinstance(value, (list, tuple)):
         raise ValueError('must be a list of folders, e.g. ["/data/audioset"] (other runs\' OUTPUT_DIR)')
-    return tuple(_path(item) for item in value)
+    return tuple(_folder(item) for item in value)
 
 
 def _url_format(value: Any) -> str:
@@ -342,7 +352,7 @@ CONSTANTS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "TIMER": ("timer", _timer),
     "DOWN_HIGHEST_QUALITY": ("down_highest_quality", _flag),
     "REMOVE_EXIST_DOWNLOADS": ("remove_exist_downloads", _flag),
-    "OUTPUT_DIR": ("output_dir", _path),
+    "OUTPUT_DIR": ("output_dir", _folder),
     "REUSE_FROM": ("reuse_from", _folders),
     "CLIP_SECONDS": ("clip_seconds", _clip_seconds),
     "COLUMNS": ("columns", _optional(_columns)),
