@@ -38,7 +38,7 @@ from audioset_downloader.outputs import report
 from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.ledger import Ledger
 from audioset_downloader.outputs.merge import ListNotes, csv_names, merge_csv
-from audioset_downloader.outputs.reuse import WindowClaims
+from audioset_downloader.outputs.reuse import SharedWindows
 from audioset_downloader.outputs.status import csv_status, identity_status, status_lines
 from audioset_downloader.outputs.summary import CsvSummary
 from audioset_downloader.outputs.verify import verify_csv
@@ -250,10 +250,10 @@ def _time_at(clips: int, per_minute: float) -> str:
     return f"about {duration(60 * clips / per_minute)} at {per_minute:.1f} clips/min"
 
 
-def _run_in_child(csv_path: Path, settings: Settings, position: int, book: Book, claims: WindowClaims) -> None:
+def _run_in_child(csv_path: Path, settings: Settings, position: int, book: Book, shared: SharedWindows | None) -> None:
     """A CSV's own process (one per CSV, as the original script did); the run's book and claims are shared."""
     try:
-        run_csv(csv_path, settings, position=position, book=book, claims=claims)
+        run_csv(csv_path, settings, position=position, book=book, shared=shared)
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
     except DownloaderError as exc:
@@ -273,9 +273,9 @@ def run_all(settings: Settings) -> int:
         finally:
             _close_book(settings, book)
         return EXIT_INTERRUPTED if summary.interrupted else EXIT_OK
-    with hosted(settings) as (book, claims):
+    with hosted(settings) as (book, shared):
         try:
-            return _run_processes(settings, book, claims)
+            return _run_processes(settings, book, shared)
         finally:
             _close_book(settings, book)
 
@@ -289,11 +289,11 @@ def _close_book(settings: Settings, book: Book) -> None:
         save_learned(settings.output_dir, stats)
 
 
-def _run_processes(settings: Settings, book: Book, claims: WindowClaims) -> int:
+def _run_processes(settings: Settings, book: Book, shared: SharedWindows | None) -> int:
     """One process per CSV, all pacing their requests through one book, each window fetched by one of them."""
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(target=_run_in_child, args=(path, settings, index, book, claims), name=path.stem)
+        context.Process(target=_run_in_child, args=(path, settings, index, book, shared), name=path.stem)
         for index, path in enumerate(settings.csv_file_names)
     ]
     for process in processes:

@@ -32,7 +32,14 @@ from audioset_downloader.outputs import card, provenance, report
 from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.ledger import FailedRow, Ledger, loose_clip, member_of
 from audioset_downloader.outputs.reuse import BACKEND as REUSED
-from audioset_downloader.outputs.reuse import Candidate, ReuseIndex, Settled, WindowClaims, clip_settings, has_manifests
+from audioset_downloader.outputs.reuse import (
+    Candidate,
+    ReuseIndex,
+    Settled,
+    SharedWindows,
+    clip_settings,
+    has_manifests,
+)
 from audioset_downloader.outputs.status import HeartbeatWriter
 from audioset_downloader.outputs.summary import CsvSummary
 from audioset_downloader.pacing.book import Book, IdentityStats
@@ -62,10 +69,10 @@ class CsvRun:
     """The state of one CSV's run: its ledger, its counters, its progress."""
 
     def __init__(self, csv_path: Path, settings: Settings, stop: threading.Event, dry_run: bool = False,
-                 book: Book | None = None, claims: WindowClaims | None = None) -> None:
+                 book: Book | None = None, shared: SharedWindows | None = None) -> None:
         self.csv_path = csv_path
         self.book = book
-        self.claims = claims  # the run's other CSV processes: a window two lists name is fetched once
+        self.shared = shared  # the run's other CSV processes: a window two lists name is fetched once
         self.dry_run = dry_run
         self.settings = settings
         self.stop = stop
@@ -104,8 +111,6 @@ class CsvRun:
         looks names up once, outside the loop.
         """
         self.summary.list_format = self.list_format.NAME
-        self._invalid_lines = []
-        self._first_invalid = None
         try:
             yield from self._planned(read_list(self.csv_path, self.settings))
         finally:
@@ -166,7 +171,7 @@ class CsvRun:
 
     def record(self, result: ClipResult) -> None:
         segment = result.segment
-        settled: Settled | None = None  # what the run's other CSV processes may take of this window
+        row: tuple[str, ...] | None = None
         if result.interrupted:
             self.summary.attempted -= 1  # abandoned, not done: the next run takes it
         elif result.deferred:
@@ -174,9 +179,6 @@ class CsvRun:
             self.summary.not_attempted += 1  # no backend has worked yet: not the video's fault
         elif result.file is not None:
             row = self.ledger.record_written(segment, result.file, result.backend, result.measures)
-            settled = Settled(Candidate(segment.end_ms, self.outputs, row[0], member_of(list(row)),
-                                        loose_clip(list(row), self.outputs.name), clip_settings(self.settings),
-                                        result.measures))
             self.summary.written += 1
             self.summary.bytes_written += result.size
             self._by_backend[result.backend] += 1
@@ -194,16 +196,25 @@ class CsvRun:
                 FailedRow(segment.ytid, segment.start_text, segment.end_text, result.reason.label, result.detail),
             )
             self._failed[result.reason.label] += 1
-            if result.reason.permanent:
-                settled = Settled(reason=result.reason.label, detail=result.detail)
             log.warning("%s [%s-%s] failed: %s: %s", segment.ytid, segment.start_text, segment.end_text,
                         result.reason, result.detail)
-        if self.claims is not None:
-            self.claims.settle(segment.key, self.outputs.name, settled)
+        if self.shared is not None and self.shared.claimed(segment):
+            self.shared.claims.settle(segment.key, self.outputs.name, self._settled(result, row))
         if self.progress is not None:
             self.progress.update(self.summary.written, sum(self._failed.values()), self._paced_per_minute())
         else:
             self._maybe_report_progress()
+
+    def _settled(self, result: ClipResult, row: tuple[str, ...] | None) -> Settled | None:
+        """What the run's other CSV processes may take of a claimed window: its clip as recorded, a failure
+        for good, or nothing (left for them to fetch)."""
+        if row is not None:
+            return Settled(Candidate(result.segment.end_ms, self.outputs, row[0], member_of(row),
+                                     loose_clip(row, self.outputs.name), clip_settings(self.settings),
+                                     result.measures))
+        if result.reason is not None and result.reason.permanent:
+            return Settled(reason=result.reason.label, detail=result.detail)
+        return None
 
     def _paced_per_minute(self) -> float | None:
         """The book's paced rate, asked every few seconds (it may live in another process)."""
@@ -228,12 +239,12 @@ class CsvRun:
     def execute(self, dispatch: Dispatch = local_dispatch) -> CsvSummary:
         started = time.monotonic()
         self.build_reuse_index()
-        worker = ClipWorker(self.settings, self.outputs, self.book, self.reuse, self.claims)
+        worker = ClipWorker(self.settings, self.outputs, self.book, self.reuse, self.shared)
         self.book = worker.book
         self.summary.provenance = provenance.collect(worker.chain.backends, find_ffmpeg(self.settings.ffmpeg_binary))
         self.ledger.open()
         heartbeat = HeartbeatWriter(self.outputs, lambda: self.summary.written + sum(self._failed.values()),
-                                    self.book.stats, len(self.ledger.done) + len(self.ledger.failed))
+                                    self.book.stats)
         try:
             with heartbeat:
                 dispatch(worker, self.plan(), self.record, self.stop)
@@ -321,7 +332,7 @@ def csv_log(outputs: CsvOutputs, console: bool, to_file: bool = True, bars: bool
 
 def run_csv(csv_path: Path, settings: Settings, stop: threading.Event | None = None, console: bool = True,
             position: int = 0, dispatch: Dispatch = local_dispatch, book: Book | None = None,
-            claims: WindowClaims | None = None) -> CsvSummary:
+            shared: SharedWindows | None = None) -> CsvSummary:
     """Download every segment of one CSV into OUTPUT_DIR; the run's whole life."""
     bars = console and show_progress()
     stop = stop or threading.Event()
@@ -336,7 +347,7 @@ def run_csv(csv_path: Path, settings: Settings, stop: threading.Event | None = N
             removed = outputs.remove_partials()
             if removed:
                 log.info("removed %d temporary files left by an interrupted run", removed)
-            run = CsvRun(csv_path, settings, stop, book=book, claims=claims)
+            run = CsvRun(csv_path, settings, stop, book=book, shared=shared)
             if bars:  # the same plan, counted first, gives the bar its total and so an ETA
                 run.progress = ProgressBar(outputs.name, count_planned(csv_path, settings), position)
             log.info("%s: downloading with backends %s into %s (%s engine, %d workers, pid %d)",

@@ -30,7 +30,7 @@ from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.reuse import BACKEND as REUSED
-from audioset_downloader.outputs.reuse import ReuseIndex, WindowClaims
+from audioset_downloader.outputs.reuse import ReuseIndex, SharedWindows, WindowClaims
 from audioset_downloader.pacing.book import Book, duration_words, new_book
 
 log = logging.getLogger(__name__)
@@ -74,11 +74,11 @@ class ClipResult:
 
 class ClipWorker:
     def __init__(self, settings: Settings, outputs: CsvOutputs, book: Book | None = None,
-                 reuse: ReuseIndex | None = None, claims: WindowClaims | None = None) -> None:
+                 reuse: ReuseIndex | None = None, shared: SharedWindows | None = None) -> None:
         self.settings = settings
         self.outputs = outputs
         self.reuse = reuse  # clips already on disk, taken instead of fetched (outputs/reuse.py)
-        self.claims = claims  # windows the run's other CSV processes are fetching (outputs/reuse.py)
+        self.shared = shared  # windows the run's other CSV processes fetch too (outputs/reuse.py)
         # The run's pacing book, shared with every other worker of the run (pacing/book.py).
         self.book: Book = book if book is not None else new_book(settings)
         self._identities = settings.shared_identities  # the book's first identities, in its order
@@ -96,11 +96,11 @@ class ClipWorker:
         # The backends, caches and lock stay behind; each process builds its own. The book
         # travels: it is a proxy for the one the whole run shares.
         return {"settings": self.settings, "outputs": self.outputs, "book": self.book, "reuse": self.reuse,
-                "claims": self.claims}
+                "shared": self.shared}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["settings"], state["outputs"], state["book"], state["reuse"],  # type: ignore[misc]
-                      state.get("claims"))
+                      state.get("shared"))
 
     @property
     def chain(self) -> BackendChain:
@@ -129,8 +129,9 @@ class ClipWorker:
         started = time.monotonic()
         if self.reuse is not None and (reused := self._reused(segment, started, self.reuse)) is not None:
             return reused  # no request leaves the machine, so no identity's turn is taken
-        if self.claims is not None and (owner := self.claims.claim(segment.key, self.outputs.name, os.getpid())):
-            taken = self._from_another_list(segment, owner, started, stop)
+        if self.shared is not None and self.shared.claimed(segment) and \
+                (owner := self.shared.claims.claim(segment.key, self.outputs.name, os.getpid())):
+            taken = self._from_another_list(segment, owner, started, stop, self.shared.claims)
             if taken is not None:
                 return taken
         attempts = retries = 0
@@ -182,14 +183,13 @@ class ClipWorker:
                               backend=result.backend, identity=name, measures=result.cut.measures)
         return ClipResult(segment, interrupted=True, attempts=attempts)
 
-    def _from_another_list(self, segment: Segment, owner: tuple[str, int], started: float,
-                           stop: threading.Event) -> ClipResult | None:
+    def _from_another_list(self, segment: Segment, owner: tuple[str, int], started: float, stop: threading.Event,
+                           claims: WindowClaims) -> ClipResult | None:
         """Another CSV process of the run is fetching this window: wait for it, then take its clip from disk
         or its failure for good. None: fetch it here (the owner left it, or died)."""
-        assert self.claims is not None
         log.info("%s: %s is fetching this window too; waiting for it", segment.ytid, owner[0])
         while not stop.is_set():
-            settled, outcome = self.claims.outcome(segment.key)
+            settled, outcome = claims.outcome(segment.key)
             if settled and outcome is None:
                 break
             if settled and outcome is not None and outcome.candidate is None:
@@ -205,7 +205,7 @@ class ClipWorker:
             stop.wait(CLAIM_POLL_S)
         else:
             return ClipResult(segment, interrupted=True)
-        self.claims.claim(segment.key, self.outputs.name, os.getpid(), take_over=True)  # the others wait on this
+        claims.claim(segment.key, self.outputs.name, os.getpid(), take_over=True)  # the others wait on this
         return None
 
     def _reused(self, segment: Segment, started: float, index: ReuseIndex) -> ClipResult | None:

@@ -20,7 +20,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -433,12 +433,12 @@ def split_pos_csv(outputs: CsvOutputs) -> AppendOnlyCsv:
     return AppendOnlyCsv(outputs.split_pos, SPLIT_POS_HEADER, OLDEST_SPLIT_POS_ROW, _times_problem)
 
 
-def member_of(row: list[str]) -> str:
+def member_of(row: Sequence[str]) -> str:
     """The clip's name in the shard ``file`` names (webdataset layout); "" in the files layout."""
     return row[MEMBER] if len(row) > MEMBER else ""
 
 
-def loose_clip(row: list[str], name: str) -> str:
+def loose_clip(row: Sequence[str], name: str) -> str:
     """Where CSV ``name``'s row has its clip as a file, relative to OUTPUT_DIR: the files layout's
     clip, or a shard's member before it is packed."""
     member = member_of(row)

@@ -189,6 +189,18 @@ class WindowClaims:
             return key in self._settled, self._settled.get(key)
 
 
+@dataclass(frozen=True)
+class SharedWindows:
+    """The videos several lists of one run name, and the run's claims on their windows: only those are
+    claimed, so lists that share nothing (Google's three) cost no claim and no call per clip."""
+
+    videos: frozenset[str]
+    claims: WindowClaims  # the run's one, or a proxy for it
+
+    def claimed(self, segment: Segment) -> bool:
+        return segment.ytid in self.videos
+
+
 def has_manifests(settings: Settings, own: CsvOutputs) -> bool:
     """Is there any manifest but ``own`` to reuse clips from? (The plain one-list run skips the index.)"""
     return next(iter(_manifests(settings, own)), None) is not None

@@ -43,8 +43,7 @@ class Heartbeat:
     started_utc: float  # epoch seconds
     updated_utc: float = 0.0
     running: bool = True
-    finished_at_start: int = 0  # clips the manifests held when the run started
-    finished: int = 0  # clips finished since (written or failed)
+    finished: int = 0  # clips finished since the start (written or failed)
     samples: list[tuple[float, int]] = field(default_factory=list)  # (epoch seconds, finished)
     identities: list[dict[str, Any]] = field(default_factory=list)  # IdentityStats, blocked_until_utc added
 
@@ -62,11 +61,10 @@ class HeartbeatWriter:
     """Writes a CSV process's heartbeat now, every HEARTBEAT_S from its own thread, and at the end."""
 
     def __init__(self, outputs: CsvOutputs, finished: Callable[[], int],
-                 identities: Callable[[], list[IdentityStats]], finished_at_start: int) -> None:
+                 identities: Callable[[], list[IdentityStats]]) -> None:
         self._path = outputs.status
         self._finished, self._identities = finished, identities
-        now = time.time()
-        self.heartbeat = Heartbeat(os.getpid(), now, finished_at_start=finished_at_start)
+        self.heartbeat = Heartbeat(os.getpid(), time.time())
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
 
@@ -94,9 +92,8 @@ class HeartbeatWriter:
 # ---------------------------------------------------------------- --status
 
 
-def csv_status(outputs: CsvOutputs, listed: int, now: float | None = None) -> dict[str, Any]:
+def csv_status(outputs: CsvOutputs, listed: int) -> dict[str, Any]:
     """One CSV's figures (``listed``: the windows its list names)."""
-    now = time.time() if now is None else now
     written = _rows(outputs.split_pos)
     failed = _failed_by_reason(outputs.failed)
     invalid = failed.pop(FailureReason.INVALID_ROW.label, 0)

@@ -159,11 +159,25 @@ def count_windows(path: Path, settings: Settings) -> int:
     are counted as bytes (2 M rows in about a second); the other sets' lists, small, are read."""
     if list_format(path, settings).NAME != "AudioSet":
         return sum(1 for row in read_list(path, settings) if type(row) is Segment)
-    count = 0
+    return sum(1 for _ in _google_rows(path))
+
+
+def listed_videos(path: Path, settings: Settings) -> Iterator[str]:
+    """The YTID of each row (not checked: a set of them is compared with another list's): Google's lists
+    read as bytes, the other sets' parsed."""
+    if list_format(path, settings).NAME != "AudioSet":
+        yield from (row.ytid for row in read_list(path, settings) if type(row) is Segment)
+        return
+    for line in _google_rows(path):
+        yield line.split(b",", 1)[0].strip().decode("ascii", "replace")
+
+
+def _google_rows(path: Path) -> Iterator[bytes]:
+    """The data lines of one of Google's AudioSet lists, as bytes: comments, blank lines and a header left out."""
     with open(path, "rb") as handle:
         for line in handle:
             stripped = line.lstrip()
             # A header is "YTID," or "YTID ,": no YTID (11 characters, then the comma) starts so.
             header = stripped[:4].lower() == b"ytid" and stripped[4:].lstrip(b" ").startswith(b",")
-            count += bool(stripped) and not stripped.startswith(b"#") and not header
-    return count
+            if stripped and not stripped.startswith(b"#") and not header:
+                yield stripped
