@@ -40,6 +40,7 @@ from audioset_downloader.outputs.ledger import Ledger
 from audioset_downloader.outputs.merge import ListNotes, csv_names, merge_csv
 from audioset_downloader.outputs.reuse import SharedWindows
 from audioset_downloader.outputs.status import csv_status, identity_status, status_lines
+from audioset_downloader.outputs.storage import Store
 from audioset_downloader.outputs.summary import CsvSummary
 from audioset_downloader.outputs.verify import verify_csv
 from audioset_downloader.pacing.book import Book, learned_lines, new_book, planned_per_minute, save_learned
@@ -180,6 +181,8 @@ def preflight(settings: Settings, dry_run: bool = False) -> None:
     ontology = load_ontology(settings)
     for path in settings.csv_file_names:
         label_filter(path, settings, ontology)  # an unknown label name fails here, before any work
+    if settings.output_url is not None:
+        Store(settings.output_url, settings.storage_options).check(write=not dry_run)
     if dry_run:
         return
     try:

@@ -23,15 +23,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 from urllib.parse import urlsplit
 
 from audioset_downloader.engine.pool import run_bounded
+from audioset_downloader.engine.remote import run_work_shard, shard_batches
 from audioset_downloader.engine.worker import ClipResult, ClipWorker
 from audioset_downloader.errors import ConfigError
 from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.inputs.settings import Settings
+from audioset_downloader.outputs.work import WorkPlan
 from audioset_downloader.pacing.book import Book
 
 log = logging.getLogger(__name__)
@@ -40,11 +41,16 @@ TASK_RETRIES = 3  # a shard whose worker died, or that raised, is run again this
 CONNECT_TIMEOUT_S = 30  # to reach DASK_SCHEDULER before giving up
 
 
-def run_shard(worker: ClipWorker, segments: list[Segment], since: float) -> list[ClipResult]:
-    """One task, on a Dask worker: every segment of the shard, finished clips kept."""
+def run_shard(worker: ClipWorker, segments: list[Segment], since: float,
+              plan: WorkPlan | None = None) -> list[ClipResult]:
+    """One task, on a Dask worker: every segment of the shard, finished clips kept; with ``plan`` (an OUTPUT_DIR
+    on object storage), a shard of work whose outputs go up whole (engine/remote.py)."""
     if worker.settings.machine_identities:
         worker.machine = machine_address()
     results: list[ClipResult] = []
+    if plan is not None:
+        run_work_shard(worker, segments, plan, threading.Event(), results.append, contextvars.copy_context())
+        return results
     todo = []
     for segment in segments:
         kept = worker.finished_since(segment, since)
@@ -130,12 +136,14 @@ class DaskDispatch:
         limit = 2 * max(1, sum(self.client.nthreads().values()))
         pending = as_completed()
         try:
-            for shard in _batches(segments, self.shard_size):
+            for shard in shard_batches(segments, self.shard_size):
                 if stop.is_set():
                     break
                 while pending.count() >= limit:
                     _record_shard(next(pending), record)
-                pending.add(self.client.submit(run_shard, worker, shard, since, pure=False, retries=TASK_RETRIES))
+                plan = next(worker.plans) if worker.plans is not None else None
+                pending.add(self.client.submit(run_shard, worker, shard, since, plan, pure=False,
+                                               retries=TASK_RETRIES))
             for future in pending:
                 _record_shard(future, record)
         except BaseException:
@@ -148,7 +156,3 @@ def _record_shard(future: Any, record: Callable[[ClipResult], None]) -> None:
     for result in future.result():
         record(result)
 
-
-def _batches(items: Iterator[Segment], size: int) -> Iterator[list[Segment]]:
-    while batch := list(islice(items, size)):
-        yield batch

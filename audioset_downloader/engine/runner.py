@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import logging
 import os
 import socket
@@ -21,6 +22,7 @@ from pathlib import Path
 from audioset_downloader.atomic import write_atomically
 from audioset_downloader.engine.pool import run_bounded
 from audioset_downloader.engine.progress import BarFriendlyHandler, ProgressBar, duration, show_progress
+from audioset_downloader.engine.remote import run_work_shard, shard_batches
 from audioset_downloader.engine.worker import ClipResult, ClipWorker
 from audioset_downloader.errors import ConfigError, FailureReason, OutputLockedError, OutputUnwritableError
 from audioset_downloader.fetch.cutter import find_ffmpeg
@@ -30,7 +32,7 @@ from audioset_downloader.inputs.segments import InvalidRow, Segment, shard_of
 from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs import card, provenance, report
 from audioset_downloader.outputs.layout import CsvOutputs
-from audioset_downloader.outputs.ledger import FailedRow, Ledger, loose_clip, member_of
+from audioset_downloader.outputs.ledger import FailedRow, Ledger, loose_clip, member_of, no_label_names
 from audioset_downloader.outputs.reuse import BACKEND as REUSED
 from audioset_downloader.outputs.reuse import (
     Candidate,
@@ -40,8 +42,11 @@ from audioset_downloader.outputs.reuse import (
     clip_settings,
     has_manifests,
 )
+from audioset_downloader.outputs.stage import StagedCsv
 from audioset_downloader.outputs.status import HeartbeatWriter
+from audioset_downloader.outputs.storage import Store
 from audioset_downloader.outputs.summary import CsvSummary
+from audioset_downloader.outputs.work import WorkPlan
 from audioset_downloader.pacing.book import Book, IdentityStats
 from audioset_downloader.redact import RedactingFormatter
 
@@ -62,15 +67,23 @@ Dispatch = Callable[[ClipWorker, Iterator[Segment], Callable[[ClipResult], None]
 
 def local_dispatch(worker: ClipWorker, segments: Iterator[Segment], record: Callable[[ClipResult], None],
                    stop: threading.Event) -> None:
-    run_bounded(worker, segments, worker.settings.workers, record, stop)
+    if worker.plans is None:
+        run_bounded(worker, segments, worker.settings.workers, record, stop)
+        return
+    for shard in shard_batches(segments, worker.settings.shard_size):  # OUTPUT_DIR on object storage
+        if stop.is_set():
+            break
+        run_work_shard(worker, shard, next(worker.plans), stop, record)
 
 
 class CsvRun:
     """The state of one CSV's run: its ledger, its counters, its progress."""
 
     def __init__(self, csv_path: Path, settings: Settings, stop: threading.Event, dry_run: bool = False,
-                 book: Book | None = None, shared: SharedWindows | None = None) -> None:
+                 book: Book | None = None, shared: SharedWindows | None = None,
+                 staged: StagedCsv | None = None) -> None:
         self.csv_path = csv_path
+        self.staged = staged  # OUTPUT_DIR on object storage: the manifests' local copies (outputs/stage.py)
         self.book = book
         self.shared = shared  # the run's other CSV processes: a window two lists name is fetched once
         self.dry_run = dry_run
@@ -80,8 +93,9 @@ class CsvRun:
         ontology = load_ontology(settings)
         self.label_filter = label_filter(csv_path, settings, ontology)
         self.list_format = list_format(csv_path, settings)
-        self.ledger = Ledger(self.outputs, ontology.names if ontology else lambda labels: "", settings.tar_size,
-                             self.list_format.NOTE_COLUMNS, NotesOf(csv_path, settings))
+        self.ledger = Ledger(self.outputs, ontology.names if ontology else no_label_names, settings.tar_size,
+                             self.list_format.NOTE_COLUMNS, NotesOf(csv_path, settings),
+                             staged.present if staged is not None else None, packs=staged is None)
         self.summary = CsvSummary(csv=str(csv_path))
         self._failed = Counter[str]()
         self._by_backend = Counter[str]()
@@ -178,7 +192,7 @@ class CsvRun:
             self.summary.attempted -= 1
             self.summary.not_attempted += 1  # no backend has worked yet: not the video's fault
         elif result.file is not None:
-            row = self.ledger.record_written(segment, result.file, result.backend, result.measures)
+            row = self.ledger.record_written(segment, result.file, result.backend, result.measures, result.member)
             self.summary.written += 1
             self.summary.bytes_written += result.size
             self._by_backend[result.backend] += 1
@@ -243,6 +257,8 @@ class CsvRun:
         self.book = worker.book
         self.summary.provenance = provenance.collect(worker.chain.backends, find_ffmpeg(self.settings.ffmpeg_binary))
         self.ledger.open()
+        if self.staged is not None:
+            self._go_on_from_store(worker)
         heartbeat = HeartbeatWriter(self.outputs, lambda: self.summary.written + sum(self._failed.values()),
                                     self.book.stats)
         try:
@@ -269,9 +285,22 @@ class CsvRun:
             self.summary.provenance["ended_utc"] = provenance.utc_now()
             self.summary.clip_settings = clip_settings(self.settings)
             self.summary.wall_seconds = round(time.monotonic() - started, 3)
+            if self.staged is not None:  # what shards of work put up that no result brought back
+                self.staged.join(self.ledger)
             self.ledger.close()
             write_atomically(self.outputs.summary, self.summary.to_json())
         return self.summary
+
+
+    def _go_on_from_store(self, worker: ClipWorker) -> None:
+        """Take in what earlier runs' shards of work left on the store, and number this run's shards after it."""
+        assert self.staged is not None
+        joined = self.staged.join(self.ledger)
+        if joined:
+            log.info("%s: joined %d rows that shards of work of an interrupted run left", self.csv_path, joined)
+        self.staged.remove_orphans(self.ledger)
+        plan = WorkPlan(self.staged.store, self.outputs.name, self.settings.tar_size is not None, self.ledger.rows)
+        worker.plans = (plan.numbered(index) for index in itertools.count(self.staged.next_index()))
 
 
 def load_ontology(settings: Settings) -> Ontology | None:
@@ -340,37 +369,58 @@ def run_csv(csv_path: Path, settings: Settings, stop: threading.Event | None = N
     # pytube's metadata requests carry no timeout of their own: bound them here.
     socket.setdefaulttimeout(settings.clip_timeout)
     with exclusive(outputs):
+        staged = staged_csv(settings, outputs)
         if settings.remove_exist_downloads:
-            outputs.remove_outputs()
+            outputs.remove_outputs() if staged is None else staged.remove_outputs()
         outputs.prepare()
-        with csv_log(outputs, console, bars=bars):
-            removed = outputs.remove_partials()
-            if removed:
-                log.info("removed %d temporary files left by an interrupted run", removed)
-            run = CsvRun(csv_path, settings, stop, book=book, shared=shared)
-            if bars:  # the same plan, counted first, gives the bar its total and so an ETA
-                run.progress = ProgressBar(outputs.name, count_planned(csv_path, settings), position)
-            log.info("%s: downloading with backends %s into %s (%s engine, %d workers, pid %d)",
-                     csv_path, " > ".join(settings.backend_chain), outputs.clip_dir, settings.engine,
-                     settings.workers, os.getpid())
-            try:
-                summary = run.execute(dispatch)
-            finally:
-                if run.progress is not None:
-                    run.progress.close()
-                # No worker is left now, so any temporary file is an orphan's: an ffmpeg
-                # whose run was killed (kill -9) may outlive it and write one late.
-                outputs.remove_partials()
-            log.info("%s", summary.line())
-            for entry in summary.identities:
-                log.info("%s (whole run so far)", IdentityStats(**entry).line())
-            # From the ledger (every run so far, not just this one), without reading the manifests again.
-            card.write_card(report.count(csv_path, run.ledger, settings), summary, settings, outputs)
-            return summary
+        if staged is not None:
+            staged.pull()  # before the log is opened: its copy is replaced
+        try:
+            with csv_log(outputs, console, bars=bars):
+                return _run_logged(csv_path, settings, stop, outputs, bars, position, dispatch, book, shared, staged)
+        finally:
+            if staged is not None:
+                staged.publish()
 
 
-def count_planned(csv_path: Path, settings: Settings) -> int:
-    run = CsvRun(csv_path, settings, threading.Event(), dry_run=True)
+def _run_logged(csv_path: Path, settings: Settings, stop: threading.Event, outputs: CsvOutputs, bars: bool,
+                position: int, dispatch: Dispatch, book: Book | None, shared: SharedWindows | None,
+                staged: StagedCsv | None) -> CsvSummary:
+    removed = outputs.remove_partials()
+    if removed:
+        log.info("removed %d temporary files left by an interrupted run", removed)
+    run = CsvRun(csv_path, settings, stop, book=book, shared=shared, staged=staged)
+    if bars:  # the same plan, counted first, gives the bar its total and so an ETA
+        run.progress = ProgressBar(outputs.name, count_planned(csv_path, settings, staged), position)
+    log.info("%s: downloading with backends %s into %s (%s engine, %d workers, pid %d)",
+             csv_path, " > ".join(settings.backend_chain),
+             f"{settings.output_url}/{outputs.name}" if settings.output_url else outputs.clip_dir,
+             settings.engine, settings.workers, os.getpid())
+    try:
+        summary = run.execute(dispatch)
+    finally:
+        if run.progress is not None:
+            run.progress.close()
+        # No worker is left now, so any temporary file is an orphan's: an ffmpeg
+        # whose run was killed (kill -9) may outlive it and write one late.
+        outputs.remove_partials()
+    log.info("%s", summary.line())
+    for entry in summary.identities:
+        log.info("%s (whole run so far)", IdentityStats(**entry).line())
+    # From the ledger (every run so far, not just this one), without reading the manifests again.
+    card.write_card(report.count(csv_path, run.ledger, settings), summary, settings, outputs)
+    return summary
+
+
+def staged_csv(settings: Settings, outputs: CsvOutputs) -> StagedCsv | None:
+    """With an OUTPUT_DIR on object storage, the CSV's outputs there and their local copies; else None."""
+    if settings.output_url is None:
+        return None
+    return StagedCsv(Store(settings.output_url, settings.storage_options), outputs)
+
+
+def count_planned(csv_path: Path, settings: Settings, staged: StagedCsv | None = None) -> int:
+    run = CsvRun(csv_path, settings, threading.Event(), dry_run=True, staged=staged)
     run.ledger.load()
     quiet = logging.getLogger("audioset_downloader")
     level = quiet.level
@@ -384,8 +434,11 @@ def count_planned(csv_path: Path, settings: Settings) -> int:
 def plan_csv(csv_path: Path, settings: Settings) -> CsvSummary:
     """--dry-run: what a run would do now (the same plan), downloading and changing nothing."""
     outputs = CsvOutputs.for_csv(settings.output_dir, csv_path)
+    staged = staged_csv(settings, outputs)
+    if staged is not None:
+        staged.pull()
     with csv_log(outputs, console=True, to_file=False):
-        run = CsvRun(csv_path, settings, threading.Event(), dry_run=True)
+        run = CsvRun(csv_path, settings, threading.Event(), dry_run=True, staged=staged)
         run.ledger.load()
         run.build_reuse_index()
         for _ in run.plan():

@@ -14,6 +14,7 @@ import random
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.reuse import BACKEND as REUSED
 from audioset_downloader.outputs.reuse import ReuseIndex, SharedWindows, WindowClaims
+from audioset_downloader.outputs.work import WorkPlan
 from audioset_downloader.pacing.book import Book, duration_words, new_book
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,7 @@ class ClipResult:
     backend: str = ""  # the backend that resolved the written clip
     identity: str = ""  # the identity its last attempt went out through
     measures: ClipMeasures | None = None  # what the written clip holds (fetch/measure.py)
+    member: str = ""  # its name in the shard ``file`` names, when a shard of work packed it (outputs/work.py)
 
     @property
     def written(self) -> bool:
@@ -91,6 +94,14 @@ class ClipWorker:
             settings.for_identity(self._identities[0]) if self._identities else settings)
         self._sources: OrderedDict[tuple[int, str], tuple[float, MediaSource]] = OrderedDict()
         self._lock = threading.Lock()
+        # On the driver, with an OUTPUT_DIR on object storage: the plans of the run's shards of work, numbered.
+        self.plans: Iterator[WorkPlan] | None = None
+
+    def writing_to(self, outputs: CsvOutputs) -> ClipWorker:
+        """This worker (its backends, caches and book) cutting its clips into ``outputs``: a shard's scratch."""
+        clone = object.__new__(ClipWorker)
+        clone.__dict__.update(self.__dict__, outputs=outputs)
+        return clone
 
     def __getstate__(self) -> dict:
         # The backends, caches and lock stay behind; each process builds its own. The book

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import hashlib
 import math
 import os
 import re
@@ -35,6 +36,7 @@ YOUTUBE_HOSTS = ("youtube.com", "youtu.be", "youtube-nocookie.com")
 ENGINES = ("local", "dask")
 LAYOUTS = ("files", "webdataset")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,9 @@ class Settings:
     timer: int = 9
     down_highest_quality: bool = False
     remove_exist_downloads: bool = False
-    output_dir: Path = Path("downloads")
+    output_dir: Path = Path("downloads")  # with an OUTPUT_DIR URL: the local stage folder (outputs/storage.py)
+    output_url: str | None = None  # OUTPUT_DIR when it is object storage: s3://bucket/prefix, gs://...
+    storage_options: dict[str, Any] = field(default_factory=dict)  # passed to fsspec with OUTPUT_DIR's URL
     output_layout: str = "files"  # or "webdataset": tar shards (shards.py)
     clips_per_tar: int = 1000
     backend: str = "pytube"
@@ -216,11 +220,34 @@ def _path(value: Any) -> Path:
 def _folder(value: Any) -> Path:
     """A local folder. A URL (s3://, gs://...) would silently become a folder named "s3:" here."""
     text = _text(value)
-    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", text):
-        raise ValueError(f"is a URL ({text.partition('://')[0]}://), and object storage is not supported yet; "
-                         "mount it as a folder (s3fs-fuse, gcsfuse, the cluster's shared file system) and give "
-                         "its path")
+    if _URL.match(text):
+        raise ValueError(f"is a URL ({text.partition('://')[0]}://), and only OUTPUT_DIR may be one; "
+                         "copy that run's outputs down (or mount them) and give the local folder")
     return Path(text)
+
+
+def _output_dir(value: Any) -> Path | str:
+    """A local folder, or object storage as an fsspec URL with a bucket: s3://bucket/prefix, gs://bucket."""
+    text = _text(value)
+    if not _URL.match(text):
+        return Path(text)
+    scheme, _, rest = text.partition("://")
+    bucket = rest.partition("/")[0]
+    if scheme.lower() != scheme or not bucket or any(part in ("", ".", "..") for part in rest.rstrip("/").split("/")):
+        raise ValueError('must be a local folder or a URL naming a bucket, e.g. "s3://my-bucket/audioset"')
+    return text.rstrip("/")
+
+
+def _storage_options(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or not all(isinstance(key, str) and key.isidentifier() for key in value):
+        raise NamedValueError('must be a dict of fsspec options, e.g. {"endpoint_url": "http://minio:9000"}')
+    return dict(value)
+
+
+def stage_folder(cache: Path, url: str) -> Path:
+    """Where a run whose OUTPUT_DIR is ``url`` keeps its local copies: one folder per URL."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", url)[:80]
+    return cache / "stage" / f"{slug}-{hashlib.sha256(url.encode()).hexdigest()[:10]}"
 
 
 def _csv_paths(value: Any) -> tuple[Path, ...]:
@@ -352,7 +379,8 @@ CONSTANTS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "TIMER": ("timer", _timer),
     "DOWN_HIGHEST_QUALITY": ("down_highest_quality", _flag),
     "REMOVE_EXIST_DOWNLOADS": ("remove_exist_downloads", _flag),
-    "OUTPUT_DIR": ("output_dir", _folder),
+    "OUTPUT_DIR": ("output_dir", _output_dir),
+    "STORAGE_OPTIONS": ("storage_options", _storage_options),
     "REUSE_FROM": ("reuse_from", _folders),
     "CLIP_SECONDS": ("clip_seconds", _clip_seconds),
     "COLUMNS": ("columns", _optional(_columns)),
@@ -391,7 +419,8 @@ CONSTANTS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "PYTUBEFIX_CLIENT": ("pytubefix_client", _client_name),
 }
 _FIELD_TO_CONSTANT = {field: name for name, (field, _) in CONSTANTS.items()}
-assert set(_FIELD_TO_CONSTANT) == {f.name for f in fields(Settings)}, "every setting needs a constant"
+_DERIVED = {"output_url"}  # set from OUTPUT_DIR
+assert set(_FIELD_TO_CONSTANT) | _DERIVED == {f.name for f in fields(Settings)}, "every setting needs a constant"
 
 
 def read_config_file(path: Path) -> dict[str, tuple[Any, int]]:
@@ -465,6 +494,9 @@ def build_settings(
         field, check = CONSTANTS[name]
         values[field] = _checked(name, check, raw, "command line")
     settings = replace(Settings(), **values)
+    if isinstance(settings.output_dir, str):  # a URL: the run works in a stage folder of its own
+        settings = replace(settings, output_url=settings.output_dir,
+                           output_dir=stage_folder(settings.cache_folder, settings.output_dir))
     if settings.per_machine_identity and (settings.proxy or settings.cookies_file):
         raise ConfigError(f"{where}: PER_MACHINE_IDENTITY = True with {'PROXY' if settings.proxy else 'COOKIES_FILE'}: "
                           "every machine would go out as that one identity; name it in IDENTITIES instead (each "

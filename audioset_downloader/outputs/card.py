@@ -206,7 +206,7 @@ def _loading(settings: Settings, outputs: CsvOutputs) -> list[str]:
 
 
 def write_card(report: CsvReport, summary: CsvSummary, settings: Settings, outputs: CsvOutputs) -> Path:
-    path = outputs.root / f"{outputs.name}.README.md"
+    path = outputs.card
     write_atomically(path, render(report, summary, settings, outputs))
     return path
 

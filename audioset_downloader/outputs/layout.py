@@ -61,6 +61,11 @@ class CsvOutputs:
         return self.root / f"{self.name}.status.json"
 
     @property
+    def card(self) -> Path:
+        """The dataset card (outputs/card.py)."""
+        return self.root / f"{self.name}.README.md"
+
+    @property
     def lock(self) -> Path:
         return self.root / f".{self.name}.lock"
 

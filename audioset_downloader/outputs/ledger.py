@@ -227,22 +227,33 @@ def _times_problem(row: list[str]) -> str | None:
     return None if parse_ms(row[2]) is not None and parse_ms(row[3]) is not None else "start or end is not a number"
 
 
+def no_label_names(labels: str) -> str:
+    """Without an ontology: no names."""
+    return ""
+
+
 class Ledger:
     """What is done and what failed, for one CSV; the only writer of its manifests.
 
     ``tar_size``: the webdataset layout, this many clips per shard; None: the files layout.
     """
 
-    def __init__(self, outputs: CsvOutputs, label_names: Callable[[str], str] = lambda labels: "",
+    def __init__(self, outputs: CsvOutputs, label_names: Callable[[str], str] = no_label_names,
                  tar_size: int | None = None, note_columns: tuple[str, ...] = (),
-                 notes_of: Callable[[str, int], str] = lambda ytid, start_ms: "") -> None:
+                 notes_of: Callable[[str, int], str] = lambda ytid, start_ms: "",
+                 present: Callable[[], set[str]] | None = None, packs: bool = True) -> None:
         self.outputs = outputs
+        self.rows = RowMaker(label_names)
         self._label_names = label_names  # "/m/0bt9lr,/m/05tny_" -> "Dog;Bark"
+        # What the clip folder holds; on object storage, its listing (outputs/storage.py).
+        self._present = present or outputs.existing_clips
+        self._webdataset = tar_size is not None
         # The list's own annotations (captions, events...): columns of metadata.csv and keys of a sample's
         # json. split-pos.csv does not hold them, so a metadata.csv rebuilt after a kill asks the list.
         self._note_columns = note_columns
         self._notes_of = notes_of
-        self._packer = ShardPacker(outputs, tar_size) if tar_size is not None else None
+        # packs=False: each shard is packed whole where its clips are, by a shard of work (outputs/work.py).
+        self._packer = ShardPacker(outputs, tar_size) if tar_size is not None and packs else None
         self._layouts: set[str] = set()  # the layouts the rows read were written in
         self._staged: dict[int, list[Sample]] = {}  # clips recorded for a shard not packed yet
         self._leftovers: list[str] = []  # loose copies of clips whose shard exists
@@ -264,23 +275,24 @@ class Ledger:
         split_pos_stale, failed_stale = self._load(repair=True)
         self._check_layout()
         if split_pos_stale or not self._split_pos.has_current_header():
-            self._split_pos.rewrite(self._live_split_pos_rows(self.outputs.existing_clips()))
+            self._split_pos.rewrite(self._live_split_pos_rows(self._present()))
         if failed_stale or not self._failed_csv.has_current_header():
             self._failed_csv.rewrite(row.fields() for row in self.failed.values())
         if self._packer is not None:
-            self._packer.resume(self._staged, self._leftovers, self.outputs.existing_clips())
+            self._packer.resume(self._staged, self._leftovers, self._present())
         # metadata.csv follows split-pos.csv row for row; rebuilt from it when they differ.
-        elif self._metadata.count_rows() != len(self.done) or not self._metadata.has_current_header():
+        elif not self._webdataset and (self._metadata.count_rows() != len(self.done)
+                                       or not self._metadata.has_current_header()):
             self._metadata.rewrite(_metadata_row(row) + self._note_cells(self._row_notes(row))
                                    for row in self._split_pos.rows(repair=False))
         self._split_pos.open()
         self._failed_csv.open()
-        if self._packer is None:
+        if not self._webdataset:
             self._metadata.open()
 
     def _check_layout(self) -> None:
         """One OUTPUT_DIR holds one layout: refuse to add clips in the other."""
-        wanted = "files" if self._packer is None else "webdataset"
+        wanted = "webdataset" if self._webdataset else "files"
         other = ({"files", "webdataset"} - {wanted}).pop()
         if other in self._layouts:
             raise LayoutMismatch(
@@ -290,7 +302,7 @@ class Ledger:
 
     def _load(self, repair: bool) -> tuple[bool, bool]:
         """Fill ``done`` and ``failed``; say which file holds rows to drop."""
-        present = self.outputs.existing_clips()
+        present = self._present()
         dropped = 0
         for row in self._split_pos.rows(repair):
             key = _live_key(row, present, self.done, self.outputs)
@@ -309,9 +321,7 @@ class Ledger:
             else:
                 index = self.outputs.shard_index(shard)
                 assert index is not None, "_live_key keeps only rows naming a shard"
-                self._staged.setdefault(index, []).append(
-                    (member, sample_json(*row[1:6], notes={**measure_values(row),
-                                                           **self._note_values(self._row_notes(row))})))
+                self._staged.setdefault(index, []).append((member, self.rows.sample(row, self._row_notes(row))))
         if dropped:
             log.info("%s: %d rows whose clip is missing or repeated are dropped; those clips are fetched again",
                      self.outputs.split_pos.name, dropped)
@@ -341,11 +351,7 @@ class Ledger:
         return self._notes_of(row[1], start_ms) if start_ms is not None and self._note_columns else ""
 
     def _note_values(self, notes: str) -> dict[str, Any]:
-        """The annotations as a sample's json holds them; each strong event named from the ontology."""
-        values = json.loads(notes) if notes else {}
-        for event in values.get("events", ()):
-            event["name"] = self._label_names(event["mid"])
-        return values
+        return self.rows.note_values(notes)
 
     def _note_cells(self, notes: str) -> list[str]:
         """The metadata.csv cells of the list's annotations: text as it is, lists and flags as JSON."""
@@ -358,7 +364,7 @@ class Ledger:
 
     def written_rows(self) -> Iterator[list[str]]:
         """The split-pos rows that count (clip present, not repeated), read-only."""
-        return self._live_split_pos_rows(self.outputs.existing_clips())
+        return self._live_split_pos_rows(self._present())
 
     def is_done(self, segment: Segment) -> bool:
         """Recorded; a window with an open end also when recorded with the real end its video gave it."""
@@ -376,27 +382,48 @@ class Ledger:
         return row is not None and row.failure_reason is not None and row.failure_reason.permanent
 
     def record_written(self, segment: Segment, relative_file: str, backend: str,
-                       measures: ClipMeasures | None = None) -> tuple[str, ...]:
-        """A clip now at ``relative_file`` (relative to OUTPUT_DIR), complete, and what it holds."""
-        names = self._label_names(segment.labels_text) or _class_names(segment.notes)
-        member = ""
+                       measures: ClipMeasures | None = None, member: str = "") -> tuple[str, ...]:
+        """A clip now at ``relative_file`` (relative to OUTPUT_DIR), complete, and what it holds; ``member``:
+        its name in the shard ``relative_file`` when a shard of work packed it there already."""
         if self._packer is not None:  # the loose clip becomes a member of the open shard
             member = relative_file.rpartition("/")[2]
             relative_file = self._packer.assign()
-        row = (relative_file, segment.ytid, segment.start_text, segment.end_text, segment.labels_text, names,
-               backend, member, *(measures.fields() if measures is not None else [""] * len(MEASURE_COLUMNS)))
+        row = self.rows.written(segment, relative_file, backend, member, measures)
         self._split_pos.append(row)
-        if self._packer is None:
+        if self._packer is not None:
+            self._packer.add(member, self.rows.sample(row, segment.notes))
+        elif not self._webdataset:
             self._metadata.append(_metadata_row(row) + self._note_cells(segment.notes))
-        else:
-            self._packer.add(member, sample_json(*row[1:6], notes={**measure_values(row),
-                                                                   **self._note_values(segment.notes)}))
         self.done.add(segment.key)
         if self._starts is not None:
             self._starts.add(segment.key[:2])
         if self.failed.pop(segment.key, None) is not None:
             self._changed()
         return row
+
+    def join(self, written: Iterable[list[str]], failed: Iterable[list[str]]) -> int:
+        """Rows a shard of work recorded elsewhere (outputs/work.py), as they are: each window once; returns
+        how many were new."""
+        joined = 0
+        for row in written:
+            key = row_key(row[1], row[2], row[3])
+            if key in self.done:
+                continue
+            self._split_pos.append(row)
+            if not self._webdataset:
+                self._metadata.append(_metadata_row(row) + self._note_cells(self._row_notes(row)))
+            self.done.add(key)
+            if self._starts is not None:
+                self._starts.add(key[:2])
+            if self.failed.pop(key, None) is not None:
+                self._changed()
+            joined += 1
+        for fields in failed:
+            row = FailedRow(*fields)
+            if row.key not in self.done and self.failed.get(row.key) != row:
+                self.record_failed(row.key, row)
+                joined += 1
+        return joined
 
     def record_failed(self, key: tuple, row: FailedRow) -> None:
         row = FailedRow(row.ytid, row.start_text, row.end_text, row.reason, _one_line(row.detail))
@@ -429,6 +456,36 @@ class Ledger:
         self._metadata.close()
 
 
+@dataclass(frozen=True)
+class RowMaker:
+    """How a written clip becomes its split-pos row and its sample's json: the ledger's way, which a shard of
+    work on another machine (outputs/work.py) follows too. ``label_names``: "/m/0bt9lr,/m/05tny_" -> "Dog;Bark"."""
+
+    label_names: Callable[[str], str] = no_label_names
+
+    def written(self, segment: Segment, relative_file: str, backend: str, member: str,
+                measures: ClipMeasures | None) -> tuple[str, ...]:
+        names = self.label_names(segment.labels_text) or _class_names(segment.notes)
+        return (relative_file, segment.ytid, segment.start_text, segment.end_text, segment.labels_text, names,
+                backend, member, *(measures.fields() if measures is not None else [""] * len(MEASURE_COLUMNS)))
+
+    def sample(self, row: Sequence[str], notes: str) -> bytes:
+        """The ``.json`` of the sample a split-pos row describes, with the list's annotations."""
+        return sample_json(*row[1:6], notes={**measure_values(row), **self.note_values(notes)})
+
+    def note_values(self, notes: str) -> dict[str, Any]:
+        """The annotations as a sample's json holds them; each strong event named from the ontology."""
+        values = json.loads(notes) if notes else {}
+        for event in values.get("events", ()):
+            event["name"] = self.label_names(event["mid"])
+        return values
+
+
+def failed_row(segment: Segment, reason: FailureReason, detail: str) -> FailedRow:
+    """A clip's failure as failed.csv holds it: one line, secrets redacted."""
+    return FailedRow(segment.ytid, segment.start_text, segment.end_text, reason.label, _one_line(detail))
+
+
 def split_pos_csv(outputs: CsvOutputs) -> AppendOnlyCsv:
     return AppendOnlyCsv(outputs.split_pos, SPLIT_POS_HEADER, OLDEST_SPLIT_POS_ROW, _times_problem)
 
@@ -456,7 +513,7 @@ def _metadata_row(split_pos_row: list[str] | tuple[str, ...]) -> list[str]:
             *measures, *[""] * (len(MEASURE_COLUMNS) - len(measures))]
 
 
-def measure_values(row: list[str] | tuple[str, ...]) -> dict[str, float | bool | None]:
+def measure_values(row: Sequence[str]) -> dict[str, float | bool | None]:
     """A row's measures as a sample's json holds them (JSON has no -inf: digital silence's peak is null)."""
     cells = list(row[MEASURES])
     if len(cells) < len(MEASURE_COLUMNS) or not all(cells):

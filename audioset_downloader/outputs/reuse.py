@@ -208,7 +208,9 @@ def has_manifests(settings: Settings, own: CsvOutputs) -> bool:
 
 def _manifests(settings: Settings, own: CsvOutputs) -> Iterable[CsvOutputs]:
     own = CsvOutputs(Path(os.path.abspath(own.root)), own.name)
-    for folder in dict.fromkeys(Path(os.path.abspath(path)) for path in (settings.output_dir, *settings.reuse_from)):
+    # An OUTPUT_DIR on object storage keeps only manifests in its stage folder: no clip there to take.
+    own_folder = () if settings.output_url else (settings.output_dir,)
+    for folder in dict.fromkeys(Path(os.path.abspath(path)) for path in (*own_folder, *settings.reuse_from)):
         try:
             names = sorted(entry.name for entry in os.scandir(folder) if entry.name.endswith(SPLIT_POS_SUFFIX))
         except OSError:

@@ -205,15 +205,17 @@ class ShardPacker:
         assert self._open is not None
         folder = self.outputs.clip_dir
         final = folder / self.outputs.shard_name(self._open)
-        write_shard(final, self._members(folder))
+        write_shard(final, sample_members(folder, self._samples))
         for member, _ in self._samples:
             (folder / member).unlink(missing_ok=True)
         log.info("packed %d clips into %s", len(self._samples), final.name)
         self._open, self._samples = None, []
 
-    def _members(self, folder: Path) -> Iterator[tuple[tarfile.TarInfo, IO[bytes]]]:
-        for member, meta in self._samples:
-            with open(folder / member, "rb") as clip:
-                status = os.fstat(clip.fileno())
-                yield member_info(member, status.st_size, status.st_mtime), clip
-            yield member_info(json_member(member), len(meta), status.st_mtime), io.BytesIO(meta)
+
+def sample_members(folder: Path, samples: Iterable[Sample]) -> Iterator[tuple[tarfile.TarInfo, IO[bytes]]]:
+    """Each sample's two members in a row: its clip, loose in ``folder``, then its json."""
+    for member, meta in samples:
+        with open(folder / member, "rb") as clip:
+            status = os.fstat(clip.fileno())
+            yield member_info(member, status.st_size, status.st_mtime), clip
+        yield member_info(json_member(member), len(meta), status.st_mtime), io.BytesIO(meta)

@@ -1,0 +1,105 @@
+"""A CSV's outputs on object storage, as the process that drives the run sees them.
+
+The run keeps the CSV's manifests in a local stage folder (Settings.output_dir) and works on
+them exactly as on a local OUTPUT_DIR. Before the run they come down from the store, which is
+the truth: the CSV's own files, then every work manifest a shard of work left (outputs/work.py),
+joined in row by row without repeating a window; a tar that no row names (its task was killed
+before its manifest went up) is removed, since its windows are fetched again. After the run the
+work manifests of the run are joined the same way, the CSV's files go up whole, and only then are
+the joined work manifests removed: a kill anywhere leaves each row in a file of the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from audioset_downloader.outputs.layout import CsvOutputs
+from audioset_downloader.outputs.ledger import Ledger, member_of
+from audioset_downloader.outputs.storage import Store
+from audioset_downloader.outputs.work import read_manifest, work_folder, work_index
+
+log = logging.getLogger(__name__)
+
+
+class StagedCsv:
+    """One CSV's outputs: the store's objects, and their local copies in the stage folder."""
+
+    def __init__(self, store: Store, outputs: CsvOutputs) -> None:
+        self.store = store
+        self.outputs = outputs
+        self._present: set[str] = set()  # the objects in the clip folder, as last listed
+        self._joined: set[int] = set()  # work manifests whose rows the ledger holds
+
+    def relative(self, path: Path) -> str:
+        """A stage file's name on the store: the same path under OUTPUT_DIR."""
+        return path.relative_to(self.outputs.root).as_posix()
+
+    @property
+    def manifests(self) -> tuple[Path, ...]:
+        """The CSV's files a run reads and writes, in the order they go up (the card last)."""
+        outputs = self.outputs
+        return (outputs.split_pos, outputs.failed, outputs.metadata, outputs.summary, outputs.status, outputs.log,
+                outputs.card)
+
+    def pull(self) -> None:
+        """Replace the stage's copies with the store's files, and list the clip folder."""
+        self.outputs.prepare()
+        for path in self.manifests:
+            if not self.store.get_file(self.relative(path), path):
+                path.unlink(missing_ok=True)  # gone from the store: not the stage's to bring back
+        self._present = self.store.names(self.outputs.name)
+
+    def present(self) -> set[str]:
+        """The clip folder's objects (clips, shards, metadata.csv) as listed when the run began."""
+        return self._present
+
+    def next_index(self) -> int:
+        """The first shard number no tar and no work manifest of the store uses."""
+        used = [self.outputs.shard_index(name) for name in self._present]
+        used += [work_index(name) for name in self.store.names(work_folder(self.outputs.name))]
+        return max((index for index in used if index is not None), default=-1) + 1
+
+    def join(self, ledger: Ledger) -> int:
+        """Record the rows of every work manifest on the store that the ledger does not hold yet."""
+        joined = 0
+        for name in sorted(self.store.names(work_folder(self.outputs.name))):
+            index = work_index(name)
+            if index is None or index in self._joined:
+                continue
+            text = self.store.get_text(f"{work_folder(self.outputs.name)}/{name}")
+            if text is None:
+                continue
+            written, failed = read_manifest(text)
+            joined += ledger.join(written, failed)
+            self._joined.add(index)
+        return joined
+
+    def remove_orphans(self, ledger: Ledger) -> int:
+        """Remove the tars no row names: a task put one up and was killed before its manifest."""
+        named = {row[0].rpartition("/")[2] for row in ledger.written_rows() if member_of(row)}
+        orphans = sorted(name for name in self._present
+                         if self.outputs.shard_index(name) is not None and name not in named)
+        self.store.remove([f"{self.outputs.name}/{name}" for name in orphans])
+        if orphans:
+            log.info("removed %d shards no row names (%s...): their task was killed before its rows went up; "
+                     "their windows are fetched again", len(orphans), orphans[0])
+        self._present -= set(orphans)
+        return len(orphans)
+
+    def publish(self) -> None:
+        """Put the CSV's files up whole, then remove the work manifests they now hold."""
+        for path in self.manifests:
+            if path.is_file():
+                self.store.put_file(path, self.relative(path))
+        self.store.remove([f"{work_folder(self.outputs.name)}/{index:06d}.json" for index in sorted(self._joined)])
+        self._joined.clear()
+
+    def remove_outputs(self) -> None:
+        """REMOVE_EXIST_DOWNLOADS: the CSV's objects on the store, and its stage copies."""
+        name = self.outputs.name
+        held = [f"{name}/{entry}" for entry in self.store.names(name)]
+        held += [f"{work_folder(name)}/{entry}" for entry in self.store.names(work_folder(name))]
+        held += [self.relative(path) for path in self.manifests if self.store.exists(self.relative(path))]
+        self.store.remove(held)
+        self.outputs.remove_outputs()

@@ -1,0 +1,146 @@
+"""The one seam between the outputs and object storage: an OUTPUT_DIR that is a URL (s3://, gs://...).
+
+Object storage has no rename and no append: an object appears whole when its upload ends, or
+not at all. So a run whose OUTPUT_DIR is a URL writes in a local stage folder exactly what a
+local run writes, and everything that reaches the store goes through ``Store``: whole files
+put, whole objects got, folders listed, objects removed. fsspec picks the library by the URL's
+scheme (s3fs, gcsfs), which finds credentials and the endpoint as it always does (AWS_* variables
+including AWS_ENDPOINT_URL, ~/.aws, instance roles); STORAGE_OPTIONS adds what they cannot say.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from audioset_downloader.atomic import partial_path
+from audioset_downloader.errors import ConfigError, OutputUnwritableError
+
+log = logging.getLogger(__name__)
+
+# The package each scheme needs, and the extra that brings it.
+NEEDS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs")}
+PROBE = ".audioset-downloader-probe"  # written and removed by the check before any clip is fetched
+
+
+class Store:
+    """An OUTPUT_DIR on object storage; paths relative to it, as a local run's are to its folder."""
+
+    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.options = dict(options or {})
+        self.scheme, _, self._root = self.url.partition("://")
+        self._fs: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"url": self.url, "options": self.options}  # each process opens its own client
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["url"], state["options"])  # type: ignore[misc]
+
+    def __repr__(self) -> str:  # never the options: they may hold a secret
+        return f"Store({self.url!r})"
+
+    @property
+    def fs(self) -> Any:
+        if self._fs is None:
+            self._fs = open_filesystem(self.url, self.scheme, self.options)
+        return self._fs
+
+    def path(self, relative: str) -> str:
+        return f"{self._root}/{relative}" if relative else self._root
+
+    def check(self, write: bool = True) -> None:
+        """Before any clip: the library is there, the bucket is, and it takes an object (a write, then its
+        removal); ``write=False``: it can be listed."""
+        fs, probe = self.fs, self.path(PROBE)
+        try:
+            if write:
+                fs.pipe_file(probe, b"")
+                fs.rm_file(probe)
+            else:
+                fs.ls(self._root.partition("/")[0], detail=False, refresh=True)
+        except FileNotFoundError:
+            raise ConfigError(f"OUTPUT_DIR {self.url}: the bucket {self._root.partition('/')[0]!r} does not exist; "
+                              "create it, or fix the URL (and AWS_ENDPOINT_URL if not on AWS)") from None
+        except PermissionError as exc:
+            raise ConfigError(f"OUTPUT_DIR {self.url}: credentials refused ({_first_line(exc)}); set "
+                              "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or ~/.aws, or STORAGE_OPTIONS) to ones "
+                              "that may write there") from None
+        except OSError as exc:
+            raise ConfigError(f"OUTPUT_DIR {self.url}: cannot write there ({_first_line(exc)}); check the URL, "
+                              "AWS_ENDPOINT_URL and the network") from None
+
+    def put_file(self, local: Path, relative: str) -> None:
+        """Upload ``local`` as one object: it appears whole, or not at all."""
+        self._guarded(self.fs.put_file, str(local), self.path(relative))
+
+    def put_text(self, relative: str, text: str) -> None:
+        self._guarded(self.fs.pipe_file, self.path(relative), text.encode("utf-8"))
+
+    def get_file(self, relative: str, local: Path) -> bool:
+        """Download an object to ``local`` (complete before it has its name); False when there is none."""
+        temp = partial_path(local)
+        try:
+            self.fs.get_file(self.path(relative), str(temp))
+        except FileNotFoundError:
+            temp.unlink(missing_ok=True)
+            return False
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        os.replace(temp, local)
+        return True
+
+    def get_text(self, relative: str) -> str | None:
+        try:
+            return self.fs.cat_file(self.path(relative)).decode("utf-8")
+        except FileNotFoundError:
+            return None
+
+    def names(self, folder: str) -> set[str]:
+        """The objects directly in ``folder``, by name: one listing, never a cached one."""
+        try:
+            entries = self.fs.ls(self.path(folder), detail=False, refresh=True)
+        except FileNotFoundError:
+            return set()
+        prefix = self.path(folder).rstrip("/") + "/"
+        return {entry.rstrip("/")[len(prefix):] for entry in entries if entry.startswith(prefix)}
+
+    def exists(self, relative: str) -> bool:
+        return bool(self.fs.exists(self.path(relative)))
+
+    def remove(self, relatives: list[str]) -> None:
+        if relatives:
+            self.fs.rm([self.path(relative) for relative in relatives])
+
+    def _guarded(self, call: Any, *args: Any) -> None:
+        try:
+            call(*args)
+        except PermissionError as exc:
+            raise OutputUnwritableError(f"OUTPUT_DIR {self.url}: the store refused a write ({_first_line(exc)}); "
+                                        "fix the credentials, then rerun: finished clips are kept") from exc
+
+
+def open_filesystem(url: str, scheme: str, options: dict[str, Any]) -> Any:
+    """fsspec's filesystem for ``scheme``, or one line saying which package to install."""
+    import fsspec
+
+    try:
+        return fsspec.filesystem(scheme, **options)
+    except ImportError:
+        package, extra = NEEDS.get(scheme, (f"fsspec's {scheme} support", scheme))
+        raise ConfigError(f"OUTPUT_DIR {url}: needs {package}, which is not installed; install it with: "
+                          f'pip install -e ".[{extra}]"') from None
+    except ValueError as exc:  # an unknown scheme
+        raise ConfigError(f"OUTPUT_DIR {url}: {exc}; use a local folder, s3://bucket/prefix or gs://bucket/prefix") \
+            from None
+    except TypeError as exc:  # an option the library does not take
+        raise ConfigError(f"STORAGE_OPTIONS: {_first_line(exc)}; give only options {scheme}'s library takes") \
+            from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
