@@ -16,6 +16,8 @@ import math
 import multiprocessing
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,14 @@ from audioset_downloader.engine import dask_engine
 from audioset_downloader.engine.progress import duration, summary_table
 from audioset_downloader.engine.runner import exclusive, load_ontology, plan_csv, run_csv
 from audioset_downloader.engine.shared import hosted
-from audioset_downloader.errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, ConfigError, DownloaderError
+from audioset_downloader.errors import (
+    EXIT_FATAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    ConfigError,
+    DownloaderError,
+    OutputLockedError,
+)
 from audioset_downloader.fetch.backends import check_backend_settings, load_backend
 from audioset_downloader.fetch.cutter import find_ffmpeg
 from audioset_downloader.fetch.measure import SILENT_CLIPS_SAID
@@ -39,11 +48,19 @@ from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.ledger import Ledger
 from audioset_downloader.outputs.merge import ListNotes, csv_names, merge_csv
 from audioset_downloader.outputs.reuse import SharedWindows
-from audioset_downloader.outputs.status import csv_status, identity_status, status_lines
+from audioset_downloader.outputs.stage import StoreCopy
+from audioset_downloader.outputs.status import csv_status, heartbeat_running, identity_status, status_lines
 from audioset_downloader.outputs.storage import Store
 from audioset_downloader.outputs.summary import CsvSummary
 from audioset_downloader.outputs.verify import verify_csv
-from audioset_downloader.pacing.book import Book, learned_lines, new_book, planned_per_minute, save_learned
+from audioset_downloader.pacing.book import (
+    LEARNED_FILE,
+    Book,
+    learned_lines,
+    new_book,
+    planned_per_minute,
+    save_learned,
+)
 from audioset_downloader.redact import redact
 
 CONFIG_FILE_NAME = "download_configs.py"
@@ -93,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="check every clip listed in split-pos.csv: present, decodes, right length, rate, channels")
     modes.add_argument("--repair", action="store_true",
                        help="with --verify: drop broken rows and files so that a rerun fetches them again")
-    modes.add_argument("--merge", nargs="+", type=Path, metavar="DIR",
+    modes.add_argument("--merge", nargs="+", metavar="DIR",
                        help="merge the outputs of other runs (shards, machines) into OUTPUT_DIR, without duplicates")
     modes.add_argument("--doctor", action="store_true",
                        help="check ffmpeg, the backends, yt-dlp's JS runtime, cookies, proxy and OUTPUT_DIR, "
@@ -195,6 +212,7 @@ def preflight(settings: Settings, dry_run: bool = False) -> None:
 
 def dry_run(settings: Settings) -> int:
     """Per CSV and in total: what a run would attempt now, and how long that takes at the run's pace."""
+    _learned_from_store(settings)
     per_minute, source = planned_per_minute(settings)
     total = 0
     for csv_path in settings.csv_file_names:
@@ -210,16 +228,40 @@ def dry_run(settings: Settings) -> int:
     return EXIT_OK
 
 
+@contextlib.contextmanager
+def on_copy(settings: Settings, whole: bool, push: bool = False,
+            names: list[str] | None = None) -> Iterator[tuple[Settings, dict[str, set[str]]]]:
+    """An OUTPUT_DIR on object storage: the command works on a copy of its objects in a folder of its own (every
+    object of the clip folders when ``whole``), and what it changed there goes back up when ``push``. A local
+    OUTPUT_DIR: as it is. With the settings, what each CSV's clip folder holds on the store (by name)."""
+    if settings.output_url is None:
+        yield settings, {}
+        return
+    with tempfile.TemporaryDirectory(prefix="audioset-copy-") as folder:
+        copy = StoreCopy(Store(settings.output_url, settings.storage_options), Path(folder))
+        names = names if names is not None else [path.stem for path in settings.csv_file_names]
+        copy.pull(names, whole)
+        going = [name for name in names if push and heartbeat_running(CsvOutputs(Path(folder), name))]
+        if going:
+            raise OutputLockedError(f"{settings.output_url}/{going[0]}: a run is writing these outputs (its "
+                                    "heartbeat is fresh); wait for it to finish, then rerun this command")
+        yield replace(settings, output_dir=Path(folder), output_url=None), copy.listed
+        if push:
+            copy.push()
+
+
 def status_all(settings: Settings, as_json: bool) -> int:
     """--status: what the outputs say of the run (going on or not), per CSV and per identity; exit 0 either way."""
+    remote = settings.output_url is not None
     csvs = []
-    for path in settings.csv_file_names:
-        try:
-            listed = count_windows(path, settings)
-        except (OSError, DownloaderError):
-            listed = 0  # the list moved away: the outputs still say what was done
-        csvs.append(csv_status(CsvOutputs.for_csv(settings.output_dir, path), listed))
-    identities = identity_status(settings.output_dir, csvs)
+    with on_copy(settings, whole=False) as (settings, _):
+        for path in settings.csv_file_names:
+            try:
+                listed = count_windows(path, settings)
+            except (OSError, DownloaderError):
+                listed = 0  # the list moved away: the outputs still say what was done
+            csvs.append(csv_status(CsvOutputs.for_csv(settings.output_dir, path), listed, remote))
+        identities = identity_status(settings.output_dir, csvs)
     if as_json:
         print(json.dumps({"csvs": [{k: v for k, v in s.items() if k != "identities"} for s in csvs],
                           "identities": identities}, indent=2))
@@ -231,12 +273,18 @@ def status_all(settings: Settings, as_json: bool) -> int:
 
 def report_all(settings: Settings) -> int:
     """--report: per CSV, the class-by-class account of what the manifests hold."""
+    with on_copy(settings, whole=False, push=True) as (settings, listed):
+        return _report_all(settings, listed)
+
+
+def _report_all(settings: Settings, listed: dict[str, set[str]]) -> int:
     ontology = load_ontology(settings)
     for csv_path in settings.csv_file_names:
         outputs = CsvOutputs.for_csv(settings.output_dir, csv_path)
         outputs.root.mkdir(parents=True, exist_ok=True)
         with exclusive(outputs):  # not while a run is writing the manifests
-            ledger = Ledger(outputs)
+            held = listed.get(outputs.name)
+            ledger = Ledger(outputs, present=(lambda held=held: held) if held is not None else None)
             ledger.load()
             csv_report = report.count(csv_path, ledger, settings)
             files = report.write_report(csv_report, outputs, ontology)
@@ -266,6 +314,7 @@ def _run_in_child(csv_path: Path, settings: Settings, position: int, book: Book,
 
 def run_all(settings: Settings) -> int:
     """Run each CSV, in this process when there is one, else one process each (or on Dask)."""
+    _learned_from_store(settings)
     if settings.engine == "dask":
         return run_on_dask(settings)
     if len(settings.csv_file_names) == 1:
@@ -290,6 +339,16 @@ def _close_book(settings: Settings, book: Book) -> None:
         print(redact(entry.line()))
     with contextlib.suppress(OSError):  # a full disk has been reported already
         save_learned(settings.output_dir, stats)
+        if settings.output_url is not None:  # for the next run, from whichever machine
+            Store(settings.output_url, settings.storage_options).put_file(settings.output_dir / LEARNED_FILE,
+                                                                          LEARNED_FILE)
+
+
+def _learned_from_store(settings: Settings) -> None:
+    """An OUTPUT_DIR on object storage: what earlier runs learnt of the identities, into the stage folder."""
+    if settings.output_url is not None:
+        settings.output_dir.mkdir(parents=True, exist_ok=True)
+        Store(settings.output_url, settings.storage_options).get_file(LEARNED_FILE, settings.output_dir / LEARNED_FILE)
 
 
 def _run_processes(settings: Settings, book: Book, shared: SharedWindows | None) -> int:
@@ -346,7 +405,32 @@ def run_on_dask(settings: Settings) -> int:
     return EXIT_OK
 
 
-def merge_all(settings: Settings, sources: list[Path]) -> int:
+def merge_all(settings: Settings, given: list[str]) -> int:
+    """--merge: other runs' outputs (folders, or OUTPUT_DIRs on object storage) into OUTPUT_DIR."""
+    with contextlib.ExitStack() as copies:
+        sources = [copies.enter_context(_merged_from(settings, source)) for source in given]
+        names = sorted({name for source in sources for name in csv_names(source)})
+        with on_copy(settings, whole=True, push=True, names=names) as (target, _):
+            return _merge_all(target, sources)
+
+
+@contextlib.contextmanager
+def _merged_from(settings: Settings, source: str) -> Iterator[Path]:
+    """A source of --merge as a local folder: itself, or a whole copy of an OUTPUT_DIR on object storage."""
+    if "://" not in source:
+        yield Path(source)
+        return
+    if source.rstrip("/") == settings.output_url:
+        raise ConfigError(f"--merge {source}: that is OUTPUT_DIR itself; merge other runs' outputs into it")
+    store = Store(source, settings.storage_options)
+    store.check(write=False)
+    names = [name.removesuffix(".split-pos.csv") for name in store.names("") if name.endswith(".split-pos.csv")]
+    with tempfile.TemporaryDirectory(prefix="audioset-merge-") as folder:
+        StoreCopy(store, Path(folder)).pull(names, whole=True)
+        yield Path(folder)
+
+
+def _merge_all(settings: Settings, sources: list[Path]) -> int:
     for source in sources:
         if not source.is_dir():
             raise ConfigError(f"--merge {source}: not a folder; give the OUTPUT_DIR of each run to merge")
@@ -379,6 +463,11 @@ def _finished_summary(settings: Settings, csv_path: Path, code: int | None) -> C
 
 
 def verify_all(settings: Settings, repair: bool) -> int:
+    with on_copy(settings, whole=True, push=repair) as (settings, _):
+        return _verify_all(settings, repair)
+
+
+def _verify_all(settings: Settings, repair: bool) -> int:
     found = 0
     for csv_path in settings.csv_file_names:
         outputs = CsvOutputs.for_csv(settings.output_dir, csv_path)

@@ -228,6 +228,13 @@ def test_an_unreachable_scheduler_is_one_clear_error(tmp_path: Path, mirror: Mir
 def cli_cluster(hosts: list[str]) -> Iterator[str]:
     """A cluster as a user starts one: `dask scheduler`, then `dask worker --host H` per machine (here a
     loopback address each, 127.0.0.2, 127.0.0.3, ...)."""
+    with cli_cluster_processes(hosts) as (address, _):
+        yield address
+
+
+@contextlib.contextmanager
+def cli_cluster_processes(hosts: list[str]) -> Iterator[tuple[str, list[subprocess.Popen]]]:
+    """cli_cluster's scheduler address, and its worker processes (to kill one)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -241,7 +248,7 @@ def cli_cluster(hosts: list[str]) -> Iterator[str]:
                       for host in hosts]
         with distributed.Client(address, timeout=60) as client:
             client.wait_for_workers(len(hosts), timeout=60)
-        yield address
+        yield address, processes[1:]
     finally:
         for process in processes:
             process.terminate()
@@ -286,14 +293,12 @@ def test_the_dry_run_counts_one_machine_and_says_so(tmp_path: Path, mirror: Mirr
     assert total[0].endswith("counting one worker machine (PER_MACHINE_IDENTITY): each more adds its own identity")
 
 
-@pytest.mark.parametrize("setting", ["OUTPUT_DIR", "REUSE_FROM"])
-def test_an_object_storage_url_is_refused_not_made_a_local_folder(tmp_path: Path, mirror: Mirror, setting: str,
-                                                                   capsys: pytest.CaptureFixture[str],
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    url = "s3://bucket/audioset"
-    config = configure(tmp_path, mirror, "local", **{setting: url if setting == "OUTPUT_DIR" else [url]})
-    monkeypatch.chdir(tmp_path)  # before, OUTPUT_DIR = "s3://bucket/..." was a folder "s3:" under the working folder
+def test_reuse_from_a_url_is_refused_not_made_a_local_folder(tmp_path: Path, mirror: Mirror,
+                                                              capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    config = configure(tmp_path, mirror, "local", REUSE_FROM=["s3://bucket/audioset"])
+    monkeypatch.chdir(tmp_path)  # before, a URL became a folder "s3:" under the working folder
     assert cli.main(["--config", str(config)]) == 2
     error = capsys.readouterr().err.strip().splitlines()
-    assert len(error) == 1 and f"{setting} is a URL (s3://), and object storage is not supported yet" in error[0]
+    assert len(error) == 1 and "REUSE_FROM is a URL (s3://), and only OUTPUT_DIR may be one" in error[0]
     assert not (tmp_path / "s3:").exists() and not (tmp_path / "local").exists()

@@ -14,10 +14,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from audioset_downloader.atomic import PARTIAL_SUFFIX
+from audioset_downloader.inputs.segments import row_key
 from audioset_downloader.outputs.layout import CsvOutputs
-from audioset_downloader.outputs.ledger import Ledger, member_of
+from audioset_downloader.outputs.ledger import FAILED_HEADER, AppendOnlyCsv, Ledger, member_of, split_pos_csv
 from audioset_downloader.outputs.storage import Store
 from audioset_downloader.outputs.work import read_manifest, work_folder, work_index
+from audioset_downloader.pacing.book import LEARNED_FILE
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,10 @@ class StagedCsv:
         self._present -= set(orphans)
         return len(orphans)
 
+    def put_up(self, path: Path) -> None:
+        """One stage file up now (the heartbeat, for --status from any machine)."""
+        self.store.put_file(path, self.relative(path))
+
     def publish(self) -> None:
         """Put the CSV's files up whole, then remove the work manifests they now hold."""
         for path in self.manifests:
@@ -103,3 +110,74 @@ class StagedCsv:
         held += [self.relative(path) for path in self.manifests if self.store.exists(self.relative(path))]
         self.store.remove(held)
         self.outputs.remove_outputs()
+
+
+class StoreCopy:
+    """OUTPUT_DIR's objects copied into a folder of their own, for the commands that read or mend finished
+    outputs (--status, --verify, --report, --merge); what they change there goes back up with ``push``.
+
+    Never the run's stage folder: a run may be appending to the manifests there.
+    """
+
+    def __init__(self, store: Store, folder: Path) -> None:
+        self.store = store
+        self.folder = folder
+        self._pulled: dict[str, tuple[int, int]] = {}  # relative path -> (size, mtime_ns) as it came down
+        self.listed: dict[str, set[str]] = {}  # CSV name -> the objects of its clip folder
+
+    def pull(self, names: list[str], whole: bool) -> None:
+        """Each CSV's files, its work manifests joined in; with ``whole``, every object of its clip folder too."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.store.get_file(LEARNED_FILE, self.folder / LEARNED_FILE)
+        for name in names:
+            outputs = CsvOutputs(self.folder, name)
+            staged = StagedCsv(self.store, outputs)
+            staged.pull()
+            self.listed[name] = staged.present()
+            if whole:
+                for entry in sorted(staged.present()):
+                    self.store.get_file(f"{name}/{entry}", outputs.clip_dir / entry)
+            self._append_work_rows(staged)
+        self._pulled = self._files()
+
+    def _append_work_rows(self, staged: StagedCsv) -> None:
+        """The rows of the work manifests not joined yet, appended as they are (the CSV's files are otherwise
+        left as the store has them, for --verify to see)."""
+        outputs = staged.outputs
+        split_pos, failed = split_pos_csv(outputs), AppendOnlyCsv(outputs.failed, FAILED_HEADER)
+        held = {row_key(*row[1:4]) for row in split_pos.rows(repair=False)}
+        split_pos.open()
+        failed.open()
+        try:
+            for name in sorted(self.store.names(work_folder(outputs.name))):
+                text = self.store.get_text(f"{work_folder(outputs.name)}/{name}")
+                if work_index(name) is None or text is None:
+                    continue
+                written, failures = read_manifest(text)
+                for row in written:
+                    if row_key(*row[1:4]) not in held:
+                        held.add(row_key(*row[1:4]))
+                        split_pos.append(row)
+                for row in failures:
+                    failed.append(row)
+        finally:
+            split_pos.close()
+            failed.close()
+
+    def push(self) -> int:
+        """Put up every file the command added or changed, remove every object whose file it removed."""
+        now = self._files()
+        changed = [relative for relative, seen in now.items() if self._pulled.get(relative) != seen]
+        for relative in changed:
+            self.store.put_file(self.folder / relative, relative)
+        self.store.remove(sorted(set(self._pulled) - set(now)))
+        self._pulled = now
+        return len(changed)
+
+    def _files(self) -> dict[str, tuple[int, int]]:
+        found = {}
+        for path in self.folder.rglob("*"):
+            if path.is_file() and not path.name.startswith(".") and not path.name.endswith(PARTIAL_SUFFIX):
+                status = path.stat()
+                found[path.relative_to(self.folder).as_posix()] = (status.st_size, status.st_mtime_ns)
+        return found

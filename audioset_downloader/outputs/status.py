@@ -1,13 +1,13 @@
 """What a run tells a watcher, and --status: is a run going on, how far it is, how fast, until when.
 
-A running CSV process writes X.status.json (atomically) at its start, every HEARTBEAT_S from a
-timer of its own (an hour-long block finishes no clip, and must not look like a dead run) and at
-its end: its pid, when it started, the clips finished so far with a sample a minute of that
-count, and each identity's pace and block. --status reads that, the manifests and the list,
-never a byte written and never a request: whether a run holds the CSV's lock (a killed run's
-lock is released with it, so a stale pid is not "running"), clips written, failed by kind,
-invalid rows, windows left to attempt, the rate over the last hour and since the start, and the
-time left at that rate.
+A running CSV process writes X.status.json (atomically; on object storage, put up) at its start,
+every HEARTBEAT_S from a timer of its own (an hour-long block finishes no clip, and must not look
+like a dead run) and at its end: its pid, when it started, the clips finished so far with a
+sample a minute of that count, and each identity's pace and block. --status reads that, the
+manifests and the list, never a byte written and never a request: whether a run holds the CSV's
+lock (a killed run's lock is released with it, so a stale pid is not "running"; on object
+storage, whether the heartbeat is fresh), clips written, failed by kind, invalid rows, windows
+left to attempt, the rate over the last hour and since the start, and the time left at that rate.
 """
 
 from __future__ import annotations
@@ -61,8 +61,10 @@ class HeartbeatWriter:
     """Writes a CSV process's heartbeat now, every HEARTBEAT_S from its own thread, and at the end."""
 
     def __init__(self, outputs: CsvOutputs, finished: Callable[[], int],
-                 identities: Callable[[], list[IdentityStats]]) -> None:
+                 identities: Callable[[], list[IdentityStats]],
+                 written: Callable[[Path], None] = lambda path: None) -> None:
         self._path = outputs.status
+        self._written = written  # after each write: an OUTPUT_DIR on object storage puts the file up
         self._finished, self._identities = finished, identities
         self.heartbeat = Heartbeat(os.getpid(), time.time())
         self._done = threading.Event()
@@ -87,20 +89,22 @@ class HeartbeatWriter:
         with contextlib.suppress(Exception):  # a watcher's file is never worth a run: a full disk says so elsewhere
             self.heartbeat.beat(self._finished(), self._identities(), time.time())
             write_atomically(self._path, json.dumps(asdict(self.heartbeat)) + "\n")
+            self._written(self._path)
 
 
 # ---------------------------------------------------------------- --status
 
 
-def csv_status(outputs: CsvOutputs, listed: int) -> dict[str, Any]:
-    """One CSV's figures (``listed``: the windows its list names)."""
+def csv_status(outputs: CsvOutputs, listed: int, remote: bool = False) -> dict[str, Any]:
+    """One CSV's figures (``listed``: the windows its list names). ``remote``: a copy of an OUTPUT_DIR on object
+    storage, where no lock can be seen: a run is going on while its heartbeat is fresh."""
     written = _rows(outputs.split_pos)
     failed = _failed_by_reason(outputs.failed)
     invalid = failed.pop(FailureReason.INVALID_ROW.label, 0)
     for_good = sum(count for reason, count in failed.items()
                    if (kind := FailureReason.from_label(reason)) is not None and kind.permanent)
     beat = _heartbeat(outputs.status)
-    running = _locked(outputs.lock)
+    running = _fresh(beat) if remote else _locked(outputs.lock)
     status: dict[str, Any] = {
         "csv": outputs.name, "running": running, "pid": beat.get("pid") if running else None,
         "written": written, "failed": dict(sorted(failed.items())), "invalid_rows": invalid,
@@ -195,6 +199,16 @@ def _heartbeat(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) and isinstance(data.get("started_utc"), (int, float)) else {}
+
+
+def heartbeat_running(outputs: CsvOutputs) -> bool:
+    """Whether the CSV's heartbeat (a copy of one on object storage) says a run is going on now."""
+    return _fresh(_heartbeat(outputs.status))
+
+
+def _fresh(beat: dict[str, Any]) -> bool:
+    """A heartbeat of a run still going: not its last one, and put up within three beats."""
+    return bool(beat.get("running")) and time.time() - float(beat.get("updated_utc") or 0) < 3 * HEARTBEAT_S
 
 
 def _locked(lock: Path) -> bool:
