@@ -186,7 +186,9 @@ def preflight(settings: Settings, dry_run: bool = False) -> None:
             raise ConfigError(f"CSV_FILE_NAMES[{index}]: {path} {problem}; name a segment CSV file")
         list_format(path, settings)  # a list of no known shape is refused before any work
     for index, folder in enumerate(settings.reuse_from):
-        if not folder.is_dir():
+        if isinstance(folder, str):  # another run's OUTPUT_DIR on object storage
+            Store(folder, settings.storage_options).check(write=False)
+        elif not folder.is_dir():
             raise ConfigError(f"REUSE_FROM[{index}]: {folder} is not a folder; name another run's OUTPUT_DIR")
     if settings.cookies_file is not None:
         load_cookies(settings.cookies_file)

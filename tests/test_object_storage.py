@@ -364,3 +364,20 @@ def test_verify_repair_report_and_merge_work_on_the_url(tmp_path: Path, mirror: 
     assert cli.main(["--config", str(local), "--merge", url]) == 0
     assert len(rows_of((merged / f"{CSV_NAME}.split-pos.csv").read_text())) == len(WINDOWS)
     assert len(list((merged / CSV_NAME).glob("*.wav"))) == len(WINDOWS)
+
+
+@pytest.mark.parametrize("layout", ["files", "webdataset"])
+def test_reuse_from_a_url_takes_its_clips_without_a_request(tmp_path: Path, mirror: Mirror, s3: Any, bucket: str,
+                                                            layout: str) -> None:
+    url = f"s3://{bucket}/earlier"
+    assert cli.main(["--config", str(configure(tmp_path, mirror, url, OUTPUT_LAYOUT=layout))]) == 0
+    mirror.server.reset_counts()
+    here = tmp_path / "here"
+    config = configure(tmp_path, mirror, str(here), REUSE_FROM=[url])
+    assert cli.main(["--config", str(config)]) == 0
+    assert sum(count for path, count in mirror.server.requests.items() if path != "/missingvid0.m4a") == 0
+    rows = rows_of((here / f"{CSV_NAME}.split-pos.csv").read_text())
+    assert len(rows) == len(WINDOWS) and {row["backend"] for row in rows} == {"reused"}
+    row = next(row for row in rows if row["YTID"] == "vid03aaaaaa" and row["start_seconds"] == "200.000")
+    audio = decode(here / row["file"])
+    assert abs(audio.duration - 10.0) < 0.03 and abs(window_offset(audio, 200.0)) < 0.05

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from audioset_downloader.engine.pool import run_bounded
-from audioset_downloader.engine.remote import run_work_shard, shard_batches
+from audioset_downloader.engine.remote import run_work_shards, shard_batches
 from audioset_downloader.engine.worker import ClipResult, ClipWorker
 from audioset_downloader.errors import ConfigError
 from audioset_downloader.inputs.segments import Segment
@@ -49,7 +49,7 @@ def run_shard(worker: ClipWorker, segments: list[Segment], since: float,
         worker.machine = machine_address()
     results: list[ClipResult] = []
     if plan is not None:
-        run_work_shard(worker, segments, plan, threading.Event(), results.append, contextvars.copy_context())
+        run_work_shards(worker, iter([(plan, segments)]), threading.Event(), results.append, contextvars.copy_context())
         return results
     todo = []
     for segment in segments:

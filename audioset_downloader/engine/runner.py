@@ -22,7 +22,7 @@ from pathlib import Path
 from audioset_downloader.atomic import write_atomically
 from audioset_downloader.engine.pool import run_bounded
 from audioset_downloader.engine.progress import BarFriendlyHandler, ProgressBar, duration, show_progress
-from audioset_downloader.engine.remote import run_work_shard, shard_batches
+from audioset_downloader.engine.remote import numbered_shards, run_work_shards
 from audioset_downloader.engine.worker import ClipResult, ClipWorker
 from audioset_downloader.errors import ConfigError, FailureReason, OutputLockedError, OutputUnwritableError
 from audioset_downloader.fetch.cutter import find_ffmpeg
@@ -70,10 +70,8 @@ def local_dispatch(worker: ClipWorker, segments: Iterator[Segment], record: Call
     if worker.plans is None:
         run_bounded(worker, segments, worker.settings.workers, record, stop)
         return
-    for shard in shard_batches(segments, worker.settings.shard_size):  # OUTPUT_DIR on object storage
-        if stop.is_set():
-            break
-        run_work_shard(worker, shard, next(worker.plans), stop, record)
+    # OUTPUT_DIR on object storage: shards of work, through one pool
+    run_work_shards(worker, numbered_shards(segments, worker.settings.shard_size, worker.plans), stop, record)
 
 
 class CsvRun:

@@ -96,7 +96,7 @@ class Settings:
     pytubefix_client: str = "VISION_OS"
     clip_seconds: float = 10.0  # a window a list gives no end for lasts this long (AudioCaps, VGGSound, ...)
     columns: Columns | None = None  # a list of no known shape: where its YTID and times are
-    reuse_from: tuple[Path, ...] = ()  # other OUTPUT_DIRs whose clips are taken instead of fetched again
+    reuse_from: tuple[Path | str, ...] = ()  # other OUTPUT_DIRs (folders or URLs) whose clips are taken, not fetched
     silent_clips: str = "keep"  # "keep": written and flagged; "drop": not kept, failed as "silent"
 
     def url_for(self, ytid: str) -> str:
@@ -217,15 +217,6 @@ def _path(value: Any) -> Path:
     return Path(_text(value))
 
 
-def _folder(value: Any) -> Path:
-    """A local folder. A URL (s3://, gs://...) would silently become a folder named "s3:" here."""
-    text = _text(value)
-    if _URL.match(text):
-        raise ValueError(f"is a URL ({text.partition('://')[0]}://), and only OUTPUT_DIR may be one; "
-                         "copy that run's outputs down (or mount them) and give the local folder")
-    return Path(text)
-
-
 def _output_dir(value: Any) -> Path | str:
     """A local folder, or object storage as an fsspec URL with a bucket: s3://bucket/prefix, gs://bucket."""
     text = _text(value)
@@ -303,12 +294,12 @@ def _columns(value: Any) -> Columns:
     return Columns(*(name.strip() if isinstance(name, str) else None for name in names))
 
 
-def _folders(value: Any) -> tuple[Path, ...]:
+def _reuse_sources(value: Any) -> tuple[Path | str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, (list, tuple)):
-        raise ValueError('must be a list of folders, e.g. ["/data/audioset"] (other runs\' OUTPUT_DIR)')
-    return tuple(_folder(item) for item in value)
+        raise ValueError('must be a list of folders or URLs, e.g. ["/data/audioset"] (other runs\' OUTPUT_DIR)')
+    return tuple(_output_dir(item) for item in value)
 
 
 def _url_format(value: Any) -> str:
@@ -381,7 +372,7 @@ CONSTANTS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "REMOVE_EXIST_DOWNLOADS": ("remove_exist_downloads", _flag),
     "OUTPUT_DIR": ("output_dir", _output_dir),
     "STORAGE_OPTIONS": ("storage_options", _storage_options),
-    "REUSE_FROM": ("reuse_from", _folders),
+    "REUSE_FROM": ("reuse_from", _reuse_sources),
     "CLIP_SECONDS": ("clip_seconds", _clip_seconds),
     "COLUMNS": ("columns", _optional(_columns)),
     "OUTPUT_LAYOUT": ("output_layout", _choice(LAYOUTS)),

@@ -23,6 +23,7 @@ import errno
 import json
 import logging
 import os
+import re
 import shutil
 import stat
 import tarfile
@@ -35,15 +36,17 @@ from audioset_downloader.atomic import partial_path
 from audioset_downloader.fetch.measure import ClipMeasures
 from audioset_downloader.fetch.probe import Undecodable, probe
 from audioset_downloader.inputs.segments import OneLine, Segment, parse_ms
-from audioset_downloader.inputs.settings import Settings
+from audioset_downloader.inputs.settings import Settings, stage_folder
 from audioset_downloader.outputs.layout import CLIP_NAME, CsvOutputs
 from audioset_downloader.outputs.ledger import MEASURES, loose_clip, member_of
+from audioset_downloader.outputs.storage import Store
 
 log = logging.getLogger(__name__)
 
 BACKEND = "reused"
 DURATION_TOLERANCE_S = 0.1  # a clip decodes to its recorded length within this, or it is not whole
 SPLIT_POS_SUFFIX = ".split-pos.csv"
+_CSV_STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a list's name, as settings allows it
 
 
 def clip_settings(settings: Settings) -> dict[str, object]:
@@ -63,6 +66,7 @@ class Candidate:
     loose: str  # where the clip is as a file before its shard is packed
     made_with: dict | None
     measures: ClipMeasures | None  # what the clip holds, as its manifest recorded
+    store: Store | None = None  # REUSE_FROM on object storage: the clip (or shard) is got from there when first taken
 
 
 class ReuseIndex:
@@ -76,7 +80,7 @@ class ReuseIndex:
     def build(cls, settings: Settings, own: CsvOutputs, ytids: set[str]) -> ReuseIndex:
         """One pass over every manifest under OUTPUT_DIR (but ``own``) and under each REUSE_FROM folder."""
         candidates: dict[tuple[str, int], list[Candidate]] = {}
-        for outputs in _manifests(settings, own):
+        for outputs, store in _manifests(settings, own):
             made_with = _made_with(outputs)
             for row in _rows_of(outputs, ytids):
                 start_ms, end_ms = parse_ms(row[2]), parse_ms(row[3])
@@ -84,7 +88,7 @@ class ReuseIndex:
                     continue
                 candidates.setdefault((row[1], start_ms), []).append(
                     Candidate(end_ms, outputs, row[0], member_of(row), loose_clip(row, outputs.name), made_with,
-                              ClipMeasures.from_fields(row[MEASURES])))
+                              ClipMeasures.from_fields(row[MEASURES]), store))
         return cls(settings, candidates)
 
     def __len__(self) -> int:
@@ -203,14 +207,18 @@ class SharedWindows:
 
 def has_manifests(settings: Settings, own: CsvOutputs) -> bool:
     """Is there any manifest but ``own`` to reuse clips from? (The plain one-list run skips the index.)"""
-    return next(iter(_manifests(settings, own)), None) is not None
+    return bool(settings.reuse_from) or next(iter(_manifests(settings, own)), None) is not None
 
 
-def _manifests(settings: Settings, own: CsvOutputs) -> Iterable[CsvOutputs]:
+def _manifests(settings: Settings, own: CsvOutputs) -> Iterable[tuple[CsvOutputs, Store | None]]:
     own = CsvOutputs(Path(os.path.abspath(own.root)), own.name)
     # An OUTPUT_DIR on object storage keeps only manifests in its stage folder: no clip there to take.
     own_folder = () if settings.output_url else (settings.output_dir,)
-    for folder in dict.fromkeys(Path(os.path.abspath(path)) for path in (*own_folder, *settings.reuse_from)):
+    for source in dict.fromkeys((*own_folder, *settings.reuse_from)):
+        if isinstance(source, str):
+            yield from _stored_manifests(settings, source)
+            continue
+        folder = Path(os.path.abspath(source))
         try:
             names = sorted(entry.name for entry in os.scandir(folder) if entry.name.endswith(SPLIT_POS_SUFFIX))
         except OSError:
@@ -218,7 +226,23 @@ def _manifests(settings: Settings, own: CsvOutputs) -> Iterable[CsvOutputs]:
         for name in names:
             outputs = CsvOutputs(Path(folder), name[: -len(SPLIT_POS_SUFFIX)])
             if outputs != own and not outputs.name.startswith("."):
-                yield outputs
+                yield outputs, None
+
+
+def _stored_manifests(settings: Settings, url: str) -> Iterator[tuple[CsvOutputs, Store]]:
+    """A REUSE_FROM on object storage: its manifests, got into a cache folder of their own, where its clips (or
+    shards) are got too as they are first taken."""
+    store = Store(url, settings.storage_options)
+    folder = stage_folder(settings.cache_folder / "reuse", url)
+    for name in sorted(store.names("")):
+        stem = name[: -len(SPLIT_POS_SUFFIX)]
+        if not name.endswith(SPLIT_POS_SUFFIX) or not _CSV_STEM.fullmatch(stem):
+            continue
+        outputs = CsvOutputs(folder, stem)
+        outputs.prepare()
+        for path in (outputs.split_pos, outputs.summary):
+            store.get_file(path.name, path)
+        yield outputs, store
 
 
 def _rows_of(outputs: CsvOutputs, ytids: set[str]) -> Iterator[list[str]]:
@@ -254,6 +278,15 @@ def _made_with(outputs: CsvOutputs) -> dict | None:
     return made_with if isinstance(made_with, dict) else None
 
 
+def _got(candidate: Candidate) -> None:
+    """A REUSE_FROM on object storage: the candidate's clip, or its whole shard, got into the cache once."""
+    assert candidate.store is not None
+    relative = candidate.file if candidate.member else candidate.loose
+    local = candidate.outputs.listed_clip(relative)
+    if local is not None and not local.exists():
+        candidate.store.get_file(relative, local)
+
+
 def _regular_file(path: Path | None) -> Path | None:
     """``path`` if it is a regular file and no symbolic link (one could lead out of its folder)."""
     if path is None:
@@ -268,6 +301,8 @@ def _regular_file(path: Path | None) -> Path | None:
 def _put(candidate: Candidate, temp: Path) -> bool:
     """Write the candidate's clip at ``temp``: a hard link, a copy, or a shard member's bytes."""
     outputs = candidate.outputs
+    if candidate.store is not None:
+        _got(candidate)
     loose = _regular_file(outputs.listed_clip(candidate.loose))
     if candidate.member and loose is None:  # packed: read it out of its shard
         shard = _regular_file(outputs.listed_clip(candidate.file))
