@@ -6,7 +6,8 @@ a process of its own (`python -m moto.server`), and is reached by the real s3fs 
 is a fresh process (so that its peak memory is its own), the same clips in the same order, the
 local engine with WORKERS=8 and shards of work of SHARD_SIZE clips. Reported per side and layout:
 clips a second, the run's peak resident memory (ffmpeg children apart), and the S3 requests per
-clip (counted from the S3 server's request log).
+clip (counted from the S3 server's request log), and the CPU the run and the S3 server spent per
+clip: on one machine moto (a Python server) competes with ffmpeg for the same cores.
 
     pip install -e ".[bench,s3,test]"
     python benchmarks/bench_object_storage.py --latency-ms 100 --bandwidth-mbps 2
@@ -48,23 +49,36 @@ def _run(settings: Settings, csv_path: Path, results) -> None:
     started = time.perf_counter()
     summary = run_csv(csv_path, settings, console=False)
     wall = time.perf_counter() - started
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     results.put({"written": summary.written, "attempted": summary.attempted, "wall_s": wall,
-                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+                 "peak_rss_mb": own.ru_maxrss / 1024,
+                 "cpu_s": own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime})
 
 
-def run(name: str, settings: Settings, csv_path: Path, s3_log: Path) -> dict:
+def cpu_of(pid: int) -> float:
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def run(name: str, settings: Settings, csv_path: Path, s3_log: Path, moto_pid: int) -> dict:
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     requests_before = len(REQUEST.findall(s3_log.read_text(errors="replace")))
+    moto_cpu = cpu_of(moto_pid)
     process = context.Process(target=_run, args=(settings, csv_path, results))
     process.start()
     outcome = results.get()
     process.join()
     time.sleep(0.5)  # the S3 server's last log lines
+    moto_cpu = cpu_of(moto_pid) - moto_cpu
     requests = len(REQUEST.findall(s3_log.read_text(errors="replace"))) - requests_before
     result = {"output": name, "layout": settings.output_layout, "clips": outcome["attempted"],
               "written": outcome["written"], "clips_per_s": round(outcome["attempted"] / outcome["wall_s"], 2),
               "peak_rss_mb": round(outcome["peak_rss_mb"], 1),
+              "cpu_ms_per_clip": round(1000 * outcome["cpu_s"] / outcome["attempted"], 1),
+              "s3_server_cpu_ms_per_clip": round(1000 * moto_cpu / outcome["attempted"], 1),
               "s3_requests_per_clip": round(requests / outcome["attempted"], 3) if settings.output_url else None}
     print(json.dumps(result), flush=True)
     return result
@@ -131,7 +145,7 @@ def main() -> None:
                 settings = replace(base, output_layout=layout, output_dir=workdir / f"{name}-{layout}")
                 if name == "s3":
                     settings = replace(settings, output_url=url, output_dir=stage_folder(workdir / "cache", url))
-                results.append(run(name, settings, csv_path, s3_log))
+                results.append(run(name, settings, csv_path, s3_log, moto.pid))
     finally:
         server.stop()
         moto.terminate()

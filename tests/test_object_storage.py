@@ -381,3 +381,17 @@ def test_reuse_from_a_url_takes_its_clips_without_a_request(tmp_path: Path, mirr
     row = next(row for row in rows if row["YTID"] == "vid03aaaaaa" and row["start_seconds"] == "200.000")
     audio = decode(here / row["file"])
     assert abs(audio.duration - 10.0) < 0.03 and abs(window_offset(audio, 200.0)) < 0.05
+
+
+def test_an_upload_cut_short_leaves_no_object(s3: Any, bucket: str) -> None:
+    """fsspec's own `with` would commit the parts written so far; the store's writer discards them."""
+    from audioset_downloader.outputs.storage import UPLOAD_PART, Store
+
+    store = Store(f"s3://{bucket}/cut")
+    with pytest.raises(RuntimeError), store.writer("shard.tar") as target:
+        target.write(os.urandom(UPLOAD_PART + 1024))  # one part up already: a multipart upload under way
+        raise RuntimeError("killed mid-shard")
+    assert objects(s3, f"{bucket}/cut") == []
+    with store.writer("shard.tar") as target:
+        target.write(b"x" * (UPLOAD_PART + 1024))
+    assert s3.cat_file(f"{bucket}/cut/shard.tar") == b"x" * (UPLOAD_PART + 1024)

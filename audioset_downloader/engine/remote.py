@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
@@ -38,12 +39,16 @@ def run_work_shards(worker: ClipWorker, shards: Iterator[tuple[WorkPlan, list[Se
     folder (or up). ``context``: the task's, which the pool's threads must run in (Dask)."""
     scratch = Path(tempfile.mkdtemp(prefix="audioset-work-"))
     opened: dict[int, _Open] = {}
+    # Clips (files layout) go up from threads of their own, a full shard from another: the pool goes on cutting.
+    clip_uploads = ThreadPoolExecutor(max_workers=worker.settings.workers, thread_name_prefix="upload-clip")
+    uploader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload")
+    uploads: list[Future] = []
 
     def items() -> Iterator[tuple[_Open, Segment]]:
         for plan, segments in shards:
             if not segments:
                 continue
-            shard = WorkShard(plan, scratch / str(plan.index))
+            shard = WorkShard(plan, scratch / str(plan.index), clip_uploads)
             opened[plan.index] = entry = _Open(shard, worker.writing_to(shard.outputs), len(segments))
             for segment in segments:
                 yield entry, segment
@@ -64,14 +69,21 @@ def run_work_shards(worker: ClipWorker, shards: Iterator[tuple[WorkPlan, list[Se
         record(result)
         entry.left -= 1
         if entry.left == 0:
-            _finish(opened.pop(entry.shard.plan.index))
+            uploads.append(uploader.submit(_finish, opened.pop(entry.shard.plan.index)))
+            for upload in [upload for upload in uploads if upload.done()]:
+                uploads.remove(upload)
+                upload.result()  # a refused upload stops the run here
 
     try:
         run_bounded(one, items(), worker.settings.workers, done, stop)
     finally:
         try:
+            uploader.shutdown(wait=True)
+            clip_uploads.shutdown(wait=True)
             for entry in list(opened.values()):  # stopped: whatever each wrote goes up, so a row names a clip up
                 _finish(entry)
+            for upload in uploads:
+                upload.result()
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 

@@ -62,14 +62,20 @@ def json_member(member: str) -> str:
 
 def write_shard(final: Path, members: Iterable[tuple[tarfile.TarInfo, IO[bytes]]]) -> int:
     """Write a tar of ``members`` at ``final``, complete before it has its name; returns how many."""
-    count = 0
     with atomic_binary(final) as raw:
-        # USTAR: the plainest tar, which every reader takes (member names are short).
-        with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-            for info, content in members:
-                tar.addfile(info, content)
-                count += 1
+        count = write_tar(raw, members)
     _sync_folder(final.parent)  # the rename reaches the disk before the loose files go
+    return count
+
+
+def write_tar(raw: IO[bytes], members: Iterable[tuple[tarfile.TarInfo, IO[bytes]]]) -> int:
+    """A tar of ``members`` into the stream ``raw``; returns how many."""
+    count = 0
+    # USTAR: the plainest tar, which every reader takes (member names are short).
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for info, content in members:
+            tar.addfile(info, content)
+            count += 1
     return count
 
 

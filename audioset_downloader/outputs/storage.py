@@ -10,10 +10,13 @@ including AWS_ENDPOINT_URL, ~/.aws, instance roles); STORAGE_OPTIONS adds what t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from audioset_downloader.atomic import partial_path
 from audioset_downloader.errors import ConfigError, OutputUnwritableError
@@ -22,7 +25,9 @@ log = logging.getLogger(__name__)
 
 # The package each scheme needs, and the extra that brings it.
 NEEDS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs")}
-PROBE = ".audioset-downloader-probe"  # written and removed by the check before any clip is fetched
+PROBE = ".audioset-downloader-probe"
+UPLOAD_PART = 8 << 20  # S3 takes parts of 5 MB and more
+COPY_CHUNK = 1 << 20  # written and removed by the check before any clip is fetched
 
 
 class Store:
@@ -74,11 +79,31 @@ class Store:
                               "AWS_ENDPOINT_URL and the network") from None
 
     def put_file(self, local: Path, relative: str) -> None:
-        """Upload ``local`` as one object: it appears whole, or not at all."""
-        self._guarded(self.fs.put_file, str(local), self.path(relative))
+        """Upload ``local`` as one object: it appears whole when the upload ends, or not at all."""
+        with open(local, "rb") as source, self.writer(relative) as target:
+            shutil.copyfileobj(source, target, COPY_CHUNK)
+
+    @contextlib.contextmanager
+    def writer(self, relative: str) -> Iterator[BinaryIO]:
+        """An object written as a stream, in parts of UPLOAD_PART (a multipart upload on S3: a shard of a
+        gigabyte costs a part's memory). It appears whole when the block ends, and not at all if it raises:
+        fsspec's own context manager would commit what was written so far, so the upload is discarded here."""
+        try:
+            target = self.fs.open(self.path(relative), "wb", block_size=UPLOAD_PART)
+            try:
+                yield target
+            except BaseException:
+                target.discard()
+                target.closed = True  # else fsspec's __del__ would close it: commit, or fail on the discarded buffer
+                raise
+            target.close()
+        except PermissionError as exc:
+            raise OutputUnwritableError(f"OUTPUT_DIR {self.url}: the store refused a write ({_first_line(exc)}); "
+                                        "fix the credentials, then rerun: finished clips are kept") from exc
 
     def put_text(self, relative: str, text: str) -> None:
-        self._guarded(self.fs.pipe_file, self.path(relative), text.encode("utf-8"))
+        with self.writer(relative) as target:
+            target.write(text.encode("utf-8"))
 
     def get_file(self, relative: str, local: Path) -> bool:
         """Download an object to ``local`` (complete before it has its name); False when there is none."""
@@ -115,13 +140,6 @@ class Store:
     def remove(self, relatives: list[str]) -> None:
         if relatives:
             self.fs.rm([self.path(relative) for relative in relatives])
-
-    def _guarded(self, call: Any, *args: Any) -> None:
-        try:
-            call(*args)
-        except PermissionError as exc:
-            raise OutputUnwritableError(f"OUTPUT_DIR {self.url}: the store refused a write ({_first_line(exc)}); "
-                                        "fix the credentials, then rerun: finished clips are kept") from exc
 
 
 def open_filesystem(url: str, scheme: str, options: dict[str, Any]) -> Any:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from audioset_downloader.fetch.measure import ClipMeasures
 from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.ledger import RowMaker, failed_row
-from audioset_downloader.outputs.shards import Sample, sample_members, write_shard
+from audioset_downloader.outputs.shards import Sample, sample_members, write_tar
 from audioset_downloader.outputs.storage import Store
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,10 @@ class WorkPlan:
 class WorkShard:
     """One shard of work's outputs, in its scratch folder until each goes up whole."""
 
-    def __init__(self, plan: WorkPlan, scratch: Path) -> None:
+    def __init__(self, plan: WorkPlan, scratch: Path, uploads: Executor | None = None) -> None:
         self.plan = plan
+        self._uploads = uploads  # where the files layout's clips go up from, while the pool cuts the next ones
+        self._pending: list[Future] = []
         self.outputs = CsvOutputs(scratch, plan.name)  # where the task's clips are cut
         self.outputs.prepare()
         self._shard = self.outputs.relative_shard(plan.index)
@@ -79,8 +82,11 @@ class WorkShard:
         if self.plan.webdataset:
             file, member = self._shard, local.name
         else:
-            self.plan.store.put_file(local, relative_file)
-            local.unlink()
+            if self._uploads is None:
+                self._put_clip(local, relative_file)
+            else:
+                with self._lock:
+                    self._pending.append(self._uploads.submit(self._put_clip, local, relative_file))
             file, member = relative_file, ""
         row = self.plan.rows.written(segment, file, backend, member, measures)
         with self._lock:
@@ -89,16 +95,21 @@ class WorkShard:
                 self._samples.append((member, self.plan.rows.sample(row, segment.notes)))
         return file, member
 
+    def _put_clip(self, local: Path, relative_file: str) -> None:
+        self.plan.store.put_file(local, relative_file)
+        local.unlink()
+
     def clip_failed(self, segment: Segment, reason: FailureReason, detail: str) -> None:
         with self._lock:
             self._failed.append(failed_row(segment, reason, detail).fields())
 
     def finish(self) -> None:
         """The task's tar (if it wrote clips) up whole, then its manifest: the order a kill cannot spoil."""
-        if self._samples:
-            tar = self.outputs.root / self._shard
-            write_shard(tar, sample_members(self.outputs.clip_dir, self._samples))
-            self.plan.store.put_file(tar, self._shard)
+        for upload in self._pending:  # every clip up before the rows that name them
+            upload.result()
+        if self._samples:  # streamed up as it is packed: no second copy on the scratch disk
+            with self.plan.store.writer(self._shard) as raw:
+                write_tar(raw, sample_members(self.outputs.clip_dir, self._samples))
             log.info("put %d clips up in %s", len(self._samples), self._shard)
         self.plan.store.put_text(work_manifest(self.plan.name, self.plan.index),
                                  json.dumps({"split_pos": self._written, "failed": self._failed}) + "\n")
