@@ -233,6 +233,44 @@ def planning(rows: int, done: int, workdir: Path) -> dict:
 # ------------------------------------------------------------------ main
 
 
+def run_arguments(doc: str, shard_size: int, clips: int = 240) -> argparse.ArgumentParser:
+    """The options every run-against-the-media-server benchmark takes."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--latency-ms", type=float, default=100)
+    parser.add_argument("--bandwidth-mbps", type=float, default=2, help="per connection, MB/s")
+    parser.add_argument("--clips", type=int, default=clips)
+    parser.add_argument("--shard-size", type=int, default=shard_size)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out")
+    return parser
+
+
+def save_report(args: argparse.Namespace, results: list[dict], file_name: str) -> None:
+    """out/<file_name>: the machine, the network the media server played, and each side's figures."""
+    report = {"machine": machine(), "latency_ms": args.latency_ms, "bandwidth_mbps": args.bandwidth_mbps,
+              "shard_size": args.shard_size, "results": results}
+    (args.out / file_name).write_text(json.dumps(report, indent=2) + "\n")
+
+
+def make_mirror(out: Path, videos: int = 64) -> tuple[Path, dict[str, str], dict[str, int]]:
+    """A mirror folder of ``videos`` synthetic sources (hard links to out/sources), with each YTID's source and
+    each source's seconds."""
+    sources = out / "sources"
+    sources.mkdir(parents=True, exist_ok=True)
+    mirror = Path(tempfile.mkdtemp(prefix="bench-mirror-"))
+    ids: dict[str, str] = {}
+    durations: dict[str, int] = {}
+    for seconds in SOURCE_SECONDS:
+        name = f"tone{seconds}.m4a"
+        if not (sources / name).exists():
+            make_source(sources / name, seconds, "aac", rate=44100)
+        durations[name] = seconds
+    for i in range(videos):
+        ytid = f"benchvid{i:03d}"
+        ids[ytid] = f"tone{SOURCE_SECONDS[i % len(SOURCE_SECONDS)]}.m4a"
+        os.link(sources / ids[ytid], mirror / f"{ytid}.m4a")
+    return mirror, ids, durations
+
+
 def machine() -> dict:
     model = ""
     if Path("/proc/cpuinfo").exists():

@@ -13,7 +13,6 @@ is that the same code spreads over more machines.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -30,8 +29,7 @@ sys.path.insert(0, str(REPO))
 from audioset_downloader.engine.dask_engine import DaskDispatch  # noqa: E402
 from audioset_downloader.engine.runner import local_dispatch, run_csv  # noqa: E402
 from audioset_downloader.inputs.settings import Settings  # noqa: E402
-from benchmarks.bench import SOURCE_SECONDS, WINDOW_S, ServerProcess, machine, make_clips  # noqa: E402
-from tests.support.audio import make_source  # noqa: E402
+from benchmarks.bench import WINDOW_S, ServerProcess, make_clips, make_mirror, run_arguments, save_report  # noqa: E402
 
 
 def tree_cpu(extra_pids: list[int]) -> float:
@@ -62,28 +60,10 @@ def run(name: str, csv_path: Path, settings: Settings, dispatch, server: ServerP
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--latency-ms", type=float, default=100)
-    parser.add_argument("--bandwidth-mbps", type=float, default=2, help="per connection, MB/s")
-    parser.add_argument("--clips", type=int, default=240)
-    parser.add_argument("--shard-size", type=int, default=20)
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out")
-    args = parser.parse_args()
+    args = run_arguments(__doc__, shard_size=20).parse_args()
     from dask.distributed import Client, LocalCluster
 
-    sources = args.out / "sources"
-    sources.mkdir(parents=True, exist_ok=True)
-    mirror = Path(tempfile.mkdtemp(prefix="bench-mirror-"))
-    ids, durations = {}, {}
-    for seconds in SOURCE_SECONDS:
-        name = f"tone{seconds}.m4a"
-        if not (sources / name).exists():
-            make_source(sources / name, seconds, "aac", rate=44100)
-        durations[name] = seconds
-    for i in range(64):
-        ytid = f"benchvid{i:03d}"
-        ids[ytid] = f"tone{SOURCE_SECONDS[i % len(SOURCE_SECONDS)]}.m4a"
-        os.link(sources / ids[ytid], mirror / f"{ytid}.m4a")
+    mirror, ids, durations = make_mirror(args.out)
 
     server = ServerProcess(mirror, args.latency_ms / 1000, args.bandwidth_mbps * 1_000_000, {})
     rng = random.Random(2017)
@@ -108,9 +88,7 @@ def main() -> None:
     finally:
         server.stop()
         shutil.rmtree(mirror)
-    report = {"machine": machine(), "latency_ms": args.latency_ms, "bandwidth_mbps": args.bandwidth_mbps,
-              "shard_size": args.shard_size, "results": results}
-    (args.out / "dask.json").write_text(json.dumps(report, indent=2) + "\n")
+    save_report(args, results, "dask.json")
 
 
 if __name__ == "__main__":

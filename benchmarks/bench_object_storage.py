@@ -15,7 +15,6 @@ clip: on one machine moto (a Python server) competes with ffmpeg for the same co
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import os
@@ -35,8 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from audioset_downloader.inputs.settings import Settings, stage_folder  # noqa: E402
-from benchmarks.bench import SOURCE_SECONDS, WINDOW_S, ServerProcess, machine, make_clips  # noqa: E402
-from tests.support.audio import make_source  # noqa: E402
+from benchmarks.bench import WINDOW_S, ServerProcess, make_clips, make_mirror, run_arguments, save_report  # noqa: E402
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
 REQUEST = re.compile(r'"(GET|PUT|POST|HEAD|DELETE) ')
@@ -85,27 +83,9 @@ def run(name: str, settings: Settings, csv_path: Path, s3_log: Path, moto_pid: i
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--latency-ms", type=float, default=100)
-    parser.add_argument("--bandwidth-mbps", type=float, default=2, help="per connection, MB/s")
-    parser.add_argument("--clips", type=int, default=240)
-    parser.add_argument("--shard-size", type=int, default=60)
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out")
-    args = parser.parse_args()
+    args = run_arguments(__doc__, shard_size=60).parse_args()
 
-    sources = args.out / "sources"
-    sources.mkdir(parents=True, exist_ok=True)
-    mirror = Path(tempfile.mkdtemp(prefix="bench-mirror-"))
-    ids, durations = {}, {}
-    for seconds in SOURCE_SECONDS:
-        name = f"tone{seconds}.m4a"
-        if not (sources / name).exists():
-            make_source(sources / name, seconds, "aac", rate=44100)
-        durations[name] = seconds
-    for i in range(64):
-        ytid = f"benchvid{i:03d}"
-        ids[ytid] = f"tone{SOURCE_SECONDS[i % len(SOURCE_SECONDS)]}.m4a"
-        os.link(sources / ids[ytid], mirror / f"{ytid}.m4a")
+    mirror, ids, durations = make_mirror(args.out)
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -152,9 +132,7 @@ def main() -> None:
         moto.wait(timeout=30)
         shutil.rmtree(mirror)
         shutil.rmtree(workdir)
-    report = {"machine": machine(), "latency_ms": args.latency_ms, "bandwidth_mbps": args.bandwidth_mbps,
-              "shard_size": args.shard_size, "results": results}
-    (args.out / "object_storage.json").write_text(json.dumps(report, indent=2) + "\n")
+    save_report(args, results, "object_storage.json")
 
 
 if __name__ == "__main__":

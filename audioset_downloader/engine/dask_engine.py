@@ -4,14 +4,19 @@ Each task runs the same ClipWorker (same backends, same retries) over its shard
 with the same bounded thread pool as the local engine, and returns the results;
 the driver records them through the same CsvRun (ledger, summary, progress), so
 the manifests are those of a local run and a run can switch engines and resume.
-Workers write clips straight into OUTPUT_DIR: on a real cluster, one shared file
-system, at the same path on every machine. With PER_MACHINE_IDENTITY each worker machine
-takes its turns through an identity of its own (its address) or IDENTITIES' proxies.
+With an OUTPUT_DIR on object storage, a task is a shard of work (engine/remote.py):
+its clips, its tar and its rows go up whole from the worker's own disk, so no
+machine needs a shared file system. With a local OUTPUT_DIR, workers write clips
+straight into it: on a real cluster, one shared file system, at the same path on
+every machine. With PER_MACHINE_IDENTITY each worker machine takes its turns
+through an identity of its own (its address) or IDENTITIES' proxies.
 
-When a worker dies mid-shard, Dask runs the task again elsewhere. Clips the lost
-attempt had finished are kept (a clip only appears under its final name complete)
-rather than fetched again; its temporary files are removed when the run ends, as
-after a local kill. Only the driver writes manifests, so no row is written twice.
+When a worker dies mid-shard, Dask runs the task again elsewhere. On a shared file
+system, clips the lost attempt had finished are kept (a clip only appears under its
+final name complete) rather than fetched again, and its temporary files are removed
+when the run ends, as after a local kill. On object storage the lost attempt left
+no object a row names, and the shard is done again once, under the same number.
+Only the driver writes the CSV's manifests, so no row is written twice.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ A running CSV process writes X.status.json (atomically; on object storage, put u
 every HEARTBEAT_S from a timer of its own (an hour-long block finishes no clip, and must not look
 like a dead run) and at its end: its pid, when it started, the clips finished so far with a
 sample a minute of that count, and each identity's pace and block. --status reads that, the
-manifests and the list, never a byte written and never a request: whether a run holds the CSV's
+manifests and the list, writing nothing and fetching nothing (on object storage it only reads the
+store): whether a run holds the CSV's
 lock (a killed run's lock is released with it, so a stale pid is not "running"; on object
 storage, whether the heartbeat is fresh), clips written, failed by kind, invalid rows, windows
 left to attempt, the rate over the last hour and since the start, and the time left at that rate.
