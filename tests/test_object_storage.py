@@ -315,8 +315,8 @@ def test_s3_without_s3fs_names_the_extra(tmp_path: Path, mirror: Mirror) -> None
 
 
 def test_storage_options_reach_the_store_and_no_secret_is_written(tmp_path: Path, mirror: Mirror, s3: Any,
-                                                                  bucket: str,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                  bucket: str, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     endpoint = os.environ["AWS_ENDPOINT_URL"]
     monkeypatch.delenv("AWS_ENDPOINT_URL")  # only STORAGE_OPTIONS says where the store is
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
@@ -325,6 +325,9 @@ def test_storage_options_reach_the_store_and_no_secret_is_written(tmp_path: Path
     config = configure(tmp_path, mirror, url, STORAGE_OPTIONS={"endpoint_url": endpoint, "key": "testing",
                                                                "secret": secret})
     assert cli.main(["--config", str(config)]) == 0
+    assert cli.main(["--config", str(config), "--status"]) == 0
+    said = capsys.readouterr()
+    assert secret not in said.out + said.err
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     assert len(rows_of(stored(s3, url, f"{CSV_NAME}.split-pos.csv"))) == len(WINDOWS)
@@ -395,3 +398,14 @@ def test_an_upload_cut_short_leaves_no_object(s3: Any, bucket: str) -> None:
     with store.writer("shard.tar") as target:
         target.write(b"x" * (UPLOAD_PART + 1024))
     assert s3.cat_file(f"{bucket}/cut/shard.tar") == b"x" * (UPLOAD_PART + 1024)
+
+
+def test_a_layout_mismatch_names_the_url_not_the_stage_folder(tmp_path: Path, mirror: Mirror, s3: Any, bucket: str,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"s3://{bucket}/layout"
+    assert cli.main(["--config", str(configure(tmp_path, mirror, url, OUTPUT_LAYOUT="webdataset"))]) == 0
+    capsys.readouterr()
+    assert cli.main(["--config", str(configure(tmp_path, mirror, url))]) == 2
+    error = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and f"{url}/{CSV_NAME}.split-pos.csv: its clips are in the webdataset layout" in error[0]
+    assert "stage" not in error[0]

@@ -24,7 +24,13 @@ from audioset_downloader.engine.pool import run_bounded
 from audioset_downloader.engine.progress import BarFriendlyHandler, ProgressBar, duration, show_progress
 from audioset_downloader.engine.remote import numbered_shards, run_work_shards
 from audioset_downloader.engine.worker import ClipResult, ClipWorker
-from audioset_downloader.errors import ConfigError, FailureReason, OutputLockedError, OutputUnwritableError
+from audioset_downloader.errors import (
+    ConfigError,
+    FailureReason,
+    LayoutMismatch,
+    OutputLockedError,
+    OutputUnwritableError,
+)
 from audioset_downloader.fetch.cutter import find_ffmpeg
 from audioset_downloader.inputs.labels import Ontology, ontology_path
 from audioset_downloader.inputs.lists import NotesOf, label_filter, list_format, read_list
@@ -254,7 +260,13 @@ class CsvRun:
         worker = ClipWorker(self.settings, self.outputs, self.book, self.reuse, self.shared)
         self.book = worker.book
         self.summary.provenance = provenance.collect(worker.chain.backends, find_ffmpeg(self.settings.ffmpeg_binary))
-        self.ledger.open()
+        try:
+            self.ledger.open()
+        except LayoutMismatch as exc:
+            if self.staged is None:
+                raise
+            # The stage folder is the run's own business: the user knows the outputs by OUTPUT_DIR's URL.
+            raise LayoutMismatch(str(exc).replace(str(self.outputs.root), str(self.settings.output_url))) from None
         if self.staged is not None:
             self._go_on_from_store(worker)
         heartbeat = HeartbeatWriter(self.outputs, lambda: self.summary.written + sum(self._failed.values()),
