@@ -291,14 +291,3 @@ def test_the_dry_run_counts_one_machine_and_says_so(tmp_path: Path, mirror: Mirr
     # The proxy every machine shares, and one machine's own address: two guests' paces.
     assert total and "at 9.0 clips/min" in total[0] and "pace: 2 at 270 clips an hour" in total[0], total
     assert total[0].endswith("counting one worker machine (PER_MACHINE_IDENTITY): each more adds its own identity")
-
-
-def test_reuse_from_a_url_is_refused_not_made_a_local_folder(tmp_path: Path, mirror: Mirror,
-                                                              capsys: pytest.CaptureFixture[str],
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    config = configure(tmp_path, mirror, "local", REUSE_FROM=["s3://bucket/audioset"])
-    monkeypatch.chdir(tmp_path)  # before, a URL became a folder "s3:" under the working folder
-    assert cli.main(["--config", str(config)]) == 2
-    error = capsys.readouterr().err.strip().splitlines()
-    assert len(error) == 1 and "REUSE_FROM is a URL (s3://), and only OUTPUT_DIR may be one" in error[0]
-    assert not (tmp_path / "s3:").exists() and not (tmp_path / "local").exists()

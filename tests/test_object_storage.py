@@ -205,6 +205,11 @@ def test_a_driver_killed_mid_run_loses_nothing_its_shards_put_up(tmp_path: Path,
         driver.wait(timeout=30)
     left = objects(s3, work)
     assert len(left) >= 2, "the killed run left its shards' manifests"
+    # --dry-run counts what the killed run's shards put up as done, as the rerun will.
+    assert cli.main(["--config", str(config), "--dry-run"]) == 0
+    planned = [line for line in capsys.readouterr().out.splitlines() if line.startswith("total:")]
+    done = sum(len(json.loads(s3.cat_file(path))["split_pos"]) for path in left)
+    assert planned and planned[0].startswith(f"total: {len(ROWS) - 1 - done} clips to attempt"), (planned, done)
     # --status from another machine would say so: the killed run's heartbeat, up; its shards' rows, counted.
     status = json.loads(status_json(config, capsys))["csvs"][0]
     assert status["written"] >= 2 and 0 < status["left"] <= len(ROWS) - status["written"], status

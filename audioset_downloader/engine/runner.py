@@ -12,11 +12,12 @@ import itertools
 import logging
 import os
 import socket
+import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from audioset_downloader.atomic import write_atomically
@@ -447,13 +448,28 @@ def count_planned(csv_path: Path, settings: Settings, staged: StagedCsv | None =
 
 def plan_csv(csv_path: Path, settings: Settings) -> CsvSummary:
     """--dry-run: what a run would do now (the same plan), downloading and changing nothing."""
-    outputs = CsvOutputs.for_csv(settings.output_dir, csv_path)
-    staged = staged_csv(settings, outputs)
-    if staged is not None:
+    if settings.output_url is None:
+        return _planned_summary(csv_path, settings, None)
+    # Object storage: the store's manifests in a folder of their own (a run may be writing in the stage), with
+    # what shards of work left joined, as the run would join them first.
+    with tempfile.TemporaryDirectory(prefix="audioset-plan-") as folder:
+        settings = replace(settings, output_dir=Path(folder))
+        staged = staged_csv(settings, CsvOutputs.for_csv(settings.output_dir, csv_path))
+        assert staged is not None
         staged.pull()
+        return _planned_summary(csv_path, settings, staged)
+
+
+def _planned_summary(csv_path: Path, settings: Settings, staged: StagedCsv | None) -> CsvSummary:
+    outputs = CsvOutputs.for_csv(settings.output_dir, csv_path)
     with csv_log(outputs, console=True, to_file=False):
         run = CsvRun(csv_path, settings, threading.Event(), dry_run=True, staged=staged)
-        run.ledger.load()
+        if staged is None:
+            run.ledger.load()
+        else:
+            run.ledger.open()  # in the plan's own folder
+            staged.join(run.ledger)
+            run.ledger.close()
         run.build_reuse_index()
         for _ in run.plan():
             pass

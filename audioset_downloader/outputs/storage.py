@@ -77,6 +77,11 @@ class Store:
         except OSError as exc:
             raise ConfigError(f"OUTPUT_DIR {self.url}: cannot write there ({_first_line(exc)}); check the URL, "
                               "AWS_ENDPOINT_URL and the network") from None
+        except Exception as exc:  # botocore's NoCredentialsError and kin are no OSError
+            if "credential" not in type(exc).__name__.lower():
+                raise
+            raise ConfigError(f"OUTPUT_DIR {self.url}: no credentials found ({_first_line(exc)}); set "
+                              "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or ~/.aws, or STORAGE_OPTIONS)") from None
 
     def put_file(self, local: Path, relative: str) -> None:
         """Upload ``local`` as one object: it appears whole when the upload ends, or not at all."""
@@ -144,10 +149,11 @@ class Store:
 
 def open_filesystem(url: str, scheme: str, options: dict[str, Any]) -> Any:
     """fsspec's filesystem for ``scheme``, or one line saying which package to install."""
-    import fsspec
-
     try:
-        return fsspec.filesystem(scheme, **options)
+        import fsspec  # comes with s3fs and gcsfs, not with the base install
+
+        # A client of its own: fsspec's shared instance would keep the credentials of the first one made.
+        return fsspec.filesystem(scheme, skip_instance_cache=True, **options)
     except ImportError:
         package, extra = NEEDS.get(scheme, (f"fsspec's {scheme} support", scheme))
         raise ConfigError(f"OUTPUT_DIR {url}: needs {package}, which is not installed; install it with: "
