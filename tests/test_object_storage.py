@@ -414,3 +414,15 @@ def test_a_layout_mismatch_names_the_url_not_the_stage_folder(tmp_path: Path, mi
     error = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and f"{url}/{CSV_NAME}.split-pos.csv: its clips are in the webdataset layout" in error[0]
     assert "stage" not in error[0]
+
+
+def test_remove_exist_downloads_empties_the_store_first(tmp_path: Path, mirror: Mirror, s3: Any, bucket: str) -> None:
+    url = f"s3://{bucket}/again"
+    assert cli.main(["--config", str(configure(tmp_path, mirror, url, OUTPUT_LAYOUT="webdataset"))]) == 0
+    first = objects(s3, f"{bucket}/again/{CSV_NAME}")
+    mirror.server.reset_counts()
+    config = configure(tmp_path, mirror, url, OUTPUT_LAYOUT="webdataset", REMOVE_EXIST_DOWNLOADS=True, SHARD_SIZE=6)
+    assert cli.main(["--config", str(config)]) == 0
+    assert all(mirror.requests_for(ytid) >= 1 for ytid, _ in WINDOWS), "every window fetched again"
+    assert tar_samples(s3, url) == Counter(dict.fromkeys(WINDOWS, 1))
+    assert len(objects(s3, f"{bucket}/again/{CSV_NAME}")) < len(first), "the old shards went, not kept beside"
