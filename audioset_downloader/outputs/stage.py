@@ -144,12 +144,15 @@ class StoreCopy:
         """The rows of the work manifests not joined yet, appended as they are (the CSV's files are otherwise
         left as the store has them, for --verify to see)."""
         outputs = staged.outputs
+        left = sorted(self.store.names(work_folder(outputs.name)))
+        if not left:
+            return
         split_pos, failed = split_pos_csv(outputs), AppendOnlyCsv(outputs.failed, FAILED_HEADER)
         held = {row_key(*row[1:4]) for row in split_pos.rows(repair=False)}
         split_pos.open()
         failed.open()
         try:
-            for name in sorted(self.store.names(work_folder(outputs.name))):
+            for name in left:
                 text = self.store.get_text(f"{work_folder(outputs.name)}/{name}")
                 if work_index(name) is None or text is None:
                     continue
