@@ -58,6 +58,10 @@ class OutputUnwritableError(DownloaderError):
     """OUTPUT_DIR is full or not writable: every further clip would fail the same way."""
 
 
+class StoreError(DownloaderError):
+    """Object storage (an OUTPUT_DIR URL) refused a request or did not answer: nothing more can go up."""
+
+
 class BackendBrokenError(DownloaderError):
     """The backend fails on every clip: it no longer understands the source."""
 

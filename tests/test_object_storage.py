@@ -292,6 +292,12 @@ def test_refused_credentials_are_said_in_one_line_and_never_shown(tmp_path: Path
     assert "sekrit-value-42" not in line
 
 
+def test_an_option_the_library_does_not_take_is_refused(tmp_path: Path, mirror: Mirror, s3: Any, bucket: str,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    line = run_refused(tmp_path, mirror, capsys, out=f"s3://{bucket}/x", STORAGE_OPTIONS={"retries": 1})
+    assert line.startswith("error: STORAGE_OPTIONS: ") and "unexpected keyword argument 'retries'" in line
+
+
 def test_gs_without_gcsfs_names_the_extra(tmp_path: Path, mirror: Mirror, capsys: pytest.CaptureFixture[str]) -> None:
     try:
         import gcsfs  # noqa: F401
@@ -426,3 +432,39 @@ def test_remove_exist_downloads_empties_the_store_first(tmp_path: Path, mirror: 
     assert all(mirror.requests_for(ytid) >= 1 for ytid, _ in WINDOWS), "every window fetched again"
     assert tar_samples(s3, url) == Counter(dict.fromkeys(WINDOWS, 1))
     assert len(objects(s3, f"{bucket}/again/{CSV_NAME}")) < len(first), "the old shards went, not kept beside"
+
+
+def test_a_store_gone_mid_run_stops_it_in_one_line_and_a_rerun_finishes(tmp_path: Path, mirror: Mirror, s3: Any,
+                                                                         bucket: str,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """The store stops answering mid-run (an outage): the run ends with one line, and a rerun once it is back
+    finishes with each window once. moto keeps its buckets in this process, so a server on another port
+    serves the same objects."""
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"s3://{bucket}/outage"
+    # s3fs's and botocore's own retries shortened (options a user may give too): the outage is not sat out.
+    storage = {"endpoint_url": f"http://{host}:{port}",
+               "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 2}}
+    options = {"STORAGE_OPTIONS": storage, "OUTPUT_LAYOUT": "webdataset",
+               "SHARD_SIZE": 2, "WORKERS": 1, "RETRIES": 0}
+    mirror.server.latency_s = 0.2
+    codes: list[int] = []
+    driver = threading.Thread(target=lambda: codes.append(cli.main(["--config", str(
+        configure(tmp_path, mirror, url, **options))])))
+    driver.start()
+    deadline = time.monotonic() + 60
+    while not objects(s3, f"{bucket}/outage/{CSV_NAME}.work") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    server.stop()
+    driver.join(timeout=120)
+    assert codes == [1]
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: OUTPUT_DIR {url}: could not put up"), errors
+    assert errors[0].endswith("rerun once the store answers: finished clips are kept"), errors
+
+    mirror.server.latency_s = 0.0
+    assert cli.main(["--config", str(configure(tmp_path, mirror, url, OUTPUT_LAYOUT="webdataset"))]) == 0
+    assert tar_samples(s3, url) == Counter(dict.fromkeys(WINDOWS, 1))
+    assert len(rows_of(stored(s3, url, f"{CSV_NAME}.split-pos.csv"))) == len(WINDOWS)

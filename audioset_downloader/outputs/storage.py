@@ -19,13 +19,15 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from audioset_downloader.atomic import partial_path
-from audioset_downloader.errors import ConfigError, OutputUnwritableError
+from audioset_downloader.errors import ConfigError, OutputUnwritableError, StoreError
 
 log = logging.getLogger(__name__)
 
 # The package each scheme needs, and the extra that brings it.
 NEEDS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs")}
 PROBE = ".audioset-downloader-probe"
+# Where a store's own exceptions come from (botocore's EndpointConnectionError is no OSError).
+LIBRARIES = ("botocore", "aiobotocore", "aiohttp", "s3fs", "gcsfs", "google", "fsspec", "requests")
 UPLOAD_PART = 8 << 20  # S3 takes parts of 5 MB and more
 COPY_CHUNK = 1 << 20  # written and removed by the check before any clip is fetched
 
@@ -77,6 +79,9 @@ class Store:
         except OSError as exc:
             raise ConfigError(f"OUTPUT_DIR {self.url}: cannot write there ({_first_line(exc)}); check the URL, "
                               "AWS_ENDPOINT_URL and the network") from None
+        except TypeError as exc:  # the library takes its options only when it first connects
+            raise ConfigError(f"STORAGE_OPTIONS: {_first_line(exc)}; give only options {self.scheme}'s library "
+                              "takes") from None
         except Exception as exc:  # botocore's NoCredentialsError and kin are no OSError
             if "credential" not in type(exc).__name__.lower():
                 raise
@@ -93,18 +98,33 @@ class Store:
         """An object written as a stream, in parts of UPLOAD_PART (a multipart upload on S3: a shard of a
         gigabyte costs a part's memory). It appears whole when the block ends, and not at all if it raises:
         fsspec's own context manager would commit what was written so far, so the upload is discarded here."""
-        try:
+        with self._asking("put up", relative):
             target = self.fs.open(self.path(relative), "wb", block_size=UPLOAD_PART)
             try:
                 yield target
             except BaseException:
-                target.discard()
+                with contextlib.suppress(Exception):  # a store that is gone takes no abort either
+                    target.discard()
                 target.closed = True  # else fsspec's __del__ would close it: commit, or fail on the discarded buffer
                 raise
             target.close()
+
+    @contextlib.contextmanager
+    def _asking(self, what: str, relative: str) -> Iterator[None]:
+        """One line for a store that refuses or does not answer, whatever library said so."""
+        try:
+            yield
         except PermissionError as exc:
-            raise OutputUnwritableError(f"OUTPUT_DIR {self.url}: the store refused a write ({_first_line(exc)}); "
-                                        "fix the credentials, then rerun: finished clips are kept") from exc
+            raise OutputUnwritableError(f"OUTPUT_DIR {self.url}: the store refused to {what} {relative} "
+                                        f"({_first_line(exc)}); fix the credentials, then rerun: finished clips "
+                                        "are kept") from exc
+        except FileNotFoundError:
+            raise  # asked for something that is not there: the caller's answer, not the store's failure
+        except Exception as exc:
+            if not isinstance(exc, OSError) and not type(exc).__module__.startswith(LIBRARIES):
+                raise
+            raise StoreError(f"OUTPUT_DIR {self.url}: could not {what} {relative} ({_first_line(exc)}); rerun once "
+                             "the store answers: finished clips are kept") from exc
 
     def put_text(self, relative: str, text: str) -> None:
         with self.writer(relative) as target:
@@ -114,7 +134,8 @@ class Store:
         """Download an object to ``local`` (complete before it has its name); False when there is none."""
         temp = partial_path(local)
         try:
-            self.fs.get_file(self.path(relative), str(temp))
+            with self._asking("get", relative):
+                self.fs.get_file(self.path(relative), str(temp))
         except FileNotFoundError:
             temp.unlink(missing_ok=True)
             return False
@@ -126,25 +147,29 @@ class Store:
 
     def get_text(self, relative: str) -> str | None:
         try:
-            return self.fs.cat_file(self.path(relative)).decode("utf-8")
+            with self._asking("get", relative):
+                return self.fs.cat_file(self.path(relative)).decode("utf-8")
         except FileNotFoundError:
             return None
 
     def names(self, folder: str) -> set[str]:
         """The objects directly in ``folder``, by name: one listing, never a cached one."""
         try:
-            entries = self.fs.ls(self.path(folder), detail=False, refresh=True)
+            with self._asking("list", folder or "the top folder"):
+                entries = self.fs.ls(self.path(folder), detail=False, refresh=True)
         except FileNotFoundError:
             return set()
         prefix = self.path(folder).rstrip("/") + "/"
         return {entry.rstrip("/")[len(prefix):] for entry in entries if entry.startswith(prefix)}
 
     def exists(self, relative: str) -> bool:
-        return bool(self.fs.exists(self.path(relative)))
+        with self._asking("look at", relative):
+            return bool(self.fs.exists(self.path(relative)))
 
     def remove(self, relatives: list[str]) -> None:
         if relatives:
-            self.fs.rm([self.path(relative) for relative in relatives])
+            with self._asking("remove", relatives[0] + (f" and {len(relatives) - 1} more" if relatives[1:] else "")):
+                self.fs.rm([self.path(relative) for relative in relatives])
 
 
 def open_filesystem(url: str, scheme: str, options: dict[str, Any]) -> Any:
