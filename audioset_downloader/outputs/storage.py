@@ -25,11 +25,11 @@ log = logging.getLogger(__name__)
 
 # The package each scheme needs, and the extra that brings it.
 NEEDS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs")}
-PROBE = ".audioset-downloader-probe"
+PROBE = ".audioset-downloader-probe"  # written and removed by the check before any clip is fetched
 # Where a store's own exceptions come from (botocore's EndpointConnectionError is no OSError).
 LIBRARIES = ("botocore", "aiobotocore", "aiohttp", "s3fs", "gcsfs", "google", "fsspec", "requests")
 UPLOAD_PART = 8 << 20  # S3 takes parts of 5 MB and more
-COPY_CHUNK = 1 << 20  # written and removed by the check before any clip is fetched
+COPY_CHUNK = 1 << 20
 
 
 class Store:
