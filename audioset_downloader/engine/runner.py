@@ -271,7 +271,7 @@ class CsvRun:
         if self.staged is not None:
             self._go_on_from_store(worker)
         heartbeat = HeartbeatWriter(self.outputs, lambda: self.summary.written + sum(self._failed.values()),
-                                    self.book.stats, self.staged.put_up if self.staged is not None else _nothing)
+                                    self.book.stats, self.staged.put_up if self.staged is not None else None)
         try:
             with heartbeat:
                 dispatch(worker, self.plan(), self.record, self.stop)
@@ -312,10 +312,6 @@ class CsvRun:
         self.staged.remove_orphans(self.ledger)
         plan = WorkPlan(self.staged.store, self.outputs.name, self.settings.tar_size is not None, self.ledger.rows)
         worker.plans = (plan.numbered(index) for index in itertools.count(self.staged.next_index()))
-
-
-def _nothing(path: Path) -> None:
-    pass
 
 
 def load_ontology(settings: Settings) -> Ontology | None:

@@ -389,17 +389,22 @@ class Ledger:
             member = relative_file.rpartition("/")[2]
             relative_file = self._packer.assign()
         row = self.rows.written(segment, relative_file, backend, member, measures)
+        self._append_written(row, segment.key, segment.notes)
+        return row
+
+    def _append_written(self, row: Sequence[str], key: tuple, notes: str) -> None:
+        """A written clip's row into split-pos.csv (its sample to the open shard, or its metadata.csv row), its
+        window done."""
         self._split_pos.append(row)
         if self._packer is not None:
-            self._packer.add(member, self.rows.sample(row, segment.notes))
+            self._packer.add(row[MEMBER], self.rows.sample(row, notes))
         elif not self._webdataset:
-            self._metadata.append(_metadata_row(row) + self._note_cells(segment.notes))
-        self.done.add(segment.key)
+            self._metadata.append(_metadata_row(row) + self._note_cells(notes))
+        self.done.add(key)
         if self._starts is not None:
-            self._starts.add(segment.key[:2])
-        if self.failed.pop(segment.key, None) is not None:
+            self._starts.add(key[:2])
+        if self.failed.pop(key, None) is not None:
             self._changed()
-        return row
 
     def join(self, written: Iterable[list[str]], failed: Iterable[list[str]]) -> int:
         """Rows a shard of work recorded elsewhere (outputs/work.py), as they are: each window once; returns
@@ -407,17 +412,9 @@ class Ledger:
         joined = 0
         for row in written:
             key = row_key(row[1], row[2], row[3])
-            if key in self.done:
-                continue
-            self._split_pos.append(row)
-            if not self._webdataset:
-                self._metadata.append(_metadata_row(row) + self._note_cells(self._row_notes(row)))
-            self.done.add(key)
-            if self._starts is not None:
-                self._starts.add(key[:2])
-            if self.failed.pop(key, None) is not None:
-                self._changed()
-            joined += 1
+            if key not in self.done:
+                self._append_written(row, key, self._row_notes(row))
+                joined += 1
         for fields in failed:
             row = FailedRow(*fields)
             if row.key not in self.done and self.failed.get(row.key) != row:
@@ -507,7 +504,7 @@ def _class_names(notes: str) -> str:
     return str(json.loads(notes).get("label", "")) if notes else ""
 
 
-def _metadata_row(split_pos_row: list[str] | tuple[str, ...]) -> list[str]:
+def _metadata_row(split_pos_row: Sequence[str]) -> list[str]:
     measures = list(split_pos_row[MEASURES])
     return [split_pos_row[0].rpartition("/")[2], *split_pos_row[1:MEMBER],
             *measures, *[""] * (len(MEASURE_COLUMNS) - len(measures))]

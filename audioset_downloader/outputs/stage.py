@@ -12,6 +12,7 @@ the joined work manifests removed: a kill anywhere leaves each row in a file of 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 from audioset_downloader.atomic import PARTIAL_SUFFIX
@@ -66,17 +67,21 @@ class StagedCsv:
     def join(self, ledger: Ledger) -> int:
         """Record the rows of every work manifest on the store that the ledger does not hold yet."""
         joined = 0
-        for name in sorted(self.store.names(work_folder(self.outputs.name))):
-            index = work_index(name)
-            if index is None or index in self._joined:
-                continue
-            text = self.store.get_text(f"{work_folder(self.outputs.name)}/{name}")
-            if text is None:
-                continue
-            written, failed = read_manifest(text)
+        for index, written, failed in self.work_left():
             joined += ledger.join(written, failed)
             self._joined.add(index)
         return joined
+
+    def work_left(self) -> Iterator[tuple[int, list[list[str]], list[list[str]]]]:
+        """Each work manifest on the store not joined yet, in shard order: its index, split-pos and failed rows."""
+        folder = work_folder(self.outputs.name)
+        for name in sorted(self.store.names(folder)):
+            index = work_index(name)
+            if index is None or index in self._joined:
+                continue
+            text = self.store.get_text(f"{folder}/{name}")
+            if text is not None:
+                yield index, *read_manifest(text)
 
     def remove_orphans(self, ledger: Ledger) -> int:
         """Remove the tars no row names: a task put one up and was killed before its manifest."""
@@ -144,7 +149,7 @@ class StoreCopy:
         """The rows of the work manifests not joined yet, appended as they are (the CSV's files are otherwise
         left as the store has them, for --verify to see)."""
         outputs = staged.outputs
-        left = sorted(self.store.names(work_folder(outputs.name)))
+        left = list(staged.work_left())
         if not left:
             return
         split_pos, failed = split_pos_csv(outputs), AppendOnlyCsv(outputs.failed, FAILED_HEADER)
@@ -152,11 +157,7 @@ class StoreCopy:
         split_pos.open()
         failed.open()
         try:
-            for name in left:
-                text = self.store.get_text(f"{work_folder(outputs.name)}/{name}")
-                if work_index(name) is None or text is None:
-                    continue
-                written, failures = read_manifest(text)
+            for _, written, failures in left:
                 for row in written:
                     if row_key(*row[1:4]) not in held:
                         held.add(row_key(*row[1:4]))

@@ -63,7 +63,7 @@ class HeartbeatWriter:
 
     def __init__(self, outputs: CsvOutputs, finished: Callable[[], int],
                  identities: Callable[[], list[IdentityStats]],
-                 written: Callable[[Path], None] = lambda path: None) -> None:
+                 written: Callable[[Path], None] | None = None) -> None:
         self._path = outputs.status
         self._written = written  # after each write: an OUTPUT_DIR on object storage puts the file up
         self._finished, self._identities = finished, identities
@@ -90,7 +90,8 @@ class HeartbeatWriter:
         with contextlib.suppress(Exception):  # a watcher's file is never worth a run: a full disk says so elsewhere
             self.heartbeat.beat(self._finished(), self._identities(), time.time())
             write_atomically(self._path, json.dumps(asdict(self.heartbeat)) + "\n")
-            self._written(self._path)
+            if self._written is not None:
+                self._written(self._path)
 
 
 # ---------------------------------------------------------------- --status
