@@ -51,6 +51,7 @@ from audioset_downloader.outputs.reuse import SharedWindows
 from audioset_downloader.outputs.stage import StoreCopy
 from audioset_downloader.outputs.status import csv_status, heartbeat_running, identity_status, status_lines
 from audioset_downloader.outputs.storage import Store
+from audioset_downloader.outputs.store_lock import holding
 from audioset_downloader.outputs.summary import CsvSummary
 from audioset_downloader.outputs.verify import verify_csv
 from audioset_downloader.pacing.book import (
@@ -187,7 +188,7 @@ def preflight(settings: Settings, dry_run: bool = False) -> None:
         list_format(path, settings)  # a list of no known shape is refused before any work
     for index, folder in enumerate(settings.reuse_from):
         if isinstance(folder, str):  # another run's OUTPUT_DIR on object storage
-            Store(folder, settings.storage_options).check(write=False)
+            Store(folder, settings.storage_options, f"REUSE_FROM[{index}]").check(write=False)
         elif not folder.is_dir():
             raise ConfigError(f"REUSE_FROM[{index}]: {folder} is not a folder; name another run's OUTPUT_DIR")
     if settings.cookies_file is not None:
@@ -239,12 +240,16 @@ def on_copy(settings: Settings, whole: bool, push: bool = False,
     if settings.output_url is None:
         yield settings, {}
         return
-    with tempfile.TemporaryDirectory(prefix="audioset-copy-") as folder:
-        copy = StoreCopy(Store(settings.output_url, settings.storage_options), Path(folder))
+    store = Store(settings.output_url, settings.storage_options)
+    store.check(write=push)  # one line for a store that cannot be used, before anything is read
+    with contextlib.ExitStack() as held, tempfile.TemporaryDirectory(prefix="audioset-copy-") as folder:
+        if push:  # a command that changes the outputs holds the URL, as a run does
+            held.enter_context(holding(store, "a command that changes the outputs"))
+        copy = StoreCopy(store, Path(folder))
         names = names if names is not None else [path.stem for path in settings.csv_file_names]
         copy.pull(names, whole)
         going = [name for name in names if push and heartbeat_running(CsvOutputs(Path(folder), name))]
-        if going:
+        if going:  # a run of a version that took no lock on the store
             raise OutputLockedError(f"{settings.output_url}/{going[0]}: a run is writing these outputs (its "
                                     "heartbeat is fresh); wait for it to finish, then rerun this command")
         yield replace(settings, output_dir=Path(folder), output_url=None), copy.listed
@@ -315,7 +320,15 @@ def _run_in_child(csv_path: Path, settings: Settings, position: int, book: Book,
 
 
 def run_all(settings: Settings) -> int:
-    """Run each CSV, in this process when there is one, else one process each (or on Dask)."""
+    """Run each CSV, in this process when there is one, else one process each (or on Dask); with an OUTPUT_DIR
+    on object storage, only while this run holds it."""
+    if settings.output_url is None:
+        return _run_all(settings)
+    with holding(Store(settings.output_url, settings.storage_options), "a run"):
+        return _run_all(settings)
+
+
+def _run_all(settings: Settings) -> int:
     _learned_from_store(settings)
     if settings.engine == "dask":
         return run_on_dask(settings)
@@ -350,7 +363,9 @@ def _learned_from_store(settings: Settings) -> None:
     """An OUTPUT_DIR on object storage: what earlier runs learnt of the identities, into the stage folder."""
     if settings.output_url is not None:
         settings.output_dir.mkdir(parents=True, exist_ok=True)
-        Store(settings.output_url, settings.storage_options).get_file(LEARNED_FILE, settings.output_dir / LEARNED_FILE)
+        local = settings.output_dir / LEARNED_FILE
+        if not Store(settings.output_url, settings.storage_options).get_file(LEARNED_FILE, local):
+            local.unlink(missing_ok=True)  # the store is the truth: a stale copy here must not go up at the end
 
 
 def _run_processes(settings: Settings, book: Book, shared: SharedWindows | None) -> int:
@@ -413,7 +428,8 @@ def merge_all(settings: Settings, given: list[str]) -> int:
         sources = [copies.enter_context(_merged_from(settings, source)) for source in given]
         names = sorted({name for source in sources for name in csv_names(source)})
         with on_copy(settings, whole=True, push=True, names=names) as (target, _):
-            return _merge_all(target, sources)
+            # On object storage no tar is rewritten in place: a merge adds new ones.
+            return _merge_all(target, sources, reopen=settings.output_url is None)
 
 
 @contextlib.contextmanager
@@ -424,7 +440,7 @@ def _merged_from(settings: Settings, source: str) -> Iterator[Path]:
         return
     if source.rstrip("/") == settings.output_url:
         raise ConfigError(f"--merge {source}: that is OUTPUT_DIR itself; merge other runs' outputs into it")
-    store = Store(source, settings.storage_options)
+    store = Store(source, settings.storage_options, "--merge")
     store.check(write=False)
     names = [name.removesuffix(".split-pos.csv") for name in store.names("") if name.endswith(".split-pos.csv")]
     with tempfile.TemporaryDirectory(prefix="audioset-merge-") as folder:
@@ -432,7 +448,7 @@ def _merged_from(settings: Settings, source: str) -> Iterator[Path]:
         yield Path(folder)
 
 
-def _merge_all(settings: Settings, sources: list[Path]) -> int:
+def _merge_all(settings: Settings, sources: list[Path], reopen: bool = True) -> int:
     for source in sources:
         if not source.is_dir():
             raise ConfigError(f"--merge {source}: not a folder; give the OUTPUT_DIR of each run to merge")
@@ -452,7 +468,7 @@ def _merge_all(settings: Settings, sources: list[Path]) -> int:
             notes = ListNotes(list_format(lists[name], settings).NOTE_COLUMNS, NotesOf(lists[name], settings))
         with exclusive(target):
             print(merge_csv(name, [s for s in sources if name in held[s]], target, ontology,
-                            settings.tar_size, notes).line())
+                            settings.tar_size, notes, reopen).line())
     return EXIT_OK
 
 

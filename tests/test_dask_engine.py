@@ -160,7 +160,7 @@ def test_a_retried_shard_keeps_clips_finished_in_this_run(tmp_path: Path, mirror
     (outputs.clip_dir / "vid01aaaaaa.wav").write_bytes(b"from an earlier run, with no row")
     since = time.time()
     (outputs.clip_dir / "vid00aaaaaa.wav").write_bytes(b"written by the lost attempt")
-    results = {r.segment.ytid: r for r in run_shard(worker, segments, since)}
+    results = {r.segment.ytid: r for r in run_shard(worker, segments, since)[0]}
     assert results["vid00aaaaaa"].file == "eval_segments/vid00aaaaaa.wav"
     assert mirror.requests_for("vid00aaaaaa") == 0  # kept, not fetched again
     assert mirror.requests_for("vid01aaaaaa") > 0  # older than the run: fetched again

@@ -86,6 +86,11 @@ def objects(s3: Any, prefix: str) -> list[str]:
     return [path for path in s3.find(prefix) if path != prefix]
 
 
+def manifests(s3: Any, work: str) -> list[str]:
+    """The work manifests in a CSV's work folder (not the markers of attempts under way)."""
+    return [path for path in objects(s3, work) if path.endswith(".json")]
+
+
 def rows_of(text: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text)))
 
@@ -196,14 +201,14 @@ def test_a_driver_killed_mid_run_loses_nothing_its_shards_put_up(tmp_path: Path,
     work = f"{bucket}/killed/{CSV_NAME}.work"
     try:
         deadline = time.monotonic() + 120
-        while len(objects(s3, work)) < 2 and driver.poll() is None and time.monotonic() < deadline:
+        while len(manifests(s3, work)) < 2 and driver.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         running = json.loads(status_json(config, capsys))["csvs"][0]
         assert running["running"] and running["pid"] == driver.pid, running
         os.kill(driver.pid, signal.SIGKILL)
     finally:
         driver.wait(timeout=30)
-    left = objects(s3, work)
+    left = [path for path in objects(s3, work) if path.endswith(".json")]
     assert len(left) >= 2, "the killed run left its shards' manifests"
     # --dry-run counts what the killed run's shards put up as done, as the rerun will.
     assert cli.main(["--config", str(config), "--dry-run"]) == 0
@@ -223,7 +228,7 @@ def test_a_driver_killed_mid_run_loses_nothing_its_shards_put_up(tmp_path: Path,
     assert all(mirror.requests_for(ytid) == 0 for ytid, _ in done_before
                if all(window[0] != ytid or window in done_before for window in WINDOWS))
     assert len(rows_of(stored(s3, url, f"{CSV_NAME}.split-pos.csv"))) == len(WINDOWS)
-    assert not objects(s3, work)
+    assert not manifests(s3, work)
 
 
 # ---------------------------------------------------------------- a cluster with no shared disk
@@ -244,7 +249,7 @@ def test_a_dask_cluster_writes_to_s3_and_a_worker_killed_mid_run_costs_no_window
         driver.start()
         work = f"{bucket}/cluster/{CSV_NAME}.work"
         deadline = time.monotonic() + 120
-        while len(objects(s3, work)) < 2 and time.monotonic() < deadline:
+        while len(manifests(s3, work)) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         workers[0].send_signal(signal.SIGKILL)  # mid-run: the other worker takes its shard over
         driver.join(timeout=240)
@@ -254,7 +259,7 @@ def test_a_dask_cluster_writes_to_s3_and_a_worker_killed_mid_run_costs_no_window
     summary = json.loads(stored(s3, url, f"{CSV_NAME}.summary.json"))
     assert sorted(entry["name"] for entry in summary["identities"]) == ["127.0.0.2", "127.0.0.3"]
     assert summary["written"] == len(WINDOWS)
-    assert not objects(s3, f"{bucket}/cluster/{CSV_NAME}.work")
+    assert not manifests(s3, f"{bucket}/cluster/{CSV_NAME}.work"), "work manifests are joined, then removed"
 
     before = sum(mirror.server.requests.values())
     rerun = configure(tmp_path, mirror, url, OUTPUT_LAYOUT="webdataset")  # on this machine, the local engine
@@ -455,7 +460,7 @@ def test_a_store_gone_mid_run_stops_it_in_one_line_and_a_rerun_finishes(tmp_path
         configure(tmp_path, mirror, url, **options))])))
     driver.start()
     deadline = time.monotonic() + 60
-    while not objects(s3, f"{bucket}/outage/{CSV_NAME}.work") and time.monotonic() < deadline:
+    while not manifests(s3, f"{bucket}/outage/{CSV_NAME}.work") and time.monotonic() < deadline:
         time.sleep(0.05)
     server.stop()
     driver.join(timeout=120)

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from audioset_downloader.engine.pool import run_bounded
 from audioset_downloader.engine.remote import run_work_shards, shard_batches
 from audioset_downloader.engine.worker import ClipResult, ClipWorker
-from audioset_downloader.errors import ConfigError
+from audioset_downloader.errors import ConfigError, DownloaderError, OutputUnwritableError, StoreError
 from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs.work import WorkPlan
@@ -47,15 +47,21 @@ CONNECT_TIMEOUT_S = 30  # to reach DASK_SCHEDULER before giving up
 
 
 def run_shard(worker: ClipWorker, segments: list[Segment], since: float,
-              plan: WorkPlan | None = None) -> list[ClipResult]:
+              plan: WorkPlan | None = None) -> tuple[list[ClipResult], DownloaderError | None]:
     """One task, on a Dask worker: every segment of the shard, finished clips kept; with ``plan`` (an OUTPUT_DIR
-    on object storage), a shard of work whose outputs go up whole (engine/remote.py)."""
+    on object storage), a shard of work whose outputs go up whole (engine/remote.py). Returns the results, and
+    the error that stopped it where the store (or the output) failed: returned, not raised, since Dask would run
+    the task again, fetching the whole shard again from YouTube before the same error."""
     if worker.settings.machine_identities:
         worker.machine = machine_address()
     results: list[ClipResult] = []
     if plan is not None:
-        run_work_shards(worker, iter([(plan, segments)]), threading.Event(), results.append, contextvars.copy_context())
-        return results
+        try:
+            run_work_shards(worker, iter([(plan, segments)]), threading.Event(), results.append,
+                            contextvars.copy_context())
+        except (StoreError, OutputUnwritableError) as exc:
+            return results, exc
+        return results, None
     todo = []
     for segment in segments:
         kept = worker.finished_since(segment, since)
@@ -71,7 +77,7 @@ def run_shard(worker: ClipWorker, segments: list[Segment], since: float,
         return task_context.copy().run(worker, segment, stop)
 
     run_bounded(in_task_context, todo, worker.settings.workers, results.append, threading.Event())
-    return results
+    return results, None
 
 
 def machine_address() -> str:
@@ -158,6 +164,9 @@ class DaskDispatch:
 
 
 def _record_shard(future: Any, record: Callable[[ClipResult], None]) -> None:
-    for result in future.result():
+    results, error = future.result()
+    for result in results:  # each one's object is up: recorded before the error ends the run
         record(result)
+    if error is not None:
+        raise error
 

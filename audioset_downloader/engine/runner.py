@@ -48,6 +48,7 @@ from audioset_downloader.outputs.reuse import (
     SharedWindows,
     clip_settings,
     has_manifests,
+    reuse_cache,
 )
 from audioset_downloader.outputs.stage import StagedCsv
 from audioset_downloader.outputs.status import HeartbeatWriter
@@ -228,9 +229,13 @@ class CsvRun:
         """What the run's other CSV processes may take of a claimed window: its clip as recorded, a failure
         for good, or nothing (left for them to fetch)."""
         if row is not None:
-            return Settled(Candidate(result.segment.end_ms, self.outputs, row[0], member_of(row),
+            outputs, store = self.outputs, None
+            if self.staged is not None:  # the clip is on the store (up before its row): taken from there
+                outputs, store = CsvOutputs(reuse_cache(self.settings, self.staged.store.url), outputs.name), \
+                    self.staged.store
+            return Settled(Candidate(result.segment.end_ms, outputs, row[0], member_of(row),
                                      loose_clip(row, self.outputs.name), clip_settings(self.settings),
-                                     result.measures))
+                                     result.measures, store))
         if result.reason is not None and result.reason.permanent:
             return Settled(reason=result.reason.label, detail=result.detail)
         return None
@@ -306,10 +311,14 @@ class CsvRun:
     def _go_on_from_store(self, worker: ClipWorker) -> None:
         """Take in what earlier runs' shards of work left on the store, and number this run's shards after it."""
         assert self.staged is not None
+        live = self.staged.live_attempts()  # before the manifests are read: see StagedCsv.live_attempts
         joined = self.staged.join(self.ledger)
         if joined:
             log.info("%s: joined %d rows that shards of work of an interrupted run left", self.csv_path, joined)
-        self.staged.remove_orphans(self.ledger)
+        if live:
+            log.info("%s: %d attempts of an earlier run are still putting shards up; their objects are kept, and "
+                     "their rows joined as they arrive", self.csv_path, len(live))
+        self.staged.remove_orphans(self.ledger, live)
         plan = WorkPlan(self.staged.store, self.outputs.name, self.settings.tar_size is not None, self.ledger.rows)
         worker.plans = (plan.numbered(index) for index in itertools.count(self.staged.next_index()))
 

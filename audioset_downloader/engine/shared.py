@@ -36,8 +36,7 @@ def hosted(settings: Settings) -> Iterator[tuple[Book, SharedWindows | None]]:
     manager = _RunManager(ctx=multiprocessing.get_context("spawn"))
     manager.start()
     try:
-        # With OUTPUT_DIR on object storage a clip is up, not on this disk, for another list to take.
-        videos = frozenset() if settings.output_url else videos_in_several(settings.csv_file_names, settings)
+        videos = videos_in_several(settings.csv_file_names, settings)
         shared = SharedWindows(videos, manager.WindowClaims()) if videos else None  # type: ignore[attr-defined]
         yield manager.PacingBook(settings), shared  # type: ignore[attr-defined]
     finally:

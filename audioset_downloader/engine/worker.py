@@ -32,6 +32,7 @@ from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.reuse import BACKEND as REUSED
 from audioset_downloader.outputs.reuse import ReuseIndex, SharedWindows, WindowClaims
+from audioset_downloader.outputs.storage import Store, without_secrets
 from audioset_downloader.outputs.work import WorkPlan
 from audioset_downloader.pacing.book import Book, duration_words, new_book
 
@@ -106,8 +107,9 @@ class ClipWorker:
     def __getstate__(self) -> dict:
         # The backends, caches and lock stay behind; each process builds its own. The book
         # travels: it is a proxy for the one the whole run shares.
-        return {"settings": self.settings, "outputs": self.outputs, "book": self.book, "reuse": self.reuse,
-                "shared": self.shared}
+        # STORAGE_OPTIONS' credentials stay on the driver: a worker takes its own from its environment.
+        return {"settings": replace(self.settings, storage_options=without_secrets(self.settings.storage_options)),
+                "outputs": self.outputs, "book": self.book, "reuse": self.reuse, "shared": self.shared}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["settings"], state["outputs"], state["book"], state["reuse"],  # type: ignore[misc]
@@ -209,7 +211,10 @@ class ClipWorker:
                 return ClipResult(segment, reason=reason, detail=f"{outcome.detail} (found by {owner[0]}, this run)",
                                   seconds=time.monotonic() - started)
             if settled and outcome is not None and outcome.candidate is not None:
-                index = ReuseIndex(self.settings, {(segment.ytid, segment.start_ms): [outcome.candidate]})
+                candidate = outcome.candidate
+                if candidate.store is not None:  # it came without credentials (Store's pickle): this run's own
+                    candidate = replace(candidate, store=Store(candidate.store.url, self.settings.storage_options))
+                index = ReuseIndex(self.settings, {(segment.ytid, segment.start_ms): [candidate]})
                 return self._reused(segment, started, index)
             if not _alive(owner[1]):
                 break

@@ -37,6 +37,7 @@ ENGINES = ("local", "dask")
 LAYOUTS = ("files", "webdataset")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+STORE_SCHEMES = ("s3", "s3a", "gs", "gcs")  # object storage an OUTPUT_DIR or REUSE_FROM may name (outputs/storage.py)
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,9 @@ def _output_dir(value: Any) -> Path | str:
         return Path(text)
     scheme, _, rest = text.partition("://")
     bucket = rest.partition("/")[0]
+    if scheme not in STORE_SCHEMES:
+        raise ValueError(f"is a {scheme}:// URL, a store this tool does not write to; use s3://bucket/prefix or "
+                         "gs://bucket/prefix, or a local folder")
     if scheme.lower() != scheme or not bucket or any(part in ("", ".", "..") for part in rest.rstrip("/").split("/")):
         raise ValueError('must be a local folder or a URL naming a bucket, e.g. "s3://my-bucket/audioset"')
     return text.rstrip("/")
@@ -235,10 +239,22 @@ def _storage_options(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
-def stage_folder(cache: Path, url: str) -> Path:
-    """Where a run whose OUTPUT_DIR is ``url`` keeps its local copies: one folder per URL."""
+def stage_folder(cache: Path, url: str, options: Mapping[str, Any] | None = None) -> Path:
+    """Where a run whose OUTPUT_DIR is ``url`` keeps its local copies: one folder per store and URL (the same
+    bucket name on two endpoints is two stores)."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", url)[:80]
-    return cache / "stage" / f"{slug}-{hashlib.sha256(url.encode()).hexdigest()[:10]}"
+    key = f"{store_endpoint(url, options or {})} {url}" if store_endpoint(url, options or {}) else url
+    return cache / "stage" / f"{slug}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+
+
+def store_endpoint(url: str, options: Mapping[str, Any]) -> str:
+    """The endpoint a URL's library will reach, where it is not the scheme's own: STORAGE_OPTIONS' endpoint_url
+    (or client_kwargs'), else AWS_ENDPOINT_URL for s3://; "" for the default."""
+    client = options.get("client_kwargs")
+    given = options.get("endpoint_url") or (client.get("endpoint_url") if isinstance(client, dict) else None)
+    if given:
+        return str(given)
+    return os.environ.get("AWS_ENDPOINT_URL", "") if url.startswith(("s3://", "s3a://")) else ""
 
 
 def _csv_paths(value: Any) -> tuple[Path, ...]:
@@ -487,7 +503,8 @@ def build_settings(
     settings = replace(Settings(), **values)
     if isinstance(settings.output_dir, str):  # a URL: the run works in a stage folder of its own
         settings = replace(settings, output_url=settings.output_dir,
-                           output_dir=stage_folder(settings.cache_folder, settings.output_dir))
+                           output_dir=stage_folder(settings.cache_folder, settings.output_dir,
+                                                   settings.storage_options))
     if settings.per_machine_identity and (settings.proxy or settings.cookies_file):
         raise ConfigError(f"{where}: PER_MACHINE_IDENTITY = True with {'PROXY' if settings.proxy else 'COOKIES_FILE'}: "
                           "every machine would go out as that one identity; name it in IDENTITIES instead (each "

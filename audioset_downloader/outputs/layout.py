@@ -17,6 +17,7 @@ from pathlib import Path
 from audioset_downloader.atomic import PARTIAL_SUFFIX
 from audioset_downloader.inputs.settings import CLIP_EXTENSIONS
 
+ATTEMPT = "[0-9a-f]{8}"  # an attempt's token (outputs/work.py): eight hex digits
 # {stem}.{ext}: stems come from YTIDs. Not a shard's name, so a row cannot make a shard a clip.
 CLIP_NAME = re.compile(r"[A-Za-z0-9_-]+\.(?:" + "|".join(CLIP_EXTENSIONS) + ")")
 
@@ -73,21 +74,27 @@ class CsvOutputs:
         """The clip's path relative to OUTPUT_DIR, as split-pos.csv records it."""
         return f"{self.name}/{stem}.{extension}"
 
-    def shard_name(self, index: int) -> str:
-        return f"{self.name}-{index:06d}.tar"
+    def shard_name(self, index: int, attempt: str = "") -> str:
+        """``X-000012.tar``; on object storage ``X-000012-<attempt>.tar``, a name no other attempt can take."""
+        return f"{self.name}-{index:06d}{'-' + attempt if attempt else ''}.tar"
 
-    def relative_shard(self, index: int) -> str:
+    def relative_shard(self, index: int, attempt: str = "") -> str:
         """A shard's path relative to OUTPUT_DIR, as split-pos.csv records it."""
-        return f"{self.name}/{self.shard_name(index)}"
+        return f"{self.name}/{self.shard_name(index, attempt)}"
 
     def shard_index(self, file_name: str) -> int | None:
-        """The index of a shard file named ``X-000012.tar``; None for any other name."""
+        """The index of a shard file named ``X-000012.tar`` (or ``X-000012-<attempt>.tar``); None for any other."""
         match = self._shard_name.fullmatch(file_name)
         return int(match.group(1)) if match else None
 
+    def shard_attempt(self, file_name: str) -> str:
+        """The attempt that put a shard up (object storage), "" for a shard named by its index alone."""
+        match = self._shard_name.fullmatch(file_name)
+        return (match.group(2) or "") if match else ""
+
     @functools.cached_property
     def _shard_name(self) -> re.Pattern[str]:  # asked once per row of a 2 M-row manifest: compiled once
-        return re.compile(rf"{re.escape(self.name)}-(\d{{6,}})\.tar")
+        return re.compile(rf"{re.escape(self.name)}-(\d{{6,}})(?:-({ATTEMPT}))?\.tar")
 
     def clip_path(self, stem: str, extension: str) -> Path:
         # Stems come from validated YTIDs; this guards the invariant all the same.

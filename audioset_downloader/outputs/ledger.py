@@ -241,7 +241,7 @@ class Ledger:
     def __init__(self, outputs: CsvOutputs, label_names: Callable[[str], str] = no_label_names,
                  tar_size: int | None = None, note_columns: tuple[str, ...] = (),
                  notes_of: Callable[[str, int], str] = lambda ytid, start_ms: "",
-                 present: Callable[[], set[str]] | None = None, packs: bool = True) -> None:
+                 present: Callable[[], set[str]] | None = None, packs: bool = True, reopen: bool = True) -> None:
         self.outputs = outputs
         self.rows = RowMaker(label_names)
         self._label_names = label_names  # "/m/0bt9lr,/m/05tny_" -> "Dog;Bark"
@@ -253,7 +253,8 @@ class Ledger:
         self._note_columns = note_columns
         self._notes_of = notes_of
         # packs=False: each shard is packed whole where its clips are, by a shard of work (outputs/work.py).
-        self._packer = ShardPacker(outputs, tar_size) if tar_size is not None and packs else None
+        # reopen=False: a short shard of an earlier run is never rewritten (on object storage it is whole or absent).
+        self._packer = ShardPacker(outputs, tar_size, reopen) if tar_size is not None and packs else None
         self._layouts: set[str] = set()  # the layouts the rows read were written in
         self._staged: dict[int, list[Sample]] = {}  # clips recorded for a shard not packed yet
         self._leftovers: list[str] = []  # loose copies of clips whose shard exists

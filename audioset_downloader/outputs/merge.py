@@ -66,12 +66,14 @@ class ListNotes:
 
 
 def merge_csv(name: str, sources: list[Path], target: CsvOutputs, ontology: Ontology | None,
-              tar_size: int | None = None, notes: ListNotes = ListNotes()) -> MergeReport:
+              tar_size: int | None = None, notes: ListNotes = ListNotes(), reopen: bool = True) -> MergeReport:
     """Merge CSV ``name``'s outputs from ``sources`` into ``target`` (held exclusively by the caller),
-    in the files layout, or with ``tar_size`` clips per shard in the webdataset layout."""
+    in the files layout, or with ``tar_size`` clips per shard in the webdataset layout (``reopen``: the
+    target's last short shard filled up, rewritten; else new shards only)."""
     report = MergeReport(name)
     target.prepare()
-    ledger = Ledger(target, ontology.names if ontology else lambda labels: "", tar_size, notes.columns, notes.of)
+    ledger = Ledger(target, ontology.names if ontology else lambda labels: "", tar_size, notes.columns, notes.of,
+                    reopen=reopen)
     ledger.open()
     try:
         taken = {loose_clip(row, name) for row in ledger.written_rows()}

@@ -212,11 +212,14 @@ def has_manifests(settings: Settings, own: CsvOutputs) -> bool:
 
 def _manifests(settings: Settings, own: CsvOutputs) -> Iterable[tuple[CsvOutputs, Store | None]]:
     own = CsvOutputs(Path(os.path.abspath(own.root)), own.name)
-    # An OUTPUT_DIR on object storage keeps only manifests in its stage folder: no clip there to take.
-    own_folder = () if settings.output_url else (settings.output_dir,)
+    # An OUTPUT_DIR on object storage keeps only manifests in its stage folder: its other lists' clips are on
+    # the store, taken from there as a REUSE_FROM URL's are.
+    own_folder = (settings.output_url,) if settings.output_url else (settings.output_dir,)
     for source in dict.fromkeys((*own_folder, *settings.reuse_from)):
         if isinstance(source, str):
-            yield from _stored_manifests(settings, source)
+            setting = "OUTPUT_DIR" if source == settings.output_url else \
+                f"REUSE_FROM[{settings.reuse_from.index(source)}]"
+            yield from _stored_manifests(settings, source, setting, own.name if setting == "OUTPUT_DIR" else "")
             continue
         folder = Path(os.path.abspath(source))
         try:
@@ -229,14 +232,19 @@ def _manifests(settings: Settings, own: CsvOutputs) -> Iterable[tuple[CsvOutputs
                 yield outputs, None
 
 
-def _stored_manifests(settings: Settings, url: str) -> Iterator[tuple[CsvOutputs, Store]]:
-    """A REUSE_FROM on object storage: its manifests, got into a cache folder of their own, where its clips (or
-    shards) are got too as they are first taken."""
-    store = Store(url, settings.storage_options)
-    folder = stage_folder(settings.cache_folder / "reuse", url)
+def reuse_cache(settings: Settings, url: str) -> Path:
+    """Where the manifests and the clips taken of an OUTPUT_DIR on object storage are kept on this machine."""
+    return stage_folder(settings.cache_folder / "reuse", url, settings.storage_options)
+
+
+def _stored_manifests(settings: Settings, url: str, setting: str, own: str) -> Iterator[tuple[CsvOutputs, Store]]:
+    """An OUTPUT_DIR on object storage (a REUSE_FROM, or this run's own, less its list ``own``): its manifests, got
+    into a cache folder of their own, where its clips (or shards) are got too as they are first taken."""
+    store = Store(url, settings.storage_options, setting)
+    folder = reuse_cache(settings, url)
     for name in sorted(store.names("")):
         stem = name[: -len(SPLIT_POS_SUFFIX)]
-        if not name.endswith(SPLIT_POS_SUFFIX) or not _CSV_STEM.fullmatch(stem):
+        if not name.endswith(SPLIT_POS_SUFFIX) or not _CSV_STEM.fullmatch(stem) or stem == own:
             continue
         outputs = CsvOutputs(folder, stem)
         outputs.prepare()
@@ -279,12 +287,25 @@ def _made_with(outputs: CsvOutputs) -> dict | None:
 
 
 def _got(candidate: Candidate) -> None:
-    """A REUSE_FROM on object storage: the candidate's clip, or its whole shard, got into the cache once."""
+    """An OUTPUT_DIR on object storage: the candidate's clip, or its whole shard, in the cache, as the store has it
+    now (a copy whose object changed or went since, by its size and ETag, is got again, or dropped)."""
     assert candidate.store is not None
     relative = candidate.file if candidate.member else candidate.loose
     local = candidate.outputs.listed_clip(relative)
-    if local is not None and not local.exists():
-        candidate.store.get_file(relative, local)
+    if local is None:
+        return
+    seen = local.with_name(f".{local.name}.object")  # the object the copy was got from: "size etag"
+    info = candidate.store.info(relative)
+    if info is None:
+        local.unlink(missing_ok=True)  # gone from the store: the copy proves nothing
+        return
+    stamp = f"{info.size} {info.etag}"
+    with contextlib.suppress(OSError):
+        if local.stat().st_size == info.size and seen.read_text() == stamp:
+            return
+    local.parent.mkdir(parents=True, exist_ok=True)
+    if candidate.store.get_file(relative, local):
+        seen.write_text(stamp)
 
 
 def _regular_file(path: Path | None) -> Path | None:

@@ -141,9 +141,10 @@ def _sync_folder(folder: Path) -> None:
 class ShardPacker:
     """The shards of one CSV's run: which one the next clip goes into, and packing it once full."""
 
-    def __init__(self, outputs: CsvOutputs, clips_per_tar: int) -> None:
+    def __init__(self, outputs: CsvOutputs, clips_per_tar: int, reopen: bool = True) -> None:
         self.outputs = outputs
         self.clips_per_tar = clips_per_tar
+        self._reopens = reopen  # False: an earlier run's short shard is left as it is (object storage: no rewrite)
         self._open: int | None = None  # the shard being filled
         self._samples: list[Sample] = []  # its samples so far, loose in the clip folder
         self._next = 0
@@ -156,7 +157,7 @@ class ShardPacker:
             (self.outputs.clip_dir / name).unlink(missing_ok=True)
         packed = (self.outputs.shard_index(name) for name in present)
         self._next = max((index for index in packed if index is not None), default=-1) + 1
-        self._tail = self._next - 1 if self._next and not staged else None
+        self._tail = self._next - 1 if self._next and not staged and self._reopens else None
         waiting = sorted(staged.items())
         for position, (index, samples) in enumerate(waiting):
             self._open, self._samples = index, list(samples)

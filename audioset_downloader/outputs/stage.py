@@ -3,24 +3,34 @@
 The run keeps the CSV's manifests in a local stage folder (Settings.output_dir) and works on
 them exactly as on a local OUTPUT_DIR. Before the run they come down from the store, which is
 the truth: the CSV's own files, then every work manifest a shard of work left (outputs/work.py),
-joined in row by row without repeating a window; a tar that no row names (its task was killed
-before its manifest went up) is removed, since its windows are fetched again. After the run the
-work manifests of the run are joined the same way, the CSV's files go up whole, and only then are
-the joined work manifests removed: a kill anywhere leaves each row in a file of the store.
+joined in row by row without repeating a window, and only where the object a row names is there.
+Objects no row names (a task killed before its manifest went up) are removed, unless an attempt
+that may still put its manifest up is alive: its marker is fresh. After the run the work manifests
+of the run are joined the same way, the CSV's files go up whole, and only then are the joined work
+manifests removed: a kill anywhere leaves each row in a file of the store, naming an object there.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from audioset_downloader.atomic import PARTIAL_SUFFIX
 from audioset_downloader.inputs.segments import row_key
-from audioset_downloader.outputs.layout import CsvOutputs
-from audioset_downloader.outputs.ledger import FAILED_HEADER, AppendOnlyCsv, Ledger, member_of, split_pos_csv
+from audioset_downloader.outputs.layout import CLIP_NAME, CsvOutputs
+from audioset_downloader.outputs.ledger import FAILED_HEADER, AppendOnlyCsv, Ledger, split_pos_csv
 from audioset_downloader.outputs.storage import Store
-from audioset_downloader.outputs.work import read_manifest, work_folder, work_index
+from audioset_downloader.outputs.work import (
+    LIVE_STALE_S,
+    is_manifest,
+    killed_here,
+    marker_attempt,
+    read_manifest,
+    work_folder,
+    work_index,
+)
 from audioset_downloader.pacing.book import LEARNED_FILE
 
 log = logging.getLogger(__name__)
@@ -33,7 +43,7 @@ class StagedCsv:
         self.store = store
         self.outputs = outputs
         self._present: set[str] = set()  # the objects in the clip folder, as last listed
-        self._joined: set[int] = set()  # work manifests whose rows the ledger holds
+        self._joined: set[str] = set()  # work manifests (by name) whose rows the ledger holds
 
     def relative(self, path: Path) -> str:
         """A stage file's name on the store: the same path under OUTPUT_DIR."""
@@ -55,42 +65,70 @@ class StagedCsv:
         self._present = self.store.names(self.outputs.name)
 
     def present(self) -> set[str]:
-        """The clip folder's objects (clips, shards, metadata.csv) as listed when the run began."""
+        """The clip folder's objects (clips, shards, metadata.csv) as last listed."""
         return self._present
 
+    def live_attempts(self) -> set[str]:
+        """The attempts at shards of work that are running now, by their token (fresh markers): their objects
+        are nobody's orphans. Listed before the manifests are read, so that an attempt that ends in between has
+        its manifest read."""
+        now, folder = time.time(), work_folder(self.outputs.name)
+        return {marker_attempt(name) for name, info in self.store.listing(folder).items()
+                if marker_attempt(name) and now - info.modified < LIVE_STALE_S
+                and not killed_here(self.store.get_text(f"{folder}/{name}"))}
+
     def next_index(self) -> int:
-        """The first shard number no tar and no work manifest of the store uses."""
+        """The first shard number no tar, work manifest or running attempt of the store uses."""
         used = [self.outputs.shard_index(name) for name in self._present]
         used += [work_index(name) for name in self.store.names(work_folder(self.outputs.name))]
         return max((index for index in used if index is not None), default=-1) + 1
 
     def join(self, ledger: Ledger) -> int:
-        """Record the rows of every work manifest on the store that the ledger does not hold yet."""
+        """Record the rows of every work manifest on the store that the ledger does not hold yet, each only
+        where the object it names is there (listed after the manifests: an attempt puts its objects up first)."""
+        left = list(self.work_left())
+        if not left:
+            return 0
+        self._present = self.store.names(self.outputs.name)
         joined = 0
-        for index, written, failed in self.work_left():
-            joined += ledger.join(written, failed)
-            self._joined.add(index)
+        for name, written, failed in left:
+            there = [row for row in written if row[0].rpartition("/")[2] in self._present]
+            if len(there) < len(written):
+                log.warning("%s: %d rows name an object that is not on the store; their windows are fetched again",
+                            name, len(written) - len(there))
+            joined += ledger.join(there, failed)
+            self._joined.add(name)
         return joined
 
-    def work_left(self) -> Iterator[tuple[int, list[list[str]], list[list[str]]]]:
-        """Each work manifest on the store not joined yet, in shard order: its index, split-pos and failed rows."""
+    def work_left(self) -> Iterator[tuple[str, list[list[str]], list[list[str]]]]:
+        """Each work manifest on the store not joined yet, in shard order: its name, split-pos and failed rows."""
         folder = work_folder(self.outputs.name)
-        for name in sorted(self.store.names(folder)):
-            index = work_index(name)
-            if index is None or index in self._joined:
+        for name in sorted(self.store.names(folder), key=lambda name: (work_index(name) or 0, name)):
+            if not is_manifest(name) or name in self._joined:
                 continue
             text = self.store.get_text(f"{folder}/{name}")
             if text is not None:
-                yield index, *read_manifest(text)
+                yield name, *read_manifest(text)
 
-    def remove_orphans(self, ledger: Ledger) -> int:
-        """Remove the tars no row names: a task put one up and was killed before its manifest."""
-        named = {row[0].rpartition("/")[2] for row in ledger.written_rows() if member_of(row)}
-        orphans = sorted(name for name in self._present
-                         if self.outputs.shard_index(name) is not None and name not in named)
-        self.store.remove([f"{self.outputs.name}/{name}" for name in orphans])
+    def remove_orphans(self, ledger: Ledger, live: set[str]) -> int:
+        """Remove the objects no row names (a task put them up and was killed before its manifest), unless an
+        attempt that is ``live`` may still name them: a tar by its own attempt's marker, a clip (named by its
+        window alone) while any attempt of the CSV is alive. Dead attempts' markers go too."""
+        named = {row[0].rpartition("/")[2] for row in ledger.written_rows()}
+        outputs = self.outputs
+        orphans = []
+        for name in sorted(self._present - named):
+            if outputs.shard_index(name) is not None:
+                if outputs.shard_attempt(name) not in live:
+                    orphans.append(name)
+            elif CLIP_NAME.fullmatch(name) and not live:
+                orphans.append(name)
+        folder = work_folder(outputs.name)
+        dead = [f"{folder}/{name}" for name in self.store.names(folder)
+                if marker_attempt(name) and marker_attempt(name) not in live]
+        self.store.remove([f"{outputs.name}/{name}" for name in orphans] + dead)
         if orphans:
-            log.info("removed %d shards no row names (%s...): their task was killed before its rows went up; "
+            log.info("removed %d objects no row names (%s...): their task was killed before its rows went up; "
                      "their windows are fetched again", len(orphans), orphans[0])
         self._present -= set(orphans)
         return len(orphans)
@@ -104,7 +142,7 @@ class StagedCsv:
         for path in self.manifests:
             if path.is_file():
                 self.store.put_file(path, self.relative(path))
-        self.store.remove([f"{work_folder(self.outputs.name)}/{index:06d}.json" for index in sorted(self._joined)])
+        self.store.remove([f"{work_folder(self.outputs.name)}/{name}" for name in sorted(self._joined)])
         self._joined.clear()
 
     def remove_outputs(self) -> None:
@@ -172,7 +210,9 @@ class StoreCopy:
         """Put up every file the command added or changed, remove every object whose file it removed."""
         now = self._files()
         changed = [relative for relative, seen in now.items() if self._pulled.get(relative) != seen]
-        for relative in changed:
+        # Clips and tars first, the manifests that name them after: a kill in between leaves objects no row
+        # names (removed by the next run), never a row naming an object that is not up.
+        for relative in sorted(changed, key=lambda relative: not _is_clip_object(relative)):
             self.store.put_file(self.folder / relative, relative)
         self.store.remove(sorted(set(self._pulled) - set(now)))
         self._pulled = now
@@ -185,3 +225,9 @@ class StoreCopy:
                 status = path.stat()
                 found[path.relative_to(self.folder).as_posix()] = (status.st_size, status.st_mtime_ns)
         return found
+
+
+def _is_clip_object(relative: str) -> bool:
+    """A clip or a shard in a CSV's clip folder (``X/...``), as opposed to a manifest."""
+    folder, _, name = relative.rpartition("/")
+    return bool(folder) and "/" not in folder and (CLIP_NAME.fullmatch(name) is not None or name.endswith(".tar"))

@@ -15,11 +15,14 @@ import logging
 import os
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from audioset_downloader.atomic import partial_path
 from audioset_downloader.errors import ConfigError, OutputUnwritableError, StoreError
+from audioset_downloader.inputs.settings import store_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -30,30 +33,56 @@ PROBE = ".audioset-downloader-probe"  # written and removed by the check before 
 LIBRARIES = ("botocore", "aiobotocore", "aiohttp", "s3fs", "gcsfs", "google", "fsspec", "requests")
 UPLOAD_PART = 8 << 20  # S3 takes parts of 5 MB and more
 COPY_CHUNK = 1 << 20
+# STORAGE_OPTIONS that are credentials: they never leave the driver (a pickled Dask task travels over plain TCP);
+# a worker takes its credentials from its own environment.
+SECRET_OPTIONS = frozenset({"key", "secret", "token", "password", "session_token", "access_key", "secret_key",
+                            "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "credentials"})
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a listing says of one object: enough to tell a copy is still the object, and how old it is."""
+
+    size: int
+    etag: str
+    modified: float  # seconds since the epoch, the store's clock
+
+
+def without_secrets(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` less every credential, at any depth (client_kwargs may hold aws_secret_access_key)."""
+    return {key: without_secrets(value) if isinstance(value, dict) else value
+            for key, value in options.items() if key.lower() not in SECRET_OPTIONS}
 
 
 class Store:
     """An OUTPUT_DIR on object storage; paths relative to it, as a local run's are to its folder."""
 
-    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
+    def __init__(self, url: str, options: dict[str, Any] | None = None, setting: str = "OUTPUT_DIR") -> None:
         self.url = url.rstrip("/")
         self.options = dict(options or {})
+        self.setting = setting  # the setting that names the URL, for every message about it
         self.scheme, _, self._root = self.url.partition("://")
         self._fs: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"url": self.url, "options": self.options}  # each process opens its own client
+        # Each process opens its own client, with its own machine's credentials: none travel.
+        return {"url": self.url, "options": without_secrets(self.options), "setting": self.setting}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["url"], state["options"])  # type: ignore[misc]
+        self.__init__(state["url"], state["options"], state.get("setting", "OUTPUT_DIR"))  # type: ignore[misc]
 
     def __repr__(self) -> str:  # never the options: they may hold a secret
         return f"Store({self.url!r})"
 
     @property
+    def named(self) -> str:
+        """How messages name the store: the setting and its URL."""
+        return f"{self.setting} {self.url}"
+
+    @property
     def fs(self) -> Any:
         if self._fs is None:
-            self._fs = open_filesystem(self.url, self.scheme, self.options)
+            self._fs = open_filesystem(self.named, self.scheme, self.options)
         return self._fs
 
     def path(self, relative: str) -> str:
@@ -61,32 +90,38 @@ class Store:
 
     def check(self, write: bool = True) -> None:
         """Before any clip: the library is there, the bucket is, and it takes an object (a write, then its
-        removal); ``write=False``: it can be listed."""
-        fs, probe = self.fs, self.path(PROBE)
+        removal); ``write=False``: it can be listed. Whatever is wrong is one line naming the setting."""
+        fs, probe, bucket = self.fs, self.path(PROBE), self._root.partition("/")[0]
         try:
             if write:
                 fs.pipe_file(probe, b"")
                 fs.rm_file(probe)
             else:
-                fs.ls(self._root.partition("/")[0], detail=False, refresh=True)
+                fs.ls(bucket, detail=False, refresh=True)
         except FileNotFoundError:
-            raise ConfigError(f"OUTPUT_DIR {self.url}: the bucket {self._root.partition('/')[0]!r} does not exist; "
-                              "create it, or fix the URL (and AWS_ENDPOINT_URL if not on AWS)") from None
+            raise ConfigError(f"{self.named}: the bucket {bucket!r} does not exist; create it, or fix the URL "
+                              "(and AWS_ENDPOINT_URL if not on AWS)") from None
         except PermissionError as exc:
-            raise ConfigError(f"OUTPUT_DIR {self.url}: credentials refused ({_first_line(exc)}); set "
-                              "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or ~/.aws, or STORAGE_OPTIONS) to ones "
-                              "that may write there") from None
-        except OSError as exc:
-            raise ConfigError(f"OUTPUT_DIR {self.url}: cannot write there ({_first_line(exc)}); check the URL, "
-                              "AWS_ENDPOINT_URL and the network") from None
+            raise ConfigError(f"{self.named}: credentials refused ({_first_line(exc)}); set AWS_ACCESS_KEY_ID and "
+                              "AWS_SECRET_ACCESS_KEY (or ~/.aws, or STORAGE_OPTIONS) to ones that may "
+                              f"{'write' if write else 'read'} there") from None
         except TypeError as exc:  # the library takes its options only when it first connects
             raise ConfigError(f"STORAGE_OPTIONS: {_first_line(exc)}; give only options {self.scheme}'s library "
                               "takes") from None
-        except Exception as exc:  # botocore's NoCredentialsError and kin are no OSError
-            if "credential" not in type(exc).__name__.lower():
+        except Exception as exc:
+            if "credential" in type(exc).__name__.lower():  # botocore's NoCredentialsError and kin are no OSError
+                raise ConfigError(f"{self.named}: no credentials found ({_first_line(exc)}); set AWS_ACCESS_KEY_ID "
+                                  "and AWS_SECRET_ACCESS_KEY (or ~/.aws, or STORAGE_OPTIONS)") from None
+            if not isinstance(exc, OSError) and not type(exc).__module__.startswith(LIBRARIES):
                 raise
-            raise ConfigError(f"OUTPUT_DIR {self.url}: no credentials found ({_first_line(exc)}); set "
-                              "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or ~/.aws, or STORAGE_OPTIONS)") from None
+            # A wrong endpoint, a dead network: after the library's own retries, one line.
+            raise ConfigError(f"{self.named}: the store does not answer ({_first_line(exc)}); check the URL, "
+                              f"the endpoint ({self.endpoint or 'the default'}: AWS_ENDPOINT_URL or "
+                              "STORAGE_OPTIONS' endpoint_url) and the network") from None
+
+    @property
+    def endpoint(self) -> str:
+        return store_endpoint(self.url, self.options)
 
     def put_file(self, local: Path, relative: str) -> None:
         """Upload ``local`` as one object: it appears whole when the upload ends, or not at all."""
@@ -115,15 +150,15 @@ class Store:
         try:
             yield
         except PermissionError as exc:
-            raise OutputUnwritableError(f"OUTPUT_DIR {self.url}: the store refused to {what} {relative} "
+            raise OutputUnwritableError(f"{self.named}: the store refused to {what} {relative} "
                                         f"({_first_line(exc)}); fix the credentials, then rerun: finished clips "
                                         "are kept") from exc
-        except FileNotFoundError:
-            raise  # asked for something that is not there: the caller's answer, not the store's failure
+        except (FileNotFoundError, FileExistsError):
+            raise  # not there, or there already: the caller's answer, not the store's failure
         except Exception as exc:
             if not isinstance(exc, OSError) and not type(exc).__module__.startswith(LIBRARIES):
                 raise
-            raise StoreError(f"OUTPUT_DIR {self.url}: could not {what} {relative} ({_first_line(exc)}); rerun once "
+            raise StoreError(f"{self.named}: could not {what} {relative} ({_first_line(exc)}); rerun once "
                              "the store answers: finished clips are kept") from exc
 
     def put_text(self, relative: str, text: str) -> None:
@@ -162,6 +197,57 @@ class Store:
         prefix = self.path(folder).rstrip("/") + "/"
         return {entry.rstrip("/")[len(prefix):] for entry in entries if entry.startswith(prefix)}
 
+    def listing(self, folder: str) -> dict[str, ObjectInfo]:
+        """The objects directly in ``folder``, by name, with their size, ETag and age: one listing."""
+        try:
+            with self._asking("list", folder or "the top folder"):
+                entries = self.fs.ls(self.path(folder), detail=True, refresh=True)
+        except FileNotFoundError:
+            return {}
+        prefix = self.path(folder).rstrip("/") + "/"
+        return {entry["name"][len(prefix):]: _info(entry) for entry in entries
+                if entry.get("type") == "file" and entry["name"].startswith(prefix)}
+
+    def info(self, relative: str) -> ObjectInfo | None:
+        """One object's size, ETag and age; None when there is none."""
+        try:
+            with self._asking("look at", relative):
+                return _info(self.fs.info(self.path(relative), refresh=True))
+        except FileNotFoundError:
+            return None
+
+    def create(self, relative: str, data: bytes) -> bool:
+        """Put ``data`` up only if no object has that name (S3's If-None-Match); False if one has."""
+        try:
+            with self._asking("put up", relative):
+                if self.scheme in ("s3", "s3a"):
+                    self.fs.pipe_file(self.path(relative), data, mode="create")
+                    return True
+                # A store without conditional writes here: look, then put (a race narrower than a run's start).
+                if self.fs.exists(self.path(relative)):
+                    return False
+                self.fs.pipe_file(self.path(relative), data)
+                return True
+        except FileExistsError:
+            return False
+
+    def replace_if(self, relative: str, data: bytes, etag: str) -> bool:
+        """Put ``data`` over the object only while it is still the one whose ETag is ``etag`` (S3's If-Match);
+        False if another writer changed it first."""
+        try:
+            with self._asking("put up", relative):
+                if self.scheme in ("s3", "s3a"):
+                    self.fs.pipe_file(self.path(relative), data, IfMatch=etag)
+                else:
+                    self.fs.pipe_file(self.path(relative), data)
+                return True
+        except StoreError as exc:
+            if "pre-condition" in str(exc).lower() or "precondition" in str(exc).lower():
+                return False
+            raise
+        except FileNotFoundError:
+            return False
+
     def exists(self, relative: str) -> bool:
         with self._asking("look at", relative):
             return bool(self.fs.exists(self.path(relative)))
@@ -172,23 +258,39 @@ class Store:
                 self.fs.rm([self.path(relative) for relative in relatives])
 
 
-def open_filesystem(url: str, scheme: str, options: dict[str, Any]) -> Any:
-    """fsspec's filesystem for ``scheme``, or one line saying which package to install."""
+def open_filesystem(named: str, scheme: str, options: dict[str, Any]) -> Any:
+    """fsspec's filesystem for ``scheme``, or one line saying which package to install. ``named``: the setting
+    and its URL, as messages say them."""
+    if scheme not in NEEDS:  # settings refuse these first; a Store made by hand is held to the same
+        raise ConfigError(f"{named}: a {scheme}:// URL is no store this tool writes to; use s3://bucket/prefix or "
+                          "gs://bucket/prefix, or a local folder")
+    package, extra = NEEDS[scheme]
     try:
         import fsspec  # comes with s3fs and gcsfs, not with the base install
 
         # A client of its own: fsspec's shared instance would keep the credentials of the first one made.
         return fsspec.filesystem(scheme, skip_instance_cache=True, **options)
     except ImportError:
-        package, extra = NEEDS.get(scheme, (f"fsspec's {scheme} support", scheme))
-        raise ConfigError(f"OUTPUT_DIR {url}: needs {package}, which is not installed; install it with: "
+        raise ConfigError(f"{named}: needs {package}, which is not installed; install it with: "
                           f'pip install -e ".[{extra}]"') from None
-    except ValueError as exc:  # an unknown scheme
-        raise ConfigError(f"OUTPUT_DIR {url}: {exc}; use a local folder, s3://bucket/prefix or gs://bucket/prefix") \
+    except ValueError as exc:
+        raise ConfigError(f"{named}: {exc}; use a local folder, s3://bucket/prefix or gs://bucket/prefix") \
             from None
     except TypeError as exc:  # an option the library does not take
         raise ConfigError(f"STORAGE_OPTIONS: {_first_line(exc)}; give only options {scheme}'s library takes") \
             from None
+
+
+def _info(entry: dict[str, Any]) -> ObjectInfo:
+    modified = entry.get("LastModified") or entry.get("updated") or entry.get("mtime")
+    if isinstance(modified, str):
+        modified = datetime.fromisoformat(modified.replace("Z", "+00:00"))
+    if isinstance(modified, datetime):
+        stamp = (modified if modified.tzinfo else modified.replace(tzinfo=timezone.utc)).timestamp()
+    else:
+        stamp = float(modified or 0.0)
+    return ObjectInfo(int(entry.get("size") or 0), str(entry.get("ETag") or entry.get("etag") or
+                                                     entry.get("md5Hash") or ""), stamp)
 
 
 def _first_line(exc: BaseException) -> str:
