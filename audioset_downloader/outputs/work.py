@@ -173,8 +173,11 @@ class WorkShard:
         """The attempt's clips and tar up whole, then its manifest, then its marker gone: the order a kill cannot
         spoil. ``up`` says how it went."""
         try:
-            for upload in self._pending:  # every clip up before the rows that name them (else no manifest at all)
-                upload.result()
+            # Every clip up before the rows that name them (else no manifest at all); each upload waited for, so
+            # that none still reads the scratch folder when it goes.
+            failures = [error for upload in self._pending if (error := upload.exception()) is not None]
+            if failures:
+                raise failures[0]
             if self._samples:  # streamed up as it is packed: no second copy on the scratch disk
                 with self.plan.store.writer(self._shard) as raw:
                     write_tar(raw, sample_members(self.outputs.clip_dir, self._samples))
