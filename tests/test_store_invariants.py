@@ -71,9 +71,11 @@ def held_rows(s3: Any, url: str) -> list[dict[str, str]]:
     return rows
 
 
-def assert_every_row_holds_its_clip(s3: Any, url: str, tmp_path: Path) -> set[tuple[str, str]]:
+def assert_every_row_holds_its_clip(s3: Any, url: str, tmp_path: Path,
+                                    damaged: frozenset[tuple[str, str]] = frozenset()) -> set[tuple[str, str]]:
     """The invariant: split-pos.csv lists each window once, and each row it (or a work manifest) holds names an
-    object there that decodes to that window. Returns the windows held."""
+    object there that decodes to that window (``damaged``: windows a test broke on purpose, only there). Returns
+    the windows held."""
     base = url.removeprefix("s3://")
     s3.invalidate_cache()
     if s3.exists(f"{base}/{CSV_NAME}.split-pos.csv"):
@@ -91,6 +93,8 @@ def assert_every_row_holds_its_clip(s3: Any, url: str, tmp_path: Path) -> set[tu
             data = tar.extractfile(row["member"]).read()  # type: ignore[union-attr]
         else:
             data = s3.cat_file(key)
+        if (row["YTID"], row["start_seconds"]) in damaged:
+            continue
         clip = tmp_path / "held.wav"
         clip.write_bytes(data)
         audio = decode(clip)
@@ -194,6 +198,39 @@ def test_a_failure_between_the_put_ups_of_a_merge_into_the_store_keeps_every_row
     held = assert_every_row_holds_its_clip(s3, url, tmp_path)
     assert all(s3.info(path)["ETag"] == etag for path, etag in before.items()), "a tar of the store was rewritten"
     proxy.clear()
+    assert_next_run_fetches_only_what_is_missing(tmp_path, mirror, s3, url, held, OUTPUT_LAYOUT="webdataset")
+
+
+@pytest.mark.parametrize("failing", range(2))  # split-pos.csv, then the tar repacked without the broken clip
+def test_a_failure_between_the_put_ups_of_a_repair_on_the_store_keeps_every_row_with_its_clip(
+        tmp_path: Path, mirror: Mirror, s3: Any, bucket: str, proxy: StoreProxy, failing: int) -> None:
+    """--verify --repair on a webdataset URL drops a broken clip from its tar: the manifest that no longer names it
+    goes up before the smaller tar, so a kill in between leaves a member no row names, never the reverse."""
+    url = f"s3://{bucket}/repaired"
+    assert cli.main(["--config", str(configure(tmp_path, mirror, url, OUTPUT_LAYOUT="webdataset",
+                                               SHARD_SIZE=4))]) == 0
+    row = next(row for row in held_rows(s3, url) if row["YTID"] == "vid05aaaaaa")
+    key = f"{bucket}/repaired/{row['file']}"
+    damaged = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(s3.cat_file(key))) as source, tarfile.open(fileobj=damaged, mode="w") as out:
+        for info in source:
+            data = source.extractfile(info).read()  # type: ignore[union-attr]
+            if info.name == row["member"]:
+                data = b"not audio at all" * 64  # its clip no longer decodes
+                info.size = len(data)
+            out.addfile(info, io.BytesIO(data))
+    s3.pipe_file(key, damaged.getvalue())
+    refused = proxy.fail("PUT|POST", r"\.(tar|csv|json|md)$", skip=failing)
+    config = configure(tmp_path, mirror, url, OUTPUT_LAYOUT="webdataset", STORAGE_OPTIONS=through(proxy))
+    assert cli.main(["--config", str(config), "--verify", "--repair"]) == 1
+    assert refused.hits, proxy.puts()
+    broken = frozenset({("vid05aaaaaa", row["start_seconds"])})
+    held = assert_every_row_holds_its_clip(s3, url, tmp_path, broken)
+    assert not broken & held or failing == 0, "the repaired manifest is up: it names the broken clip no more"
+    proxy.clear()
+    if broken & held:  # the repair never got its manifest up: once more, whole
+        assert cli.main(["--config", str(config), "--verify", "--repair"]) == 1
+        held = assert_every_row_holds_its_clip(s3, url, tmp_path)
     assert_next_run_fetches_only_what_is_missing(tmp_path, mirror, s3, url, held, OUTPUT_LAYOUT="webdataset")
 
 

@@ -33,7 +33,7 @@ from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.reuse import BACKEND as REUSED
 from audioset_downloader.outputs.reuse import ReuseIndex, SharedWindows, WindowClaims
 from audioset_downloader.outputs.storage import Store, without_secrets
-from audioset_downloader.outputs.work import WorkPlan
+from audioset_downloader.outputs.work import WorkPlan, process_running
 from audioset_downloader.pacing.book import Book, duration_words, new_book
 
 log = logging.getLogger(__name__)
@@ -216,7 +216,7 @@ class ClipWorker:
                     candidate = replace(candidate, store=Store(candidate.store.url, self.settings.storage_options))
                 index = ReuseIndex(self.settings, {(segment.ytid, segment.start_ms): [candidate]})
                 return self._reused(segment, started, index)
-            if not _alive(owner[1]):
+            if not process_running(owner[1]):
                 break
             stop.wait(CLAIM_POLL_S)
         else:
@@ -339,16 +339,6 @@ class ClipWorker:
     def _backoff(self, retry: int) -> float:
         """Exponential, with jitter so that workers failing together do not retry together."""
         return self.settings.retry_backoff * 2 ** (retry - 1) * random.uniform(0.5, 1.5)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _with_cookies(source: MediaSource, cookies_file: Path | None) -> MediaSource:

@@ -210,9 +210,15 @@ class StoreCopy:
         """Put up every file the command added or changed, remove every object whose file it removed."""
         now = self._files()
         changed = [relative for relative, seen in now.items() if self._pulled.get(relative) != seen]
-        # Clips and tars first, the manifests that name them after: a kill in between leaves objects no row
-        # names (removed by the next run), never a row naming an object that is not up.
-        for relative in sorted(changed, key=lambda relative: not _is_clip_object(relative)):
+        # New clips and tars first, then the manifests that name them, then the tars rewritten with fewer members
+        # (--repair drops broken ones), then removals: a kill in between leaves objects or members no row names
+        # (removed by a later run), never a row naming what is not up.
+        def turn(relative: str) -> int:
+            if not _is_clip_object(relative):
+                return 1
+            return 2 if relative in self._pulled else 0
+
+        for relative in sorted(changed, key=turn):
             self.store.put_file(self.folder / relative, relative)
         self.store.remove(sorted(set(self._pulled) - set(now)))
         self._pulled = now
