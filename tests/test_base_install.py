@@ -3,7 +3,8 @@
 A fresh virtual environment gets only the project's base dependencies from the package
 index; then, with that environment NOT activated (its bin folder is not on PATH), yt-dlp
 must be set up with a deno that runs and report it as usable, and ``--doctor`` must pass.
-Skipped, saying why, where the package index cannot be reached.
+Skipped, saying why, where the package index cannot be reached; the last test checks the same
+promise offline, from this environment's installed metadata and deno's own binary.
 """
 
 from __future__ import annotations
@@ -75,3 +76,35 @@ def test_the_base_install_passes_the_doctor(base_python: Path, tmp_path: Path) -
     # pytubefix is an extra: without it, the chain goes on without it and says so.
     assert " warn " in lines["backend pytubefix (fallback)"] and "left out of the chain" in lines[
         "backend pytubefix (fallback)"]
+
+
+def test_the_installed_metadata_promises_ytdlp_a_deno_that_runs(tmp_path: Path) -> None:
+    """The offline counterpart of the two above, on this environment: the package's base requirements (read from
+    its installed metadata) are installed at versions they accept, they bring deno as a package whose own binary
+    runs, and yt-dlp, as our backend sets it up, is handed that binary and finds it usable."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    base = [Requirement(text) for text in metadata.requires("audioset-downloader") or []
+            if "extra ==" not in text]
+    by_name = {requirement.name.lower(): requirement for requirement in base}
+    assert {"pytube", "yt-dlp", "imageio-ffmpeg"} <= set(by_name)
+    assert {"default", "deno"} <= by_name["yt-dlp"].extras, "the base install brings yt-dlp's JS runtime"
+    for requirement in base:
+        installed = metadata.version(requirement.name)
+        assert requirement.specifier.contains(installed, prereleases=True), (requirement, installed)
+    deno_dist = metadata.distribution("deno")
+    binaries = [deno_dist.locate_file(file) for file in deno_dist.files or [] if Path(str(file)).name == "deno"]
+    binary = next(Path(path).resolve() for path in binaries if Path(path).is_file())
+    runs = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=60).stdout
+    assert runs.startswith("deno ")
+
+    from audioset_downloader.fetch.backends.ytdlp import YtDlpBackend
+    from audioset_downloader.inputs.settings import Settings
+
+    backend = YtDlpBackend(Settings())
+    assert Path(backend.options["js_runtimes"]["deno"]["path"]).resolve() == binary
+    info = backend.js_runtime()
+    assert info is not None and (info.name, info.supported) == ("deno", True)
+    assert info.version == runs.split()[1]

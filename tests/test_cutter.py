@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from audioset_downloader.errors import ClipFailure, FailureReason
 from audioset_downloader.fetch.backends.base import MediaSource
-from audioset_downloader.fetch.cutter import cut_clip
+from audioset_downloader.fetch.cutter import cut_clip, find_ffmpeg
 from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.inputs.settings import Settings
 from tests.support.audio import decode, dominant_second, window_offset
@@ -161,3 +162,26 @@ def test_a_playlist_pointing_at_local_files_is_refused(server: MediaServer, tmp_
     with pytest.raises(ClipFailure):
         cut(server, "evil.m3u8", segment(0, 10), tmp_path / "c.wav")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_input_only_the_protocol_whitelist_refuses_is_refused_with_its_reason(sources: Path,
+                                                                                  tmp_path: Path) -> None:
+    """An AES-128 HLS playlist: its segments are read through ffmpeg's crypto protocol, which ffmpeg's own defences
+    (the HLS demuxer's checks, HTTP's nested whitelist) let through. Only the whitelist the cutter gives every
+    input (http, https, tcp, tls) refuses it: without it this clip is cut."""
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "key.bin").write_bytes(bytes(range(16)))
+    with MediaServer(served) as media:
+        (tmp_path / "keyinfo").write_text(f"{media.url('key.bin')}\n{served / 'key.bin'}\n")
+        subprocess.run([find_ffmpeg(), "-nostdin", "-loglevel", "error", "-i", str(sources / "tone300.m4a"), "-t", "20",
+                        "-c:a", "aac", "-f", "hls", "-hls_time", "30", "-hls_list_size", "0", "-hls_key_info_file",
+                        str(tmp_path / "keyinfo"), "-hls_segment_filename", str(served / "seg%d.ts"),
+                        str(served / "locked.m3u8")], check=True)
+        out = tmp_path / "out"
+        out.mkdir()
+        with pytest.raises(ClipFailure) as failure:
+            cut(media, "locked.m3u8", segment(0, 10), out / "c.wav")
+    assert failure.value.reason is FailureReason.BACKEND_ERROR
+    assert failure.value.detail.startswith("Protocol 'crypto' not on whitelist"), failure.value.detail
+    assert list(out.iterdir()) == []

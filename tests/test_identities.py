@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from tests.conftest import Mirror, run_script, write_config, write_csv
 from tests.support.audio import decode, window_offset
 from tests.support.limit import IdentityLimit
 from tests.support.proxy import CountingProxy
+from tests.support.server import Reply
 from tests.support.socks_server import SocksServer
 
 PER_SECOND = 4  # requests an identity may make a second
@@ -277,3 +279,37 @@ def test_identities_with_one_name_twice_are_refused(tmp_path: Path, mirror: Mirr
     result = run_script("--config", str(config), cwd=tmp_path)
     assert result.returncode == 2
     assert "IDENTITIES names 'lab' twice; give every identity its own name" in result.stderr
+
+
+def test_turns_waiting_when_a_block_starts_are_given_back_not_spent_on_429s(tmp_path: Path, mirror: Mirror) -> None:
+    """At a fixed pace of 10 clips a second, the book hands each of 8 workers a turn up to a second ahead. The
+    server starts refusing every request mid-run: the clips under way meet the block, but a turn that was
+    waiting must be given back when its wait ends (the book's confirm), not spent on one more 429 each."""
+    blocked = threading.Event()
+    refused: list[float] = []
+
+    def block(handler: object) -> Reply | None:
+        if blocked.is_set():
+            refused.append(time.monotonic())
+            return Reply(429, b"Too Many Requests")
+        return None
+
+    mirror.server.routes.insert(0, block)
+    ids = [f"wait{n:07d}" for n in range(60)]
+    config = configure(tmp_path, mirror, {"eval_segments": ids}, REQUESTS_PER_MINUTE=600, WORKERS=8,
+                       RETRY_BACKOFF=1.5)
+    codes: list[int] = []
+    run = threading.Thread(target=lambda: codes.append(cli.main(["--config", str(config)])))
+    run.start()
+    deadline = time.monotonic() + 60
+    while sum(mirror.server.requests.values()) < 40 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    blocked.set()  # turns are waiting now: the pace hands them out ahead
+    time.sleep(1.2)  # the first cooldown (RETRY_BACKOFF) outlasts this: the identity probes once it is over
+    blocked.clear()
+    run.join(timeout=120)
+    assert codes == [0]
+    assert set(rows_by_id(tmp_path / "out" / "eval_segments.split-pos.csv")) == set(ids)
+    # The clips under way when it began (at 10 a second, a clip's few requests: two or three) meet the block;
+    # without the turns given back, each of the turns waiting (up to 8) adds a 429.
+    assert 1 <= len(refused) <= 4, f"{len(refused)} requests were refused during the block"

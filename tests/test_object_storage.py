@@ -178,10 +178,14 @@ def test_a_tar_no_row_names_is_removed_and_its_windows_fetched_once(tmp_path: Pa
     writer.writeheader()
     writer.writerows(kept)
     s3.pipe_file(f"{bucket}/orphan/{CSV_NAME}.split-pos.csv", text.getvalue().encode())
+    lost = {row["YTID"] for row in rows if row["file"] == first}
+    mirror.server.reset_counts()
     assert cli.main(["--config", str(config)]) == 0
     assert not s3.exists(f"{bucket}/orphan/{first}") or first in {
         row["file"] for row in rows_of(stored(s3, url, f"{CSV_NAME}.split-pos.csv"))}
     assert tar_samples(s3, url) == Counter(dict.fromkeys(WINDOWS, 1))
+    # The rerun fetched the lost windows, and no other.
+    assert {ytid for ytid, _ in WINDOWS if mirror.requests_for(ytid)} == lost
 
 
 def status_json(config: Path, capsys: pytest.CaptureFixture[str]) -> str:

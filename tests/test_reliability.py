@@ -255,20 +255,32 @@ def test_kill_9_at_random_moments_then_rerun_equals_an_uninterrupted_run(tmp_pat
         duration = time.monotonic() - started
         crashed = config("crashed")
         split_pos = tmp_path / "crashed" / "eval_segments.split-pos.csv"
-        kills = []
-        for _ in range(4):
+        kills: list[str] = []
+        rows_at_kill: list[int] = []
+
+        def rows_now() -> int:
+            return len(split_pos.read_text().splitlines()) - 1 if split_pos.exists() else 0
+
+        for attempt in range(4):
             process = subprocess.Popen([sys.executable, str(REPO / "AudioDownloader.py"), "--config", str(crashed)],
                                        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            delay = rng.uniform(0.2, duration)  # somewhere within a run's life
-            time.sleep(delay)
+            started_at = time.monotonic()
+            if attempt == 0:  # the first kill once the run has written its first clip: surely mid-run
+                while rows_now() < 1 and process.poll() is None and time.monotonic() - started_at < 60:
+                    time.sleep(0.005)
+            else:
+                time.sleep(rng.uniform(0.2, duration))  # somewhere within a run's life
+            delay = time.monotonic() - started_at
             process.send_signal(signal.SIGKILL)
             process.wait()
-            rows_so_far = len(split_pos.read_text().splitlines()) - 1 if split_pos.exists() else 0
-            kills.append(f"{delay:.2f}s:{rows_so_far} rows")
+            rows_at_kill.append(rows_now())
+            kills.append(f"{delay:.2f}s:{rows_at_kill[-1]} rows")
         final = run_script("--config", str(crashed), cwd=tmp_path)
         assert final.returncode == 0, final.stderr
 
     context = f"seed {seed}, reference run {duration:.2f} s, kills {kills}"
+    written = len((tmp_path / "reference" / "eval_segments.split-pos.csv").read_text().splitlines()) - 1
+    assert any(0 < rows < written for rows in rows_at_kill), f"no kill landed mid-run; {context}"
     ref, got = tmp_path / "reference", tmp_path / "crashed"
     split_columns = ("file", "YTID", "start_seconds", "end_seconds", "positive_labels")
     failed_columns = ("YTID", "start_seconds", "end_seconds", "reason")

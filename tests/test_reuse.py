@@ -62,7 +62,7 @@ def test_audiocaps_over_an_audioset_download_fetches_only_its_new_windows(tmp_pa
     assert "4 to attempt (3 on disk already, reused without a request)" in dry.stdout, dry.stdout
     result = run_script("--config", caps, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert requests(mirror) == {"freshClip01": requests(mirror)["freshClip01"]}  # the new window alone went out
+    assert set(requests(mirror)) == {"freshClip01"}  # the new window alone went out
     assert "4 written (direct 1, reused 3)" in result.stderr
 
     out = tmp_path / "out"

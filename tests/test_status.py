@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -23,6 +24,12 @@ def status(config: Path, cwd: Path) -> dict:
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
     return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+def digest(root: Path) -> dict[str, tuple[str, int]]:
+    """Every file and folder under ``root``: its content's hash (files) and its modification time."""
+    return {str(p): (hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "folder", p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*"))}
 
 
 def test_status_shows_a_running_download_and_a_killed_one_is_not_running(tmp_path: Path, mirror: Mirror) -> None:
@@ -74,5 +81,11 @@ def test_status_shows_a_running_download_and_a_killed_one_is_not_running(tmp_pat
     assert not after["running"] and after["pid"] is None and after["eta_seconds"] is None
     written = len((tmp_path / "out" / "eval_segments.split-pos.csv").read_text().splitlines()) - 1
     assert after["written"] == written >= now["written"]
+    # No run holds the folder now: --status writes no byte there and asks the server for nothing.
+    contents = digest(tmp_path / "out")
+    asked = sum(mirror.server.requests.values())
     text = run_script("--config", str(config), "--status", cwd=tmp_path)
     assert text.returncode == 0 and text.stdout.startswith("not running (no run holds these outputs)")
+    status(config, tmp_path)
+    assert digest(tmp_path / "out") == contents, "--status changed the output folder"
+    assert sum(mirror.server.requests.values()) == asked, "--status made a request"

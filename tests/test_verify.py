@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import re
+import subprocess
 from pathlib import Path
 
+from audioset_downloader.fetch.cutter import find_ffmpeg
 from tests.conftest import Mirror, run_script, write_config, write_csv
 
 IDS = ["verifyok001", "-verifyok02", "truncated01", "garbage0001", "deleted0001", "rightclip01"]
@@ -82,3 +84,34 @@ def test_a_row_naming_a_file_outside_the_clip_folder_is_reported_and_the_file_le
         in found.stdout
     assert precious.read_bytes() == b"not the downloader's"
     assert (tmp_path / "out" / "eval_segments.split-pos.csv").read_text().count("\n") == 1  # the row is gone
+
+
+def test_verify_finds_a_clip_short_of_its_window_and_one_with_the_wrong_channels(tmp_path: Path,
+                                                                                 mirror: Mirror) -> None:
+    """Clips that decode cleanly, yet are not what the row promises: only the length and channel checks see them."""
+    ids = ["fullclip001", "nearlyfull1", "shortclip01", "stereoclip1"]
+    for ytid in ids:
+        mirror.add(ytid)
+    csv_path = write_csv(tmp_path / "eval_segments.csv", [f'{y}, 20.000, 30.000, "/m/09x0r"' for y in ids])
+    write_config(tmp_path / "cfg.py", CSV_FILE_NAMES=[str(csv_path)], BACKEND="direct", TIMER=0, CHANNELS=1,
+                 YTB_URL_FORMAT=mirror.url_format, OUTPUT_DIR=str(tmp_path / "out"))
+    assert run_script("--config", "cfg.py", cwd=tmp_path).returncode == 0
+    clips = tmp_path / "out" / "eval_segments"
+
+    def remade(ytid: str, *options: str) -> None:
+        """The clip rewritten by ffmpeg with ``options``: still a clean wav, as a decoder sees it."""
+        source, target = clips / f"{ytid}.wav", tmp_path / f"{ytid}.wav"
+        subprocess.run([find_ffmpeg(), "-nostdin", "-loglevel", "error", "-y", "-i", str(source), *options,
+                        str(target)], check=True)
+        target.replace(source)
+
+    remade("nearlyfull1", "-t", "9.97")  # 30 ms short: within the 50 ms a cut may differ by
+    remade("shortclip01", "-t", "9")
+    remade("stereoclip1", "-ac", "2")
+    found = run_script("--config", "cfg.py", "--verify", cwd=tmp_path)
+    assert found.returncode == 1, found.stdout
+    lines = found.stdout.strip().splitlines()
+    assert lines[-1].endswith("4 rows checked, 2 problems"), lines
+    problems = dict(line.split(": ", 2)[1:] for line in lines[:-1])
+    assert problems == {"shortclip01": "lasts 9.000 s, its window 10.000 s",
+                        "stereoclip1": "2 channels, CHANNELS is 1"}

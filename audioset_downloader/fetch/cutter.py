@@ -82,6 +82,8 @@ _HTTP_STATUS = re.compile(r"HTTP error (\d{3})")
 _CONTEXT = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")  # ffmpeg's "[http @ 0x55aa...] " prefix
 _DISK_FULL = ("No space left on device", "Disk quota exceeded", "Read-only file system")
 _STDERR_REASONS: tuple[tuple[str, FailureReason], ...] = (
+    # The media named an input of a protocol ffmpeg may not open here (ALLOWED_PROTOCOLS): the source's doing.
+    ("not on whitelist", FailureReason.BACKEND_ERROR),
     # VIDEO's second input has no picture (ffmpeg 7+ names the map here, older ones above).
     ("'1:v:0' for option 'map'", FailureReason.NO_VIDEO),
     ("'1:v:0' matches no streams", FailureReason.NO_VIDEO),
