@@ -59,21 +59,23 @@ def fetch_status(url: str) -> int:
 @pytest.mark.parametrize("ciphered", [False, True])
 def test_stream_choice_and_signatures(youtube: FakeYouTube, library: str, highest: bool, itag: int, mime: str,
                                       ciphered: bool) -> None:
-    if ciphered and library == "pytubefix":
-        pytest.skip("pytubefix's default client gets pre-signed URLs: it fetches no base.js to decipher with")
     youtube.videos["abcdefghijk"] = FakeVideo(ciphered=ciphered)
     source = backend(library, down_highest_quality=highest).resolve(seg("abcdefghijk"))
     assert source.description.startswith(f"itag {itag} {mime}")
     query = parse_qs(urlsplit(source.url).query)
     assert query["itag"] == [str(itag)]
-    assert ("sig" in query) is ciphered  # deciphered by pytube, or pre-signed as served
+    # pytube deciphers what its client is served ciphered; pytubefix's default client (visionOS, no JS player) is
+    # served the same video pre-signed, as YouTube serves it, and must use those URLs as they are.
+    assert ("sig" in query) is (ciphered and library == "pytube")
+    assert ("signature" in query) is not (ciphered and library == "pytube")
     # The media server accepts the URL only if pytube deciphered s and n correctly.
     assert fetch_status(source.url) == 206
 
 
 def test_a_wrongly_deciphered_url_is_refused_by_the_fake(youtube: FakeYouTube, server) -> None:
-    # Guards the guard: the signature check in the fake YouTube really refuses.
+    # Guards the guard: the signature check in the fake YouTube really refuses, a pre-signed URL included.
     assert fetch_status(server.url("tone300.m4a?itag=140&n=x&sig=wrong")) == 403
+    assert fetch_status(server.url("tone300.m4a?itag=140&signature=forged")) == 403
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .server import Handler, MediaServer, Reply
@@ -51,6 +51,10 @@ Qb=function(a){a=a.split("");XY.rv(a,1);return a.join("")};
 
 # The player client pytube 15 asks the innertube API with (pytube/innertube.py).
 PYTUBE_CLIENT = "ANDROID_MUSIC"
+
+# Clients that run no JS player (pytubefix's default, visionOS): YouTube hands them pre-signed URLs, even for a
+# video whose streams the web clients get ciphered.
+PRESIGNED_CLIENTS = {"VISIONOS"}
 
 # YouTube gives every stream of a video the same n; pytube deciphers it once.
 THROTTLE_N = "nThrottle42"
@@ -183,6 +187,8 @@ class FakeYouTube:
             if video is not None and video.status == "live":  # today's sign of a live video
                 body["videoDetails"] = {"videoId": ytid, "isLive": True, "title": "live", "lengthSeconds": "0"}
             return Reply(200, json.dumps(body).encode())
+        if client in PRESIGNED_CLIENTS and client not in self.ciphered_clients:
+            video = replace(video, ciphered=False)
         formats = list(self._formats(ytid, video, client in self.ciphered_clients))
         body = {
             "responseContext": RESPONSE_CONTEXT,
@@ -243,8 +249,8 @@ class FakeYouTube:
         return entry
 
     def _check_signed(self, query: dict[str, list[str]]) -> Reply | None:
-        if "signature" in query:
-            return None  # pre-signed: serve the file
+        if "signature" in query:  # pre-signed: served as issued, and only so
+            return None if query["signature"] == ["presigned"] else Reply(403, b"bad signature")
         itag = query.get("itag", ["0"])[0]
         expected_sig = decipher_signature(f"SIG{itag}abcdefghijklmnopqrstuvwxyz0123456789")
         expected_n = THROTTLE_N[::-1]
