@@ -21,7 +21,8 @@ DOWN_HIGHEST_QUALITY = False
 # True: delete each CSV's earlier clips, manifests and log before downloading.
 REMOVE_EXIST_DOWNLOADS = False
 
-# Where clips (OUTPUT_DIR/<csv name>/<YTID>.<format>) and manifests go.
+# Where clips (OUTPUT_DIR/<csv name>/<YTID>.<format>) and manifests go: a folder, or object storage
+# ("s3://bucket/prefix", "gs://bucket/prefix"), which one run at a time holds (README.md: On a cluster).
 OUTPUT_DIR = "downloads"
 
 # Other runs' OUTPUT_DIRs (read only): a window already downloaded there (or under OUTPUT_DIR for
