@@ -27,7 +27,8 @@ from audioset_downloader.engine.pool import run_bounded
 from audioset_downloader.engine.worker import ClipResult, ClipWorker
 from audioset_downloader.errors import DownloaderError
 from audioset_downloader.inputs.segments import Segment
-from audioset_downloader.outputs.work import LIVE_EVERY_S, WorkPlan, WorkShard, process_running
+from audioset_downloader.outputs.work import LIVE_EVERY_S, WorkPlan, WorkShard
+from audioset_downloader.processes import process_running
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ def run_work_shards(worker: ClipWorker, shards: Iterator[tuple[WorkPlan, list[Se
             for entry in list(opened.values()):  # stopped: whatever each wrote goes up, so a row names a clip up
                 with contextlib.suppress(Exception):  # its ``up`` holds the error, raised below
                     _finish(entry)
+                uploaded.add(entry.shard.up, None)
             uploaded.settle(wait=True)
         finally:
             alive.set()

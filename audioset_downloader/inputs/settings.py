@@ -243,7 +243,8 @@ def stage_folder(cache: Path, url: str, options: Mapping[str, Any] | None = None
     """Where a run whose OUTPUT_DIR is ``url`` keeps its local copies: one folder per store and URL (the same
     bucket name on two endpoints is two stores)."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", url)[:80]
-    key = f"{store_endpoint(url, options or {})} {url}" if store_endpoint(url, options or {}) else url
+    endpoint = store_endpoint(url, options or {})
+    key = f"{endpoint} {url}" if endpoint else url
     return cache / "stage" / f"{slug}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 

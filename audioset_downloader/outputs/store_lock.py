@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import socket
 import threading
 import time
 import uuid
@@ -25,7 +23,7 @@ from dataclasses import dataclass
 
 from audioset_downloader.errors import DownloaderError, OutputLockedError
 from audioset_downloader.outputs.storage import Store
-from audioset_downloader.outputs.work import process_running
+from audioset_downloader.processes import gone_here, this_process
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +52,7 @@ class StoreLock:
 
     def __init__(self, store: Store, command: str) -> None:
         self.store = store
-        self.me = Holder(socket.gethostname(), os.getpid(), uuid.uuid4().hex, time.time())
+        self.me = Holder(*this_process(), uuid.uuid4().hex, time.time())
         self.command = command
         self._etag = ""
         self._stop = threading.Event()
@@ -105,8 +103,7 @@ class StoreLock:
             return True
         # Killed on this machine, or an earlier run of this very process that could not remove it (the store was
         # away as it ended; one process drives one run at a time): no need to wait for it to grow old.
-        return holder.host == self.me.host and holder.pid > 0 and (holder.pid == self.me.pid
-                                                                   or not process_running(holder.pid))
+        return gone_here(holder.host, holder.pid) or (holder.host, holder.pid) == (self.me.host, self.me.pid)
 
     def _refresh(self) -> None:
         while not self._stop.wait(REFRESH_S):

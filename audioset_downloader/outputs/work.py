@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import secrets
-import socket
 import threading
 import time
 from concurrent.futures import Executor, Future
@@ -36,6 +34,7 @@ from audioset_downloader.outputs.layout import ATTEMPT, CsvOutputs
 from audioset_downloader.outputs.ledger import RowMaker, failed_row
 from audioset_downloader.outputs.shards import Sample, sample_members, write_tar
 from audioset_downloader.outputs.storage import Store
+from audioset_downloader.processes import gone_here, this_process
 
 log = logging.getLogger(__name__)
 
@@ -82,17 +81,7 @@ def killed_here(marker: str | None) -> bool:
         host, pid = str(fields["host"]), int(fields["pid"])
     except (ValueError, KeyError, TypeError):
         return marker is None  # removed since it was listed: its attempt ended
-    return host == socket.gethostname() and not process_running(pid)
-
-
-def process_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's: alive
-    return True
+    return gone_here(host, pid)
 
 
 def new_attempt() -> str:
@@ -116,7 +105,7 @@ class WorkPlan:
 class WorkShard:
     """One attempt at a shard of work: its outputs, in its scratch folder until each goes up whole."""
 
-    def __init__(self, plan: WorkPlan, scratch: Path, uploads: Executor | None = None) -> None:
+    def __init__(self, plan: WorkPlan, scratch: Path, uploads: Executor) -> None:
         self.plan = plan
         self.attempt = new_attempt()
         self._uploads = uploads  # where the files layout's clips go up from, while the pool cuts the next ones
@@ -134,8 +123,8 @@ class WorkShard:
 
     def touch(self) -> None:
         """Say on the store that this attempt is alive (again)."""
-        self.plan.store.put_text(self._live, json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
-                                                         "at": time.time()}) + "\n")
+        host, pid = this_process()
+        self.plan.store.put_text(self._live, json.dumps({"host": host, "pid": pid, "at": time.time()}) + "\n")
 
     def clip_written(self, segment: Segment, relative_file: str, backend: str,
                      measures: ClipMeasures | None) -> tuple[str, str, Future]:
@@ -145,14 +134,9 @@ class WorkShard:
         if self.plan.webdataset:
             file, member, up = self._shard, local.name, self.up
         else:
-            if self._uploads is None:
-                up = Future()
-                self._put_clip(local, relative_file)
-                up.set_result(None)
-            else:
-                up = self._uploads.submit(self._put_clip, local, relative_file)
-                with self._lock:
-                    self._pending.append(up)
+            up = self._uploads.submit(self._put_clip, local, relative_file)
+            with self._lock:
+                self._pending.append(up)
             file, member = relative_file, ""
         row = self.plan.rows.written(segment, file, backend, member, measures)
         with self._lock:
