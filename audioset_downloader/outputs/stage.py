@@ -19,8 +19,9 @@ from pathlib import Path
 
 from audioset_downloader.atomic import PARTIAL_SUFFIX
 from audioset_downloader.inputs.segments import row_key
+from audioset_downloader.outputs.appendonly import AppendOnlyCsv
 from audioset_downloader.outputs.layout import CLIP_NAME, CsvOutputs
-from audioset_downloader.outputs.ledger import FAILED_HEADER, AppendOnlyCsv, Ledger, split_pos_csv
+from audioset_downloader.outputs.ledger import FAILED_HEADER, Ledger, split_pos_csv
 from audioset_downloader.outputs.storage import Store
 from audioset_downloader.outputs.work import (
     LIVE_STALE_S,

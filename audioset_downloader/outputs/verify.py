@@ -28,13 +28,13 @@ from audioset_downloader.fetch.cutter import find_ffmpeg
 from audioset_downloader.fetch.measure import ClipMeasures, measure_file
 from audioset_downloader.fetch.probe import Undecodable, probe
 from audioset_downloader.inputs.settings import CLIP_EXTENSIONS, Settings
+from audioset_downloader.outputs.appendonly import AppendOnlyCsv
 from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.ledger import (
     MEASURES,
     MEMBER,
     OLDEST_SPLIT_POS_ROW,
     SPLIT_POS_HEADER,
-    AppendOnlyCsv,
     Ledger,
     loose_clip,
     measure_values,
