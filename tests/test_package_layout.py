@@ -12,7 +12,8 @@ NAME = PACKAGE.name
 
 # Lower first. A module may import its own stage or any stage below it, never one above.
 STAGES = ("", "inputs", "fetch", "pacing", "outputs", "engine", "cli")
-LEAVES = {NAME, f"{NAME}.errors", f"{NAME}.atomic", f"{NAME}.redact", f"{NAME}.processes"}  # every stage shares them
+LEAVES = {NAME, f"{NAME}.errors", f"{NAME}.atomic", f"{NAME}.redact", f"{NAME}.processes",  # every stage shares them
+          f"{NAME}.filesystems"}
 COMMAND_LINE = {f"{NAME}.cli", f"{NAME}.doctor", f"{NAME}.finished", f"{NAME}.__main__"}
 
 

@@ -25,6 +25,7 @@ from audioset_downloader.fetch.failover import BackendChain
 from audioset_downloader.fetch.measure import ClipMeasures, silent_detail
 from audioset_downloader.fetch.reachability import Reachability
 from audioset_downloader.fetch.socks import relayed
+from audioset_downloader.filesystems import without_secrets
 from audioset_downloader.inputs.cookies import cookie_header
 from audioset_downloader.inputs.identities import Identity
 from audioset_downloader.inputs.segments import Segment
@@ -32,7 +33,7 @@ from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.reuse import BACKEND as REUSED
 from audioset_downloader.outputs.reuse import ReuseIndex, SharedWindows, WindowClaims
-from audioset_downloader.outputs.storage import Store, without_secrets
+from audioset_downloader.outputs.storage import Store
 from audioset_downloader.outputs.work import WorkPlan
 from audioset_downloader.pacing.book import Book, duration_words, new_book
 from audioset_downloader.processes import process_running

@@ -22,21 +22,17 @@ from typing import Any, BinaryIO
 
 from audioset_downloader.atomic import partial_path
 from audioset_downloader.errors import ConfigError, OutputUnwritableError, StoreError
+from audioset_downloader.filesystems import first_line, open_filesystem, without_secrets
 from audioset_downloader.inputs.settings import store_endpoint
 
 log = logging.getLogger(__name__)
 
-# The package each scheme needs, and the extra that brings it.
-NEEDS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs")}
 PROBE = ".audioset-downloader-probe"  # written and removed by the check before any clip is fetched
 # Where a store's own exceptions come from (botocore's EndpointConnectionError is no OSError).
 LIBRARIES = ("botocore", "aiobotocore", "aiohttp", "s3fs", "gcsfs", "google", "fsspec", "requests")
 UPLOAD_PART = 8 << 20  # S3 takes parts of 5 MB and more
 COPY_CHUNK = 1 << 20
-# STORAGE_OPTIONS that are credentials: they never leave the driver (a pickled Dask task travels over plain TCP);
-# a worker takes its credentials from its own environment.
-SECRET_OPTIONS = frozenset({"key", "secret", "token", "password", "session_token", "access_key", "secret_key",
-                            "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "credentials"})
+
 
 
 @dataclass(frozen=True)
@@ -46,12 +42,6 @@ class ObjectInfo:
     size: int
     etag: str
     modified: float  # seconds since the epoch, the store's clock
-
-
-def without_secrets(options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` less every credential, at any depth (client_kwargs may hold aws_secret_access_key)."""
-    return {key: without_secrets(value) if isinstance(value, dict) else value
-            for key, value in options.items() if key.lower() not in SECRET_OPTIONS}
 
 
 class Store:
@@ -102,20 +92,20 @@ class Store:
             raise ConfigError(f"{self.named}: the bucket {bucket!r} does not exist; create it, or fix the URL "
                               "(and AWS_ENDPOINT_URL if not on AWS)") from None
         except PermissionError as exc:
-            raise ConfigError(f"{self.named}: credentials refused ({_first_line(exc)}); set AWS_ACCESS_KEY_ID and "
+            raise ConfigError(f"{self.named}: credentials refused ({first_line(exc)}); set AWS_ACCESS_KEY_ID and "
                               "AWS_SECRET_ACCESS_KEY (or ~/.aws, or STORAGE_OPTIONS) to ones that may "
                               f"{'write' if write else 'read'} there") from None
         except TypeError as exc:  # the library takes its options only when it first connects
-            raise ConfigError(f"STORAGE_OPTIONS: {_first_line(exc)}; give only options {self.scheme}'s library "
+            raise ConfigError(f"STORAGE_OPTIONS: {first_line(exc)}; give only options {self.scheme}'s library "
                               "takes") from None
         except Exception as exc:
             if "credential" in type(exc).__name__.lower():  # botocore's NoCredentialsError and kin are no OSError
-                raise ConfigError(f"{self.named}: no credentials found ({_first_line(exc)}); set AWS_ACCESS_KEY_ID "
+                raise ConfigError(f"{self.named}: no credentials found ({first_line(exc)}); set AWS_ACCESS_KEY_ID "
                                   "and AWS_SECRET_ACCESS_KEY (or ~/.aws, or STORAGE_OPTIONS)") from None
             if not isinstance(exc, OSError) and not type(exc).__module__.startswith(LIBRARIES):
                 raise
             # A wrong endpoint, a dead network: after the library's own retries, one line.
-            raise ConfigError(f"{self.named}: the store does not answer ({_first_line(exc)}); check the URL, "
+            raise ConfigError(f"{self.named}: the store does not answer ({first_line(exc)}); check the URL, "
                               f"the endpoint ({self.endpoint or 'the default'}: AWS_ENDPOINT_URL or "
                               "STORAGE_OPTIONS' endpoint_url) and the network") from None
 
@@ -151,14 +141,14 @@ class Store:
             yield
         except PermissionError as exc:
             raise OutputUnwritableError(f"{self.named}: the store refused to {what} {relative} "
-                                        f"({_first_line(exc)}); fix the credentials, then rerun: finished clips "
+                                        f"({first_line(exc)}); fix the credentials, then rerun: finished clips "
                                         "are kept") from exc
         except (FileNotFoundError, FileExistsError):
             raise  # not there, or there already: the caller's answer, not the store's failure
         except Exception as exc:
             if not isinstance(exc, OSError) and not type(exc).__module__.startswith(LIBRARIES):
                 raise
-            raise StoreError(f"{self.named}: could not {what} {relative} ({_first_line(exc)}); rerun once "
+            raise StoreError(f"{self.named}: could not {what} {relative} ({first_line(exc)}); rerun once "
                              "the store answers: finished clips are kept") from exc
 
     def put_text(self, relative: str, text: str) -> None:
@@ -258,29 +248,6 @@ class Store:
                 self.fs.rm([self.path(relative) for relative in relatives])
 
 
-def open_filesystem(named: str, scheme: str, options: dict[str, Any]) -> Any:
-    """fsspec's filesystem for ``scheme``, or one line saying which package to install. ``named``: the setting
-    and its URL, as messages say them."""
-    if scheme not in NEEDS:  # settings refuse these first; a Store made by hand is held to the same
-        raise ConfigError(f"{named}: a {scheme}:// URL is no store this tool writes to; use s3://bucket/prefix or "
-                          "gs://bucket/prefix, or a local folder")
-    package, extra = NEEDS[scheme]
-    try:
-        import fsspec  # comes with s3fs and gcsfs, not with the base install
-
-        # A client of its own: fsspec's shared instance would keep the credentials of the first one made.
-        return fsspec.filesystem(scheme, skip_instance_cache=True, **options)
-    except ImportError:
-        raise ConfigError(f"{named}: needs {package}, which is not installed; install it with: "
-                          f'pip install -e ".[{extra}]"') from None
-    except ValueError as exc:
-        raise ConfigError(f"{named}: {exc}; use a local folder, s3://bucket/prefix or gs://bucket/prefix") \
-            from None
-    except TypeError as exc:  # an option the library does not take
-        raise ConfigError(f"STORAGE_OPTIONS: {_first_line(exc)}; give only options {scheme}'s library takes") \
-            from None
-
-
 def _info(entry: dict[str, Any]) -> ObjectInfo:
     modified = entry.get("LastModified") or entry.get("updated") or entry.get("mtime")
     if isinstance(modified, str):
@@ -291,7 +258,3 @@ def _info(entry: dict[str, Any]) -> ObjectInfo:
         stamp = float(modified or 0.0)
     return ObjectInfo(int(entry.get("size") or 0), str(entry.get("ETag") or entry.get("etag") or
                                                      entry.get("md5Hash") or ""), stamp)
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
