@@ -21,7 +21,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from audioset_downloader.atomic import write_atomically
-from audioset_downloader.engine.pool import run_bounded
+from audioset_downloader.engine.mirror_audit import audit_mirrors
+from audioset_downloader.engine.pool import Beside, run_bounded
 from audioset_downloader.engine.progress import BarFriendlyHandler, ProgressBar, duration, show_progress
 from audioset_downloader.engine.remote import numbered_shards, run_work_shards
 from audioset_downloader.engine.worker import ClipResult, ClipWorker
@@ -33,8 +34,11 @@ from audioset_downloader.errors import (
     OutputUnwritableError,
 )
 from audioset_downloader.fetch.cutter import find_ffmpeg
+from audioset_downloader.fetch.mirrors import open_mirrors
+from audioset_downloader.fetch.mirrors.source import BACKEND as MIRRORED
+from audioset_downloader.fetch.mirrors.source import Mirror, Mirrors
 from audioset_downloader.inputs.labels import Ontology, ontology_path
-from audioset_downloader.inputs.lists import NotesOf, label_filter, list_format, read_list
+from audioset_downloader.inputs.lists import AUDIOSET, NotesOf, audioset_windows, label_filter, list_format, read_list
 from audioset_downloader.inputs.segments import InvalidRow, Segment, shard_of
 from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs import card, provenance, report
@@ -76,7 +80,12 @@ Dispatch = Callable[[ClipWorker, Iterator[Segment], Callable[[ClipResult], None]
 def local_dispatch(worker: ClipWorker, segments: Iterator[Segment], record: Callable[[ClipResult], None],
                    stop: threading.Event) -> None:
     if worker.plans is None:
-        run_bounded(worker, segments, worker.settings.workers, record, stop)
+        if worker.mirrors is None:
+            run_bounded(worker, segments, worker.settings.workers, record, stop)
+            return
+        # Windows a mirror holds go to a pool of their own: never queued behind windows waiting for YouTube.
+        run_bounded(worker.from_youtube, segments, worker.settings.workers, record, stop,
+                    Beside(worker.held, worker.from_copies, worker.settings.mirror_workers))
         return
     # OUTPUT_DIR on object storage: shards of work, through one pool
     run_work_shards(worker, numbered_shards(segments, worker.settings.shard_size, worker.plans), stop, record)
@@ -111,15 +120,38 @@ class CsvRun:
         self._last_progress = time.monotonic()
         self.progress: ProgressBar | None = None
         self.reuse: ReuseIndex | None = None
+        self.mirrors: Mirrors | None = None
+        self._listed: set[str] | None = None
+        self._by_mirror = Counter[str]()
+        self._mirror_span: tuple[float, float] | None = None  # when mirror clips were first begun and last done
         self._invalid_lines: list[int] = []  # the first few invalid rows' lines, for the one warning
         self._first_invalid: InvalidRow | None = None
+
+    @property
+    def listed(self) -> set[str]:
+        """The videos this list names."""
+        if self._listed is None:
+            self._listed = {row.ytid for row in read_list(self.csv_path, self.settings) if type(row) is Segment}
+        return self._listed
+
+    def build_mirrors(self, opened: list[Mirror] | None = None) -> None:
+        """The copies MIRRORS hold of this list's videos (``opened``: the mirrors, already opened)."""
+        if not self.settings.mirrors:
+            return
+        opened = opened if opened is not None else open_mirrors(self.settings)
+        copies: dict[str, list] = {}
+        for mirror in opened:
+            for ytid, found in mirror.index.copies(self.listed).items():
+                copies.setdefault(ytid, []).extend((mirror.number, copy) for copy in found)
+        audioset = None if self.list_format.NAME == AUDIOSET else audioset_windows(self.settings, set(copies))
+        self.mirrors = Mirrors(opened, copies, audioset)
+        log.info("%s: the mirrors hold copies of %d of its %d videos", self.csv_path, len(copies), len(self.listed))
 
     def build_reuse_index(self) -> None:
         """Index the clips on disk this list's windows could take: only when other manifests exist to read."""
         if not has_manifests(self.settings, self.outputs):
             return
-        listed = {row.ytid for row in read_list(self.csv_path, self.settings) if type(row) is Segment}
-        index = ReuseIndex.build(self.settings, self.outputs, listed)
+        index = ReuseIndex.build(self.settings, self.outputs, self.listed)
         self.reuse = index if index else None
         if self.reuse is not None:
             log.info("%s: %d windows of this list have a clip on disk to reuse", self.csv_path, len(self.reuse))
@@ -161,6 +193,9 @@ class CsvRun:
                 summary.attempted += 1
                 if self.dry_run and self.reuse is not None and self.reuse.matches(row):
                     summary.reused += 1  # on disk already: a run takes it without a request
+                elif self.dry_run and self.mirrors is not None and (held := self.mirrors.held(row)):
+                    summary.mirrored += 1  # a mirror holds it: a run takes it without a request to YouTube
+                    self._by_mirror[held[0][0].label] += 1
                 yield row
 
     def _record_invalid(self, row: InvalidRow) -> None:
@@ -204,6 +239,8 @@ class CsvRun:
             self._by_backend[result.backend] += 1
             if result.backend == REUSED:
                 self.summary.reused += 1
+            elif result.backend == MIRRORED:
+                self._count_mirrored(result)
             if result.measures is not None and result.measures.silent:
                 self.summary.silent += 1
             self._by_identity[result.identity] += 1
@@ -224,6 +261,14 @@ class CsvRun:
             self.progress.update(self.summary.written, sum(self._failed.values()), self._paced_per_minute())
         else:
             self._maybe_report_progress()
+
+    def _count_mirrored(self, result: ClipResult) -> None:
+        self.summary.mirrored += 1
+        self.summary.mirror_bytes += result.mirror_bytes
+        self._by_mirror[result.mirror] += 1
+        now = time.monotonic()
+        begun = now - result.seconds
+        self._mirror_span = (min(begun, self._mirror_span[0]), now) if self._mirror_span else (begun, now)
 
     def _settled(self, result: ClipResult, row: tuple[str, ...] | None) -> Settled | None:
         """What the run's other CSV processes may take of a claimed window: its clip as recorded, a failure
@@ -263,7 +308,8 @@ class CsvRun:
     def execute(self, dispatch: Dispatch = local_dispatch) -> CsvSummary:
         started = time.monotonic()
         self.build_reuse_index()
-        worker = ClipWorker(self.settings, self.outputs, self.book, self.reuse, self.shared)
+        self.build_mirrors()
+        worker = ClipWorker(self.settings, self.outputs, self.book, self.reuse, self.shared, self.mirrors)
         self.book = worker.book
         self.summary.provenance = provenance.collect(worker.chain.backends, find_ffmpeg(self.settings.ffmpeg_binary))
         try:
@@ -279,6 +325,9 @@ class CsvRun:
                                     self.book.stats, self.staged.put_up if self.staged is not None else None)
         try:
             with heartbeat:
+                if self.mirrors is not None:
+                    self.summary.mirror_audit = audit_mirrors(worker, self.mirrors, self._audit_candidates(),
+                                                              self.stop)
                 dispatch(worker, self.plan(), self.record, self.stop)
             if worker.reachability.never_answered and not self.summary.written and not self._failed:
                 raise worker.reachability.down_error()  # fewer clips than it takes to say so mid-run
@@ -297,6 +346,9 @@ class CsvRun:
             self.summary.failed = dict(self._failed)
             self.summary.by_backend = dict(self._by_backend)
             self.summary.by_identity = dict(self._by_identity)
+            self.summary.by_mirror = dict(self._by_mirror)
+            if self._mirror_span is not None:
+                self.summary.mirror_seconds = round(self._mirror_span[1] - self._mirror_span[0], 3)
             self.summary.identities = [asdict(entry) for entry in self.book.stats()]
             self.summary.provenance["ended_utc"] = provenance.utc_now()
             self.summary.clip_settings = clip_settings(self.settings)
@@ -307,6 +359,13 @@ class CsvRun:
             write_atomically(self.outputs.summary, self.summary.to_json())
         return self.summary
 
+
+    def _audit_candidates(self) -> Iterator[Segment]:
+        """Windows of this list the mirrors hold, for the audit: any of them is a fair sample of the copy."""
+        assert self.mirrors is not None
+        for row in read_list(self.csv_path, self.settings):
+            if type(row) is Segment and self.mirrors.holds(row):
+                yield row
 
     def _go_on_from_store(self, worker: ClipWorker) -> None:
         """Take in what earlier runs' shards of work left on the store, and number this run's shards after it."""
@@ -476,6 +535,8 @@ def _planned_summary(csv_path: Path, settings: Settings, staged: StagedCsv | Non
             staged.join(run.ledger)
             run.ledger.close()
         run.build_reuse_index()
+        run.build_mirrors()
         for _ in run.plan():
             pass
+        run.summary.by_mirror = dict(run._by_mirror)
         return run.summary

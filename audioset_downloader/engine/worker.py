@@ -23,6 +23,8 @@ from audioset_downloader.fetch.backends.base import MediaSource
 from audioset_downloader.fetch.cutter import SHORT_TOLERANCE_S, CutResult, cut_clip, extension_for, find_ffmpeg
 from audioset_downloader.fetch.failover import BackendChain
 from audioset_downloader.fetch.measure import ClipMeasures, silent_detail
+from audioset_downloader.fetch.mirrors.source import BACKEND as MIRRORED
+from audioset_downloader.fetch.mirrors.source import Mirrors
 from audioset_downloader.fetch.reachability import Reachability
 from audioset_downloader.fetch.socks import relayed
 from audioset_downloader.filesystems import without_secrets
@@ -72,6 +74,8 @@ class ClipResult:
     identity: str = ""  # the identity its last attempt went out through
     measures: ClipMeasures | None = None  # what the written clip holds (fetch/measure.py)
     member: str = ""  # its name in the shard ``file`` names, when a shard of work packed it (outputs/work.py)
+    mirror: str = ""  # the mirror (URL@revision) whose copy it was written from (fetch/mirrors/)
+    mirror_bytes: int = 0  # what reading that copy cost
 
     @property
     def written(self) -> bool:
@@ -80,10 +84,12 @@ class ClipResult:
 
 class ClipWorker:
     def __init__(self, settings: Settings, outputs: CsvOutputs, book: Book | None = None,
-                 reuse: ReuseIndex | None = None, shared: SharedWindows | None = None) -> None:
+                 reuse: ReuseIndex | None = None, shared: SharedWindows | None = None,
+                 mirrors: Mirrors | None = None) -> None:
         self.settings = settings
         self.outputs = outputs
         self.reuse = reuse  # clips already on disk, taken instead of fetched (outputs/reuse.py)
+        self.mirrors = mirrors  # public copies of this list's windows (fetch/mirrors/)
         self.shared = shared  # windows the run's other CSV processes fetch too (outputs/reuse.py)
         # The run's pacing book, shared with every other worker of the run (pacing/book.py).
         self.book: Book = book if book is not None else new_book(settings)
@@ -110,12 +116,17 @@ class ClipWorker:
         # The backends, caches and lock stay behind; each process builds its own. The book
         # travels: it is a proxy for the one the whole run shares.
         # STORAGE_OPTIONS' credentials stay on the driver: a worker takes its own from its environment.
+        # The mirrors' copies do not travel with it: a Dask task carries its shard's own (Mirrors.only).
         return {"settings": replace(self.settings, storage_options=without_secrets(self.settings.storage_options)),
                 "outputs": self.outputs, "book": self.book, "reuse": self.reuse, "shared": self.shared}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["settings"], state["outputs"], state["book"], state["reuse"],  # type: ignore[misc]
                       state.get("shared"))
+
+    def held(self, segment: Segment) -> bool:
+        """Does a mirror hold a copy of this window? (Such windows go to a pool of their own.)"""
+        return self.mirrors is not None and self.mirrors.holds(segment)
 
     @property
     def chain(self) -> BackendChain:
@@ -140,9 +151,38 @@ class ClipWorker:
         return self._seen_as[index]
 
     def __call__(self, segment: Segment, stop: threading.Event) -> ClipResult:
-        """Fetch one clip, retrying passing trouble; never raises for the clip's own failure."""
+        """One clip from wherever holds it: on disk already, a mirror's copy, else YouTube."""
+        return self.from_copies(segment, stop) or self.from_youtube(segment, stop, reuse_checked=True)
+
+    def from_copies(self, segment: Segment, stop: threading.Event) -> ClipResult | None:
+        """The clip taken from a clip on disk or from a mirror's copy; None if neither holds a copy that passes.
+        No request goes to YouTube, so no identity's turn is taken."""
         started = time.monotonic()
         if self.reuse is not None and (reused := self._reused(segment, started, self.reuse)) is not None:
+            return reused
+        if self.mirrors is None:
+            return None
+        try:
+            taken = self.mirrors.take(segment, self.outputs.clip_path(segment.stem, self._extension), self.settings,
+                                      stop)
+        except Interrupted:
+            return ClipResult(segment, interrupted=True)
+        except ClipFailure as failure:  # SILENT_CLIPS = "drop": the copy is the window, and it is silent
+            return ClipResult(segment, reason=failure.reason, detail=failure.detail, backend=MIRRORED,
+                              seconds=time.monotonic() - started)
+        if taken is None:
+            return None
+        if segment.open_end and taken.cut.seconds < segment.duration - SHORT_TOLERANCE_S:
+            segment = segment._replace(end_ms=segment.start_ms + round(taken.cut.seconds * 1000))
+        return ClipResult(segment, file=self.outputs.relative_clip(segment.stem, self._extension),
+                          size=taken.cut.size, seconds=time.monotonic() - started, backend=MIRRORED,
+                          measures=taken.cut.measures, mirror=taken.mirror, mirror_bytes=taken.bytes_read)
+
+    def from_youtube(self, segment: Segment, stop: threading.Event, reuse_checked: bool = False) -> ClipResult:
+        """Fetch one clip through the backends, retrying passing trouble; never raises for the clip's own failure."""
+        started = time.monotonic()
+        if not reuse_checked and self.reuse is not None and \
+                (reused := self._reused(segment, started, self.reuse)) is not None:
             return reused  # no request leaves the machine, so no identity's turn is taken
         if self.shared is not None and self.shared.claimed(segment) and \
                 (owner := self.shared.claims.claim(segment.key, self.outputs.name, os.getpid())):

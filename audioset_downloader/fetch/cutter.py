@@ -153,7 +153,6 @@ def copies_audio(source: MediaSource, settings: Settings) -> bool:
 
 def ffmpeg_command(ffmpeg: str, source: MediaSource, segment: Segment, settings: Settings, out: Path) -> list[str]:
     """The argument list (never a shell string) that cuts ``segment`` from ``source`` into ``out``."""
-    _, muxer, codec = FORMATS[settings.clip_format]
     copy = copies_audio(source, settings)
     pre_roll_ms = 0 if copy else min(PRE_ROLL_MS, segment.start_ms)
     command = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", MEASURE_LOG_LEVEL, "-nostats", "-progress", "pipe:1"]
@@ -165,8 +164,14 @@ def ffmpeg_command(ffmpeg: str, source: MediaSource, segment: Segment, settings:
         command += ["-map", "1:v:0", "-c:v", "copy"]
     else:
         command += ["-vn"]
-    command += ["-map", "0:a:0", "-t", format_seconds(segment.end_ms - segment.start_ms),
-                "-sn", "-dn", "-map_metadata", "-1"]
+    command += ["-map", "0:a:0", "-t", format_seconds(segment.end_ms - segment.start_ms)]
+    return command + _encoded(settings, copy, pre_roll_ms, out)
+
+
+def _encoded(settings: Settings, copy: bool, pre_roll_ms: int, out: Path) -> list[str]:
+    """The output half of a command: the audio filters (trim, FLAC blocks, measures), the codec, the file."""
+    _, muxer, codec = FORMATS[settings.clip_format]
+    command = ["-sn", "-dn", "-map_metadata", "-1"]
     if copy:
         command += ["-c:a", "copy"]
     else:
@@ -244,6 +249,40 @@ def cut_clip(
             measures = measures_from(printed, seconds)
         if settings.silent_clips == "drop" and measures is not None and measures.silent:
             raise ClipFailure(FailureReason.SILENT, silent_detail(measures))  # never renamed into place
+        os.replace(temp, final)
+        return CutResult(final, seconds, size, measures)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def convert_copy(copy: Path, segment: Segment, settings: Settings, final: Path, stop: threading.Event) -> CutResult:
+    """Write a mirror's copy of ``segment`` (a local file holding just the window) to ``final`` atomically, as
+    the run's clips are: decoded whole (a decoding error fails it), converted, measured. A copy longer than
+    its window is not that window; a shorter one keeps its real end, as a video cut short does."""
+    try:
+        temp = partial_path(final)
+    except OSError as exc:
+        raise OutputUnwritableError(f"{final.parent}: cannot write ({exc.strerror}); fix it, then rerun") from exc
+    try:
+        command = [find_ffmpeg(settings.ffmpeg_binary), "-nostdin", "-hide_banner", "-loglevel", MEASURE_LOG_LEVEL,
+                   "-nostats", "-progress", "pipe:1", "-xerror", "-protocol_whitelist", "file",
+                   "-i", f"file:{copy}", "-vn", "-map", "0:a:0", *_encoded(settings, False, 0, temp)]
+        returncode, progress, stderr = _run(command, settings.clip_timeout, stop)
+        printed, stderr = split_printed(stderr)
+        seconds = _written_seconds(progress)
+        for phrase in _DISK_FULL:
+            if phrase in stderr:
+                raise OutputUnwritableError(
+                    f"{final.parent}: {phrase.lower()}; free space, then rerun: finished clips are kept")
+        if returncode != 0:
+            raise ClipFailure(FailureReason.FFMPEG_ERROR, f"the copy does not decode: {_last_line(stderr)}")
+        if seconds > segment.duration + SHORT_TOLERANCE_S or seconds < MIN_OPEN_END_S:
+            raise ClipFailure(FailureReason.WINDOW_OUT_OF_RANGE,
+                              f"the copy lasts {seconds:.2f} s, not the window's {segment.duration:g} s")
+        measures = measures_from(printed, seconds)
+        if settings.silent_clips == "drop" and measures is not None and measures.silent:
+            raise ClipFailure(FailureReason.SILENT, silent_detail(measures))
+        size = temp.stat().st_size
         os.replace(temp, final)
         return CutResult(final, seconds, size, measures)
     finally:

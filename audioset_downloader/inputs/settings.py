@@ -38,6 +38,8 @@ LAYOUTS = ("files", "webdataset")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 STORE_SCHEMES = ("s3", "s3a", "gs", "gcs")  # object storage an OUTPUT_DIR or REUSE_FROM may name (outputs/storage.py)
+MIRROR_LAYOUTS = ("parquet", "webdataset", "files")  # how a mirror holds its copies (fetch/mirrors/)
+_HUB_REPO = re.compile(r"hf://datasets/([A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*)(?:@([^/@]+))?(/.*)?")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,19 @@ class Columns:
     ytid: str
     start: str
     end: str | None = None  # None: the window is CLIP_SECONDS from the start
+
+
+@dataclass(frozen=True)
+class MirrorSpec:
+    """One entry of MIRRORS: where a public copy of the audio is, how it holds it, and at which revision."""
+
+    url: str  # hf://datasets/owner/name[/path], s3://bucket/prefix, gs://..., or a local folder
+    layout: str | None = None  # one of MIRROR_LAYOUTS; None: recognised from its files
+    revision: str | None = None  # a Hub revision (branch, tag or commit); None: the URL's, else "main"
+
+    @property
+    def is_hub(self) -> bool:
+        return self.url.startswith("hf://")
 
 
 @dataclass(frozen=True)
@@ -99,6 +114,9 @@ class Settings:
     columns: Columns | None = None  # a list of no known shape: where its YTID and times are
     reuse_from: tuple[Path | str, ...] = ()  # other OUTPUT_DIRs (folders or URLs) whose clips are taken, not fetched
     silent_clips: str = "keep"  # "keep": written and flagged; "drop": not kept, failed as "silent"
+    mirrors: tuple[MirrorSpec, ...] = ()  # public copies a window is taken from before YouTube (fetch/mirrors/)
+    mirror_audit: int = 3  # windows of each mirror also fetched from YouTube, to measure the copy against
+    mirror_workers: int = 8  # threads reading and converting mirrors' copies, beside the YouTube workers
 
     def url_for(self, ytid: str) -> str:
         return self.ytb_url_format.replace("{YTID}", ytid)
@@ -319,6 +337,50 @@ def _reuse_sources(value: Any) -> tuple[Path | str, ...]:
     return tuple(_output_dir(item) for item in value)
 
 
+def _mirrors(value: Any) -> tuple[MirrorSpec, ...]:
+    example = '["hf://datasets/agkphysics/AudioSet"] or [{"url": "/data/panns", "layout": "files"}]'
+    if isinstance(value, (str, dict)):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"must be a list of URLs or folders, e.g. {example}")
+    specs = []
+    for index, item in enumerate(value):
+        entry = {"url": item} if isinstance(item, str) else item
+        if not isinstance(entry, dict) or "url" not in entry or not set(entry) <= {"url", "layout", "revision"}:
+            raise ValueError(f"entry {index}: must be a URL string or a dict with url and optionally layout and "
+                             f"revision, e.g. {example}")
+        try:
+            url = _text(entry["url"]).rstrip("/") or "/"
+            layout = entry.get("layout")
+            revision = entry.get("revision")
+            if layout is not None and layout not in MIRROR_LAYOUTS:
+                raise ValueError(f"layout must be one of {', '.join(MIRROR_LAYOUTS)} (or left out: recognised "
+                                 "from the files)")
+            if revision is not None and (not isinstance(revision, str) or not re.fullmatch(r"[\w./-]{1,200}",
+                                                                                           revision)):
+                raise ValueError("revision must be a branch, tag or commit of the repo, e.g. \"main\"")
+            if _URL.match(url):
+                scheme = url.partition("://")[0]
+                if scheme == "hf":
+                    match = _HUB_REPO.fullmatch(url)
+                    if match is None or ".." in url.split("/"):
+                        raise ValueError("must be hf://datasets/owner/name, with @revision or a folder after it "
+                                         "if wanted")
+                    if revision is not None and match.group(2) and match.group(2) != revision:
+                        raise ValueError(f"names revision {match.group(2)!r} in the URL and {revision!r} apart")
+                else:
+                    url = _output_dir(url)  # type: ignore[assignment]  # s3://, gs://: as OUTPUT_DIR takes them
+            elif revision is not None:
+                raise ValueError("revision is for a Hub repo (hf://datasets/...) only")
+        except ValueError as exc:
+            raise ValueError(f"entry {index}: {exc}") from None
+        specs.append(MirrorSpec(url, layout, revision))
+    urls = [spec.url for spec in specs]
+    if len(set(urls)) != len(urls):
+        raise ValueError("names one mirror twice")
+    return tuple(specs)
+
+
 def _url_format(value: Any) -> str:
     text = _text(value)
     if text.count("{YTID}") != 1:
@@ -390,6 +452,9 @@ CONSTANTS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "OUTPUT_DIR": ("output_dir", _output_dir),
     "STORAGE_OPTIONS": ("storage_options", _storage_options),
     "REUSE_FROM": ("reuse_from", _reuse_sources),
+    "MIRRORS": ("mirrors", _mirrors),
+    "MIRROR_AUDIT": ("mirror_audit", _whole(0, 1000)),
+    "MIRROR_WORKERS": ("mirror_workers", _whole(1, 256)),
     "CLIP_SECONDS": ("clip_seconds", _clip_seconds),
     "COLUMNS": ("columns", _optional(_columns)),
     "OUTPUT_LAYOUT": ("output_layout", _choice(LAYOUTS)),

@@ -27,6 +27,12 @@ class CsvSummary:
     attempted: int = 0
     written: int = 0
     reused: int = 0  # of those written (or, in a dry run, to attempt): clips on disk already, taken without a request
+    mirrored: int = 0  # of those written (or, in a dry run, to attempt): from a mirror's copy (fetch/mirrors/)
+    by_mirror: dict[str, int] = field(default_factory=dict)  # those, per mirror (URL@revision)
+    mirror_bytes: int = 0  # read from the mirrors for them
+    mirror_seconds: float = 0.0  # from the first mirror clip begun to the last done: bytes / this is the bandwidth
+    # Per mirror: its copies measured against YouTube (MIRROR_AUDIT): median offset, agreement, level, kept.
+    mirror_audit: list[dict[str, Any]] = field(default_factory=list)
     silent: int = 0  # of those written: nothing above -60 dBFS, kept and flagged (SILENT_CLIPS = "keep")
     failed: dict[str, int] = field(default_factory=dict)
     by_backend: dict[str, int] = field(default_factory=dict)  # clips written, per backend that resolved them
@@ -55,6 +61,9 @@ class CsvSummary:
             f"{self.failed_total} failed{f' ({reasons})' if reasons else ''}, "
             f"{self.invalid_rows} invalid rows"
         )
+        if self.mirrored:
+            text += (f", {self.mirrored} of the written from mirrors ({_size(self.mirror_bytes)} read"
+                     + (f", {_size(self.mirror_bytes / self.mirror_seconds)}/s" if self.mirror_seconds else "") + ")")
         if self.silent:
             text += f", {self.silent} of the written silent (flagged in the manifests)"
         if self.filtered_out:
@@ -79,6 +88,9 @@ class CsvSummary:
             + f"{self.already_done} already done, {self.skipped_failed} failed for good (skipped), "
             f"{self.attempted} to attempt"
             + (f" ({self.reused} on disk already, reused without a request)" if self.reused else "")
+            + (f" ({self.mirrored} held by mirrors: "
+               + ", ".join(f"{count} by {label}" for label, count in sorted(self.by_mirror.items())) + ")"
+               if self.mirrored else "")
             + f", {self.not_attempted} left for later (TIMER)"
         )
 
@@ -90,3 +102,11 @@ class CsvSummary:
         """Read a saved summary; keys of other versions (older or newer) are ignored."""
         known = {f.name for f in fields(cls)}
         return cls(**{key: value for key, value in json.loads(text).items() if key in known})
+
+
+def _size(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"

@@ -181,3 +181,18 @@ def _google_rows(path: Path) -> Iterator[bytes]:
             header = stripped[:4].lower() == b"ytid" and stripped[4:].lstrip(b" ").startswith(b",")
             if stripped and not stripped.startswith(b"#") and not header:
                 yield stripped
+
+
+def audioset_windows(settings: Settings, ytids: set[str]) -> dict[str, tuple[int, int]]:
+    """AudioSet's window (start, end in ms) of each of these videos, from the AudioSet lists the run knows: its
+    own CSVs of AudioSet's shape and Google's lists in ./data. Every YTID occurs once across AudioSet's lists, so
+    a copy named by YTID alone is that window, and serves another list's window only where it is the same."""
+    known = [path for path in settings.csv_file_names
+             if path.is_file() and list_format(path, settings).NAME == AUDIOSET]
+    known += sorted(Path("data").glob("*_segments.csv")) if Path("data").is_dir() else []
+    windows: dict[str, tuple[int, int]] = {}
+    for path in dict.fromkeys(path.resolve() for path in known):
+        for row in read_segments(path):
+            if type(row) is Segment and row.ytid in ytids:
+                windows.setdefault(row.ytid, (row.start_ms, row.end_ms))
+    return windows
