@@ -35,6 +35,9 @@ from audioset_downloader.errors import (
 from audioset_downloader.fetch.backends import check_backend_settings, load_backend
 from audioset_downloader.fetch.cutter import find_ffmpeg
 from audioset_downloader.fetch.measure import SILENT_CLIPS_SAID
+from audioset_downloader.fetch.mirrors import open_mirrors
+from audioset_downloader.fetch.mirrors.audit import require_numpy
+from audioset_downloader.fetch.mirrors.source import measured_throughput
 from audioset_downloader.finished import merge_all, report_all, status_all, verify_all
 from audioset_downloader.inputs.cookies import load_cookies
 from audioset_downloader.inputs.files import input_file_problem
@@ -177,6 +180,10 @@ def preflight(settings: Settings, dry_run: bool = False) -> None:
         if problem is not None:
             raise ConfigError(f"CSV_FILE_NAMES[{index}]: {path} {problem}; name a segment CSV file")
         list_format(path, settings)  # a list of no known shape is refused before any work
+    if settings.mirrors:  # a library missing, a repo gone, a gated repo, a folder of no known layout: said now
+        open_mirrors(settings)  # indexed once here, so that each CSV's process finds the index cached
+        if settings.mirror_audit:
+            require_numpy()
     for index, folder in enumerate(settings.reuse_from):
         if isinstance(folder, str):  # another run's OUTPUT_DIR on object storage
             Store(folder, settings.storage_options, f"REUSE_FROM[{index}]").check(write=False)
@@ -209,17 +216,37 @@ def dry_run(settings: Settings) -> int:
     _learned_from_store(settings)
     per_minute, source = planned_per_minute(settings)
     total = 0
+    throughput = measured_throughput(settings.cache_folder) if settings.mirrors else None
+    mirrored = 0
     for csv_path in settings.csv_file_names:
         summary = plan_csv(csv_path, settings)
         total += summary.attempted
-        print(redact(f"{summary.plan_line()}; {_time_at(summary.attempted, per_minute)}"))
-    print(redact(f"total: {total} clips to attempt; {_time_at(total, per_minute)} "
-                 f"(all CSVs share the identities); pace: {source}"))
+        mirrored += summary.mirrored
+        youtube = summary.attempted - summary.mirrored
+        print(redact(f"{summary.plan_line()}; {_time_at(youtube, per_minute)}"
+                     + (f" for its {youtube} windows not on a mirror; {_mirror_time(summary.mirrored, throughput)}"
+                        if settings.mirrors else "")))
+    print(redact(f"total: {total} clips to attempt; {_time_at(total - mirrored, per_minute)} "
+                 + ("for those not on a mirror " if settings.mirrors else "")
+                 + f"(all CSVs share the identities); pace: {source}"
+                 + (f"; {_mirror_time(mirrored, throughput)}" if settings.mirrors else "")))
     if settings.requests_per_minute == "auto":
         for line in learned_lines(settings):
             print(redact(line))
     print(f"silent clips: {SILENT_CLIPS_SAID[settings.silent_clips]}")
     return EXIT_OK
+
+
+def _mirror_time(clips: int, throughput: dict | None) -> str:
+    """The mirrors' share of the time: their windows' bytes at the bandwidth a run last measured."""
+    if not clips:
+        return "no window from the mirrors"
+    if throughput is None:
+        return f"{clips} windows from the mirrors (their bandwidth is measured by the first run)"
+    size = clips * throughput["bytes_per_clip"]
+    seconds = size / throughput["bytes_per_s"]
+    return (f"{clips} windows from the mirrors: about {size / 1e9:.2f} GB, {duration(seconds)} at the "
+            f"{throughput['bytes_per_s'] / 1e6:.1f} MB/s last measured ({throughput.get('measured_utc', '')})")
 
 
 def _time_at(clips: int, per_minute: float) -> str:

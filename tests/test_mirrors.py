@@ -10,18 +10,19 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, Mirror, run_script, write_config, write_csv
+from tests.conftest import Mirror, run_script, write_config, write_csv
 from tests.support.audio import decode, window_offset
 from tests.support.copies import files_copy, parquet_copy, webdataset_copy, window_bytes
 from tests.support.hub import FakeHub
+from tests.test_object_storage import bucket, s3
+
+__all__ = ["bucket", "s3"]  # fixtures, used by name
 
 ROWS = [("mirrorClip1", 30.0, 40.0), ("mirrorClip2", 100.0, 110.0), ("mirrorClip3", 200.0, 210.0),
         ("youtubeOnly", 50.0, 60.0)]
@@ -77,7 +78,7 @@ def test_a_folder_of_panns_files_serves_its_windows_and_youtube_only_the_rest(tm
     configure(tmp_path, lab, [str(tmp_path / "panns")])
     done = run_script("--config", "cfg.py", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert youtube_requests(lab) == {"youtubeOnly": lab.requests_for("youtubeOnly")}
+    assert set(youtube_requests(lab)) == {"youtubeOnly"}
     manifest = rows_of(tmp_path / "out" / "eval_segments.split-pos.csv")
     assert {y: manifest[y]["backend"] for y in manifest} == {**{y: "mirror" for y, _, _ in HELD},
                                                              "youtubeOnly": "direct"}
@@ -86,3 +87,142 @@ def test_a_folder_of_panns_files_serves_its_windows_and_youtube_only_the_rest(tm
     summary = json.loads((tmp_path / "out" / "eval_segments.summary.json").read_text())
     assert summary["mirrored"] == 3 and list(summary["by_mirror"].values()) == [3]
     assert "3 of the written from mirrors" in done.stderr + done.stdout or summary["mirror_bytes"] > 0
+
+
+# ---------------------------------------------------------------- the Hub's stand-in, parquet
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeHub]:
+    """The Hub's stand-in, reached through HF_ENDPOINT as huggingface_hub reads it; no token unless a test sets one."""
+    with FakeHub() as stand_in:
+        monkeypatch.setenv("HF_ENDPOINT", stand_in.endpoint)
+        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # no token file of this machine's
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+        monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+        yield stand_in
+
+
+def agkphysics_like(folder: Path, sources: Path, held: list[tuple[str, float, float]], row_group_size: int = 1,
+                    ytid_column: str = "video_id") -> Path:
+    """agkphysics/AudioSet's layout: data/eval/*.parquet, video_id, audio {bytes, path} FLAC 48 kHz, labels."""
+    rows = [{"audio": flac(sources, start, end - start), "path": f"{ytid}.flac", ytid_column: ytid,
+             "labels": ["/m/09x0r"], "human_labels": ["Speech"]} for ytid, start, end in held]
+    parquet_copy(folder / "data" / "eval" / "eval-00000.parquet", rows, row_group_size)
+    (folder / "README.md").write_text("---\nlicense: cc-by-4.0\n---\n")
+    return folder
+
+
+def test_a_hub_parquet_copy_serves_its_windows_and_a_rerun_reads_nothing_again(tmp_path: Path, lab: Mirror,
+                                                                               sources: Path, hub: FakeHub) -> None:
+    setup_list(tmp_path)
+    commit = hub.add("agkphysics/AudioSet", agkphysics_like(tmp_path / "repo", sources, HELD))
+    configure(tmp_path, lab, ["hf://datasets/agkphysics/AudioSet"], AUDIO_FORMAT="flac", SAMPLE_RATE=22050,
+              CHANNELS=2)
+    done = run_script("--config", "cfg.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert set(youtube_requests(lab)) == {"youtubeOnly"}  # held windows: no request to "YouTube"
+    for ytid, start, end in HELD:
+        assert_the_window(tmp_path / "out" / "eval_segments" / f"{ytid}.flac", start, end - start, 22050, 2)
+    summary = json.loads((tmp_path / "out" / "eval_segments.summary.json").read_text())
+    assert summary["by_mirror"] == {f"hf://datasets/agkphysics/AudioSet@{commit[:12]}": 3}
+    # Indexing read the footer (and the statistics of one-row row groups), never the audio: each clip's bytes once.
+    clip_bytes = sum(len(flac(sources, s, e - s)) for _, s, e in HELD)
+    assert clip_bytes <= hub.bytes_sent("agkphysics/AudioSet") <= clip_bytes * 1.2
+    card = (tmp_path / "out" / "eval_segments.README.md").read_text()
+    assert f"`hf://datasets/agkphysics/AudioSet@{commit[:12]}` | 3 |" in card
+
+    hub.server.reset_counts()
+    hub.reads.clear()
+    lab.server.reset_counts()
+    (tmp_path / "out" / "eval_segments" / "mirrorClip2.flac").unlink()  # one clip lost: taken again, alone
+    again = run_script("--config", "cfg.py", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert youtube_requests(lab) == {}
+    # One question to the Hub per process (the revision's commit), no listing: the index is the commit's.
+    assert hub.api_requests() <= 2 and not any("/tree/" in path for path in hub.server.requests)
+    assert len(hub.reads) == 1  # the lost clip's row group; no footer, no listing, no other clip
+    assert len(rows_of(tmp_path / "out" / "eval_segments.split-pos.csv")) == 4
+
+
+def test_an_audiocaps_copy_serves_windows_by_video_and_start(tmp_path: Path, lab: Mirror, sources: Path,
+                                                             hub: FakeHub) -> None:
+    (tmp_path / "audiocaps_val.csv").write_text("audiocap_id,youtube_id,start_time,caption\n"
+                                                "1,mirrorClip1,30,a dog\n2,mirrorClip2,100,a car\n"
+                                                "3,youtubeOnly,50,rain\n")
+    rows = [{"audio": flac(sources, 30.0), "audiocap_id": 1, "youtube_id": "mirrorClip1", "start_time": 30,
+             "caption": "a dog"},
+            # the same video at another start is another window: not this list's
+            {"audio": flac(sources, 90.0), "audiocap_id": 2, "youtube_id": "mirrorClip2", "start_time": 90,
+             "caption": "a car"}]
+    parquet_copy(tmp_path / "repo" / "data" / "val-00000.parquet", rows, row_group_size=100)
+    hub.add("jp1924/AudioCaps", tmp_path / "repo")
+    configure(tmp_path, lab, ["hf://datasets/jp1924/AudioCaps"], CSV_FILE_NAMES=[str(tmp_path / "audiocaps_val.csv")])
+    done = run_script("--config", "cfg.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    manifest = rows_of(tmp_path / "out" / "audiocaps_val.split-pos.csv")
+    assert {y: r["backend"] for y, r in manifest.items()} == {"mirrorClip1": "mirror", "mirrorClip2": "direct",
+                                                              "youtubeOnly": "direct"}
+    assert_the_window(tmp_path / "out" / "audiocaps_val" / "mirrorClip1.wav", 30.0, 10.0)
+
+
+def test_a_copy_named_by_video_alone_serves_another_list_only_where_the_window_is_audiosets(
+        tmp_path: Path, lab: Mirror, sources: Path) -> None:
+    # AudioSet's window of mirrorClip1 is 30-40 (the run's AudioSet list says so); AudioCaps names 30 and 70.
+    setup_list(tmp_path, [("mirrorClip1", 30.0, 40.0)])
+    (tmp_path / "audiocaps_val.csv").write_text("audiocap_id,youtube_id,start_time,caption\n"
+                                                "1,mirrorClip1,30,same window\n2,mirrorClip2,70,not audioset's\n")
+    write_csv(tmp_path / "other_segments.csv", ['mirrorClip2, 100.000, 110.000, "/m/09x0r"'])
+    files_copy(tmp_path / "panns", {"YmirrorClip1.wav": flac(sources, 30.0, codec="wav"),
+                                    "YmirrorClip2.wav": flac(sources, 100.0, codec="wav")})
+    configure(tmp_path, lab, [str(tmp_path / "panns")],
+              CSV_FILE_NAMES=[str(tmp_path / "eval_segments.csv"), str(tmp_path / "audiocaps_val.csv"),
+                              str(tmp_path / "other_segments.csv")])
+    done = run_script("--config", "cfg.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    caps = rows_of(tmp_path / "out" / "audiocaps_val.split-pos.csv")
+    assert caps["mirrorClip1"]["backend"] in ("mirror", "reused") and caps["mirrorClip2"]["backend"] == "direct"
+    assert_the_window(tmp_path / "out" / "audiocaps_val" / "mirrorClip2.wav", 70.0, 10.0)
+
+
+# ---------------------------------------------------------------- webdataset on S3, and copies that fail
+
+
+def test_confit_style_shards_on_s3_serve_their_windows_by_the_json_id(tmp_path: Path, lab: Mirror, sources: Path,
+                                                                       s3: Any, bucket: str) -> None:
+    setup_list(tmp_path)
+    samples = [({"id": f"Y{ytid}", "label": ["Speech"], "label_id": [0]},
+                flac(sources, start, codec="wav", rate=16000, channels=1), "wav") for ytid, start, _ in HELD]
+    samples.insert(1, ({"id": "YnotInTheList", "label": []}, flac(sources, 5.0, codec="wav", rate=16000), "wav"))
+    for shard in webdataset_copy(tmp_path / "wds", samples, per_shard=2):
+        s3.put_file(str(shard), f"{bucket}/2m/train/{shard.name}")
+    configure(tmp_path, lab, [f"s3://{bucket}/2m"], SAMPLE_RATE=16000)
+    done = run_script("--config", "cfg.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    manifest = rows_of(tmp_path / "out" / "eval_segments.split-pos.csv")
+    assert {y: r["backend"] for y, r in manifest.items()} == {**{y: "mirror" for y, _, _ in HELD},
+                                                              "youtubeOnly": "direct"}
+    for ytid, start, end in HELD:
+        assert_the_window(tmp_path / "out" / "eval_segments" / f"{ytid}.wav", start, end - start)
+    assert set(youtube_requests(lab)) == {"youtubeOnly"}
+
+
+def test_a_copy_that_does_not_decode_or_is_not_the_window_goes_to_the_backend(tmp_path: Path, lab: Mirror,
+                                                                                sources: Path) -> None:
+    setup_list(tmp_path)
+    good = flac(sources, 30.0)
+    damaged = bytearray(flac(sources, 100.0))
+    damaged[len(damaged) // 2: len(damaged) // 2 + 4000] = os.urandom(4000)  # frames that fail their CRC
+    files_copy(tmp_path / "copies", {"mirrorClip1.flac": good, "mirrorClip2.flac": bytes(damaged),
+                                     "mirrorClip3.flac": flac(sources, 200.0, 25.0)})  # 25 s: not a 10 s window
+    configure(tmp_path, lab, [str(tmp_path / "copies")])
+    done = run_script("--config", "cfg.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    manifest = rows_of(tmp_path / "out" / "eval_segments.split-pos.csv")
+    assert {y: r["backend"] for y, r in manifest.items()} == {"mirrorClip1": "mirror", "mirrorClip2": "direct",
+                                                              "mirrorClip3": "direct", "youtubeOnly": "direct"}
+    log = (tmp_path / "out" / "eval_segments_dl.log").read_text()
+    assert "mirrorClip2: the copy in MIRRORS[0]" in log and "does not decode" in log
+    assert "mirrorClip3: the copy in MIRRORS[0]" in log and "lasts 25.00 s, not the window's 10 s" in log
+    for ytid, start, end in ROWS:
+        assert_the_window(tmp_path / "out" / "eval_segments" / f"{ytid}.wav", start, end - start)

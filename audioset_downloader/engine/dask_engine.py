@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from audioset_downloader.engine.pool import run_bounded
+from audioset_downloader.engine.pool import Beside, run_bounded
 from audioset_downloader.engine.remote import run_work_shards, shard_batches
 from audioset_downloader.engine.worker import ClipResult, ClipWorker
 from audioset_downloader.errors import ConfigError, DownloaderError, OutputUnwritableError, StoreError
+from audioset_downloader.fetch.mirrors.source import Mirrors
 from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs.work import WorkPlan
@@ -46,12 +47,14 @@ TASK_RETRIES = 3  # a shard whose worker died, or that raised, is run again this
 CONNECT_TIMEOUT_S = 30  # to reach DASK_SCHEDULER before giving up
 
 
-def run_shard(worker: ClipWorker, segments: list[Segment], since: float,
-              plan: WorkPlan | None = None) -> tuple[list[ClipResult], DownloaderError | None]:
+def run_shard(worker: ClipWorker, segments: list[Segment], since: float, plan: WorkPlan | None = None,
+              mirrors: Mirrors | None = None) -> tuple[list[ClipResult], DownloaderError | None]:
     """One task, on a Dask worker: every segment of the shard, finished clips kept; with ``plan`` (an OUTPUT_DIR
     on object storage), a shard of work whose outputs go up whole (engine/remote.py). Returns the results, and
     the error that stopped it where the store (or the output) failed: returned, not raised, since Dask would run
-    the task again, fetching the whole shard again from YouTube before the same error."""
+    the task again, fetching the whole shard again from YouTube before the same error. ``mirrors``: the copies
+    the mirrors hold of this shard's windows, read from this worker's machine."""
+    worker.mirrors = mirrors
     if worker.settings.machine_identities:
         worker.machine = machine_address()
     results: list[ClipResult] = []
@@ -74,9 +77,13 @@ def run_shard(worker: ClipWorker, segments: list[Segment], since: float,
     task_context = contextvars.copy_context()
 
     def in_task_context(segment: Segment, stop: threading.Event) -> ClipResult:
-        return task_context.copy().run(worker, segment, stop)
+        return task_context.copy().run(worker.from_youtube, segment, stop)
 
-    run_bounded(in_task_context, todo, worker.settings.workers, results.append, threading.Event())
+    def from_copies(segment: Segment, stop: threading.Event) -> ClipResult | None:
+        return task_context.copy().run(worker.from_copies, segment, stop)
+
+    beside = None if mirrors is None else Beside(worker.held, from_copies, worker.settings.mirror_workers)
+    run_bounded(in_task_context, todo, worker.settings.workers, results.append, threading.Event(), beside)
     return results, None
 
 
@@ -153,7 +160,8 @@ class DaskDispatch:
                 while pending.count() >= limit:
                     _record_shard(next(pending), record)
                 plan = next(worker.plans) if worker.plans is not None else None
-                pending.add(self.client.submit(run_shard, worker, shard, since, plan, pure=False,
+                mirrors = None if worker.mirrors is None else worker.mirrors.only(shard)
+                pending.add(self.client.submit(run_shard, worker, shard, since, plan, mirrors, pure=False,
                                                retries=TASK_RETRIES))
             for future in pending:
                 _record_shard(future, record)

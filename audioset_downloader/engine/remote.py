@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
 
-from audioset_downloader.engine.pool import run_bounded
+from audioset_downloader.engine.pool import Beside, run_bounded
 from audioset_downloader.engine.worker import ClipResult, ClipWorker
 from audioset_downloader.errors import DownloaderError
 from audioset_downloader.inputs.segments import Segment
@@ -98,10 +98,7 @@ def run_work_shards(worker: ClipWorker, shards: Iterator[tuple[WorkPlan, list[Se
             for segment in segments:
                 yield entry, segment
 
-    def one(item: tuple[_Open, Segment], stop: threading.Event) -> tuple[_Open, ClipResult, Future | None]:
-        entry, segment = item
-        here = entry.worker
-        result = here(segment, stop) if context is None else context.copy().run(here, segment, stop)
+    def handed(entry: _Open, result: ClipResult) -> tuple[_Open, ClipResult, Future | None]:
         up = None
         if result.file is not None:
             file, member, up = entry.shard.clip_written(result.segment, result.file, result.backend,
@@ -110,6 +107,19 @@ def run_work_shards(worker: ClipWorker, shards: Iterator[tuple[WorkPlan, list[Se
         elif result.reason is not None:
             entry.shard.clip_failed(result.segment, result.reason, result.detail)
         return entry, result, up
+
+    def in_context(call: Callable, segment: Segment, stop: threading.Event) -> ClipResult | None:
+        return call(segment, stop) if context is None else context.copy().run(call, segment, stop)
+
+    def one(item: tuple[_Open, Segment], stop: threading.Event) -> tuple[_Open, ClipResult, Future | None]:
+        result = in_context(item[0].worker.from_youtube, item[1], stop)
+        assert result is not None
+        return handed(item[0], result)
+
+    def from_copies(item: tuple[_Open, Segment], stop: threading.Event
+                    ) -> tuple[_Open, ClipResult, Future | None] | None:
+        result = in_context(item[0].worker.from_copies, item[1], stop)
+        return None if result is None else handed(item[0], result)
 
     def done(item: tuple[_Open, ClipResult, Future | None]) -> None:
         entry, result, up = item
@@ -123,7 +133,10 @@ def run_work_shards(worker: ClipWorker, shards: Iterator[tuple[WorkPlan, list[Se
         uploaded.settle()  # a refused upload stops the run here, at the next clip
 
     try:
-        run_bounded(one, items(), worker.settings.workers, done, stop)
+        # Windows a mirror holds go to a pool of their own, as in the local engine.
+        beside = None if worker.mirrors is None else Beside(lambda item: item[0].worker.held(item[1]), from_copies,
+                                                            worker.settings.mirror_workers)
+        run_bounded(one, items(), worker.settings.workers, done, stop, beside)
     finally:
         try:
             uploader.shutdown(wait=True)

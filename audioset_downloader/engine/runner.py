@@ -36,7 +36,7 @@ from audioset_downloader.errors import (
 from audioset_downloader.fetch.cutter import find_ffmpeg
 from audioset_downloader.fetch.mirrors import open_mirrors
 from audioset_downloader.fetch.mirrors.source import BACKEND as MIRRORED
-from audioset_downloader.fetch.mirrors.source import Mirror, Mirrors
+from audioset_downloader.fetch.mirrors.source import Mirror, Mirrors, remember_throughput
 from audioset_downloader.inputs.labels import Ontology, ontology_path
 from audioset_downloader.inputs.lists import AUDIOSET, NotesOf, audioset_windows, label_filter, list_format, read_list
 from audioset_downloader.inputs.segments import InvalidRow, Segment, shard_of
@@ -167,6 +167,8 @@ class CsvRun:
             yield from self._planned(read_list(self.csv_path, self.settings))
         finally:
             self._warn_invalid()
+            if self.dry_run:
+                self.summary.by_mirror = dict(self._by_mirror)
 
     def _planned(self, rows: Iterator[Segment | InvalidRow]) -> Iterator[Segment]:
         limit = self.settings.clip_limit
@@ -347,8 +349,11 @@ class CsvRun:
             self.summary.by_backend = dict(self._by_backend)
             self.summary.by_identity = dict(self._by_identity)
             self.summary.by_mirror = dict(self._by_mirror)
+            self.summary.mirrors_so_far = _mirrors_so_far(self.outputs, self._by_mirror)
             if self._mirror_span is not None:
                 self.summary.mirror_seconds = round(self._mirror_span[1] - self._mirror_span[0], 3)
+                remember_throughput(self.settings.cache_folder, self.summary.mirror_bytes, self.summary.mirror_seconds,
+                                    self.summary.mirrored)
             self.summary.identities = [asdict(entry) for entry in self.book.stats()]
             self.summary.provenance["ended_utc"] = provenance.utc_now()
             self.summary.clip_settings = clip_settings(self.settings)
@@ -380,6 +385,15 @@ class CsvRun:
         self.staged.remove_orphans(self.ledger, live)
         plan = WorkPlan(self.staged.store, self.outputs.name, self.settings.tar_size is not None, self.ledger.rows)
         worker.plans = (plan.numbered(index) for index in itertools.count(self.staged.next_index()))
+
+
+def _mirrors_so_far(outputs: CsvOutputs, this_run: Counter[str]) -> dict[str, int]:
+    """The clips each mirror gave these outputs over every run: the last summary's, and this run's."""
+    try:
+        before = CsvSummary.from_json(outputs.summary.read_text(encoding="utf-8")).mirrors_so_far
+    except (OSError, ValueError, TypeError):
+        before = {}
+    return dict(Counter(before) + this_run)
 
 
 def load_ontology(settings: Settings) -> Ontology | None:
@@ -538,5 +552,4 @@ def _planned_summary(csv_path: Path, settings: Settings, staged: StagedCsv | Non
         run.build_mirrors()
         for _ in run.plan():
             pass
-        run.summary.by_mirror = dict(run._by_mirror)
         return run.summary

@@ -125,6 +125,7 @@ def render(report: CsvReport, summary: CsvSummary, settings: Settings, outputs: 
         f"Of the clips written, {report.reused} were taken from clips already on disk (another list's "
         "download of the same windows: `backend` = `reused`), without a request to YouTube.",
         "",
+        *_mirrored(report, summary),
         f"Silent clips: {report.total.silent} of those written hold nothing above -60 dBFS (YouTube mutes the "
         "audio of videos with a copyright claim; some are silent at the source). Every manifest flags them "
         "(`silent`, with `peak_dbfs`, `rms_dbfs`, `silent_share` and `duration_seconds`); to leave them out, "
@@ -170,6 +171,25 @@ def render(report: CsvReport, summary: CsvSummary, settings: Settings, outputs: 
         *(["```bibtex", about.citation, "```", ""] if about.citation else []),
     ]
     return "\n".join(lines)
+
+
+def _mirrored(report: CsvReport, summary: CsvSummary) -> list[str]:
+    """Which public copies the clips came from, at which revision, and what the audit measured of each."""
+    if not report.mirrored and not summary.mirrors_so_far:
+        return []
+    lines = [f"Of the clips written, {report.mirrored} were converted from public copies of the audio (mirrors: "
+             "`backend` = `mirror`), checked (decoded whole, their length against the window's) like a download. "
+             "Each copy is a third party's, under its own terms. Per copy, at the revision read (`URL@revision`):",
+             "", "| mirror | clips | audit: copies measured against YouTube | median offset | agreement | level |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    audits = {entry["mirror"]: entry for entry in summary.mirror_audit}
+    for label, count in sorted(summary.mirrors_so_far.items()):
+        audit = audits.get(label, {})
+        measured = audit.get("measured") or 0
+        lines.append(f"| `{label}` | {count} | {measured or 'not audited this run'} | "
+                     + (f"{audit['offset_ms']:+.1f} ms | {audit['agreement']:.3f} | {audit['level_db']:+.1f} dB |"
+                        if measured else "| | |"))
+    return [*lines, ""]
 
 
 def _layout(settings: Settings, outputs: CsvOutputs) -> str:

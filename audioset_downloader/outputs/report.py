@@ -18,6 +18,7 @@ from pathlib import Path
 
 from audioset_downloader.atomic import write_atomically
 from audioset_downloader.errors import Kind
+from audioset_downloader.fetch.mirrors.source import BACKEND as MIRRORED
 from audioset_downloader.inputs.labels import Ontology
 from audioset_downloader.inputs.lists import classes_of, read_list
 from audioset_downloader.inputs.segments import InvalidRow, parse_ms
@@ -56,6 +57,7 @@ class CsvReport:
     invalid_rows: int
     reasons: Counter[str]  # failure reason -> segments that failed for it
     reused: int = 0  # clips written by taking a clip already on disk (backend "reused")
+    mirrored: int = 0  # clips written from a mirror's copy (backend "mirror")
 
     def headline(self) -> str:
         t = self.total
@@ -71,9 +73,10 @@ def count(csv_path: Path, ledger: Ledger, settings: Settings) -> CsvReport:
     total, classes, invalid, reasons = Counts(), {}, 0, Counter[str]()
     # One pass over split-pos.csv for what the keys alone do not say: which clips are silent, which reused.
     silent_keys: set[tuple] = set()
-    reused = 0
+    reused = mirrored = 0
     for written in ledger.written_rows():
         reused += len(written) > BACKEND and written[BACKEND] == REUSED
+        mirrored += len(written) > BACKEND and written[BACKEND] == MIRRORED
         if len(written) > SILENT and written[SILENT] == "true":
             silent_keys.add((written[1], parse_ms(written[2])))
     for row in read_list(csv_path, settings):
@@ -95,7 +98,7 @@ def count(csv_path: Path, ledger: Ledger, settings: Settings) -> CsvReport:
                 counts.silent += outcome == "silent"
             elif outcome:
                 counts.failed[outcome] += 1
-    return CsvReport(csv_path, total, classes, invalid, reasons, reused)
+    return CsvReport(csv_path, total, classes, invalid, reasons, reused, mirrored)
 
 
 def write_report(report: CsvReport, outputs: CsvOutputs, ontology: Ontology | None) -> list[Path]:

@@ -27,7 +27,9 @@ from typing import Any
 
 from audioset_downloader.atomic import write_atomically
 from audioset_downloader.errors import FailureReason
+from audioset_downloader.fetch.mirrors.source import BACKEND as MIRRORED
 from audioset_downloader.outputs.layout import CsvOutputs
+from audioset_downloader.outputs.ledger import BACKEND
 from audioset_downloader.pacing.book import IdentityStats, duration_words, load_learned
 
 HEARTBEAT_S = 10.0  # a small file: cheap enough to keep a watcher within seconds of the run
@@ -101,6 +103,7 @@ def csv_status(outputs: CsvOutputs, listed: int, remote: bool = False) -> dict[s
     """One CSV's figures (``listed``: the windows its list names). ``remote``: a copy of an OUTPUT_DIR on object
     storage, where no lock can be seen: a run is going on while its heartbeat is fresh."""
     written = _rows(outputs.split_pos)
+    mirrored = _mirrored(outputs.split_pos)
     failed = _failed_by_reason(outputs.failed)
     invalid = failed.pop(FailureReason.INVALID_ROW.label, 0)
     for_good = sum(count for reason, count in failed.items()
@@ -109,7 +112,7 @@ def csv_status(outputs: CsvOutputs, listed: int, remote: bool = False) -> dict[s
     running = _fresh(beat) if remote else _locked(outputs.lock)
     status: dict[str, Any] = {
         "csv": outputs.name, "running": running, "pid": beat.get("pid") if running else None,
-        "written": written, "failed": dict(sorted(failed.items())), "invalid_rows": invalid,
+        "written": written, "mirrored": mirrored, "failed": dict(sorted(failed.items())), "invalid_rows": invalid,
         "left": max(0, listed - written - for_good), "per_hour_last_hour": None, "per_hour_since_start": None,
         "eta_seconds": None, "started_utc": beat.get("started_utc"), "updated_utc": beat.get("updated_utc"),
         "identities": beat.get("identities", []),
@@ -154,8 +157,9 @@ def status_lines(csvs: list[dict[str, Any]], identities: list[dict[str, Any]], n
         rates = (f"{_rate(s['per_hour_last_hour'])} over the last hour, {_rate(s['per_hour_since_start'])} since "
                  f"the start" if s["per_hour_since_start"] is not None else "no rate yet")
         eta = f"; about {duration_words(s['eta_seconds'])} left at that rate" if s["eta_seconds"] else ""
-        lines.append(f"{s['csv']}: {s['written']} written, failed: {failed}, {s['invalid_rows']} invalid rows, "
-                     f"{s['left']} left to attempt; {rates}{eta}")
+        mirrored = f" ({s['mirrored']} from mirrors)" if s.get("mirrored") else ""
+        lines.append(f"{s['csv']}: {s['written']} written{mirrored}, failed: {failed}, {s['invalid_rows']} invalid "
+                     f"rows, {s['left']} left to attempt; {rates}{eta}")
     for entry in identities:
         pace = f"pace {entry['per_minute'] * 60:.0f} clips/h" if entry.get("per_minute") else "unpaced"
         block = f", blocks last {duration_words(entry['block_s'])}" if entry.get("block_s") else ""
@@ -182,6 +186,19 @@ def _rows(path: Path) -> int:
     except OSError:
         return 0
     return max(0, lines - 1)
+
+
+def _mirrored(path: Path) -> int:
+    """Rows of clips taken from a mirror's copy: a line's backend column is parsed only where it could say so."""
+    marker = f",{MIRRORED},"
+    count = 0
+    with contextlib.suppress(OSError), open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        next(handle, None)
+        for line in handle:
+            if marker in line:
+                row = next(csv.reader([line]), [])
+                count += len(row) > BACKEND and row[BACKEND] == MIRRORED
+    return count
 
 
 def _failed_by_reason(path: Path) -> Counter[str]:

@@ -29,6 +29,7 @@ class CsvSummary:
     reused: int = 0  # of those written (or, in a dry run, to attempt): clips on disk already, taken without a request
     mirrored: int = 0  # of those written (or, in a dry run, to attempt): from a mirror's copy (fetch/mirrors/)
     by_mirror: dict[str, int] = field(default_factory=dict)  # those, per mirror (URL@revision)
+    mirrors_so_far: dict[str, int] = field(default_factory=dict)  # the same over every run of these outputs
     mirror_bytes: int = 0  # read from the mirrors for them
     mirror_seconds: float = 0.0  # from the first mirror clip begun to the last done: bytes / this is the bandwidth
     # Per mirror: its copies measured against YouTube (MIRROR_AUDIT): median offset, agreement, level, kept.

@@ -37,6 +37,7 @@ class FakeHub:
         self.server.routes.append(self._route)
         self.repos: dict[str, _Repo] = {}
         self.tokens_seen: list[str] = []
+        self.reads: list[tuple[str, str]] = []  # (path in the repo, Range header) of each resolve request
 
     def __enter__(self) -> FakeHub:
         self.server.__enter__()
@@ -99,6 +100,8 @@ class FakeHub:
             target = (folder / resolve.group(3)).resolve()
             if folder.resolve() not in target.parents or not target.is_file():
                 return _error(404, "EntryNotFound", "Entry not found")
+            with self.server._lock:
+                self.reads.append((resolve.group(3), handler.headers.get("Range", "")))
             send_ranged(handler, target)
             return HANDLED
         kind, revision, rest = api.group(2), api.group(3) or "main", (api.group(4) or "").lstrip("/")  # type: ignore

@@ -14,6 +14,7 @@ import io
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from audioset_downloader.errors import ConfigError
@@ -41,8 +42,12 @@ class MirrorAccess:
         self.requests = 0
         self.commit = commit  # a Hub repo's commit sha; given: the revision is not asked again (a Dask worker)
         self.storage_options = storage_options
+        self.cache: Path | None = None  # the folder of its index (fetch/mirrors/index.py): what a layout keeps of it
         if spec.is_hub:
             self.fs, self.root, self.commit = _open_hub(spec, setting, commit)
+            # root: "datasets/owner/name@commit[/folder]"
+            self._repo, _, rest = self.root[len("datasets/"):].partition("@")
+            self._folder = rest.partition("/")[2]
         elif "://" in spec.url:
             scheme, _, rest = spec.url.partition("://")
             self.fs = open_filesystem(f"{setting} {spec.url}", scheme, storage_options)
@@ -86,14 +91,25 @@ class MirrorAccess:
             with open(full, "rb") as handle:
                 handle.seek(start)
                 data = handle.read(end - start)
-        elif self.spec.is_hub:  # exact ranges: no block cache, and the size known, so no request to learn it
-            with self.fs.open(full, "rb", cache_type="none", size=size) as handle:
-                handle.seek(start)
-                data = handle.read(end - start)
+        elif self.spec.is_hub:
+            data = self._hub_range(path, start, end)
         else:
             data = self.fs.cat_file(full, start=start, end=end)
         self.count(len(data))
         return data
+
+    def _hub_range(self, path: str, start: int, end: int) -> bytes:
+        """One GET of the file's ``resolve`` URL at the commit, with its Range, through huggingface_hub's own
+        client (its retries, its token): HfFileSystem's files would first ask the repo's info and its folder's
+        listing, again in every process."""
+        from huggingface_hub import hf_hub_url
+        from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, http_backoff
+
+        in_repo = f"{self._folder}/{path}" if self._folder else path
+        url = hf_hub_url(self._repo, in_repo, repo_type="dataset", revision=self.commit, endpoint=self.fs.endpoint)
+        response = http_backoff("GET", url, headers={**build_hf_headers(), "Range": f"bytes={start}-{end - 1}"})
+        hf_raise_for_status(response)
+        return response.content
 
     def count(self, size: int) -> None:
         with self._lock:

@@ -64,6 +64,7 @@ def cache_folder(cache: Path, access: MirrorAccess) -> Path:
 def open_index(access: MirrorAccess, layouts: dict[str, Layout], cache: Path) -> MirrorIndex:
     """The mirror's index: from the cache when its revision's is there, else built (and cached)."""
     folder = cache_folder(cache, access)
+    access.cache = folder
     wanted = access.spec.layout
     if access.commit is not None:  # a Hub repo: its commit names the index, no listing needed to find it
         for name in ([wanted] if wanted else list(layouts)):

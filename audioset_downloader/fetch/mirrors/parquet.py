@@ -11,10 +11,13 @@ cost nothing; each file's footer is read once per process.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from collections import OrderedDict
 from typing import Any
 
+from audioset_downloader.atomic import partial_path
 from audioset_downloader.errors import ConfigError
 from audioset_downloader.fetch.mirrors.access import MIRRORS_EXTRA, FileEntry, MirrorAccess
 from audioset_downloader.fetch.mirrors.base import Copy, start_ms_of, ytid_of
@@ -85,12 +88,30 @@ class ParquetLayout:
         return copies
 
     def _footer(self, access: MirrorAccess, entry: FileEntry) -> Any:
+        """The file's footer: read once, then kept beside the mirror's index, so that no run reads it again."""
         with self._lock:
             footer = self._footers.get(entry.path)
+        if footer is not None:
+            return footer
+        pq = _pyarrow()
+        kept = access.cache / f"footer-{hashlib.sha256(entry.path.encode()).hexdigest()[:24]}.parquet" \
+            if access.cache is not None else None
+        try:
+            footer = pq.read_metadata(kept) if kept is not None else None
+        except (OSError, ValueError):
+            footer = None
         if footer is None:
-            footer = _pyarrow().ParquetFile(access.ranged(entry)).metadata
-            with self._lock:
-                self._footers[entry.path] = footer
+            footer = pq.ParquetFile(access.ranged(entry)).metadata
+            if kept is not None:
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                temp = partial_path(kept)
+                try:
+                    footer.write_metadata_file(str(temp))
+                    os.replace(temp, kept)
+                finally:
+                    temp.unlink(missing_ok=True)
+        with self._lock:
+            self._footers[entry.path] = footer
         return footer
 
     def read(self, access: MirrorAccess, entry: FileEntry, copy: Copy) -> bytes:

@@ -11,14 +11,16 @@ knows), and no other.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audioset_downloader.atomic import partial_path
+from audioset_downloader.atomic import partial_path, write_atomically
 from audioset_downloader.errors import ClipFailure, FailureReason, Interrupted
 from audioset_downloader.fetch.cutter import CutResult, convert_copy
 from audioset_downloader.fetch.mirrors.access import MirrorAccess
@@ -79,6 +81,7 @@ class Mirror:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         access = MirrorAccess(state["spec"], f"MIRRORS[{state['number']}]", state["options"], state["commit"])
+        access.cache = state["index"].path.parent  # on a machine without it, footers are read again
         self.__init__(state["number"], access, state["layout"], state["index"])  # type: ignore[misc]
 
 
@@ -154,3 +157,21 @@ class Mirrors:
             return convert_copy(temp, segment, settings, final, stop)
         finally:
             temp.unlink(missing_ok=True)
+
+
+def remember_throughput(cache: Path, summary_bytes: int, seconds: float, clips: int) -> None:
+    """The mirrors' measured bandwidth and bytes per clip, for the next --dry-run's time estimate."""
+    if seconds <= 0 or clips <= 0:
+        return
+    path = cache / "mirrors" / "throughput.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, json.dumps({"bytes_per_s": summary_bytes / seconds, "bytes_per_clip": summary_bytes / clips,
+                                       "measured_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}) + "\n")
+
+
+def measured_throughput(cache: Path) -> dict[str, Any] | None:
+    try:
+        measured = json.loads((cache / "mirrors" / "throughput.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return measured if isinstance(measured, dict) and measured.get("bytes_per_s") else None
