@@ -108,3 +108,15 @@ def test_the_installed_metadata_promises_ytdlp_a_deno_that_runs(tmp_path: Path) 
     info = backend.js_runtime()
     assert info is not None and (info.name, info.supported) == ("deno", True)
     assert info.version == runs.split()[1]
+
+
+def test_a_mirror_without_its_library_is_one_line_naming_the_extra(base_python: Path, tmp_path: Path) -> None:
+    (tmp_path / "eval_segments.csv").write_text('abcdefghijk, 0.000, 10.000, "/m/09x0r"\n')
+    (tmp_path / "cfg.py").write_text(f'CSV_FILE_NAMES = ["{tmp_path / "eval_segments.csv"}"]\n'
+                                     'MIRRORS = ["hf://datasets/agkphysics/AudioSet"]\n')
+    done = subprocess.run([str(base_python), str(REPO / "AudioDownloader.py"), "--config", "cfg.py"], cwd=tmp_path,
+                          capture_output=True, text=True, env=clean_env(tmp_path), timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("error: MIRRORS[0] hf://datasets/agkphysics/AudioSet: a Hub mirror needs "
+                                   "huggingface-hub, which is not installed; install it with: "
+                                   'pip install -e ".[mirrors]"'), done.stderr

@@ -10,13 +10,17 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Mirror, run_script, write_config, write_csv
+from tests.conftest import REPO, Mirror, run_script, write_config, write_csv
 from tests.support.audio import decode, window_offset
 from tests.support.copies import files_copy, parquet_copy, webdataset_copy, window_bytes
 from tests.support.hub import FakeHub
@@ -225,4 +229,139 @@ def test_a_copy_that_does_not_decode_or_is_not_the_window_goes_to_the_backend(tm
     assert "mirrorClip2: the copy in MIRRORS[0]" in log and "does not decode" in log
     assert "mirrorClip3: the copy in MIRRORS[0]" in log and "lasts 25.00 s, not the window's 10 s" in log
     for ytid, start, end in ROWS:
+        assert_the_window(tmp_path / "out" / "eval_segments" / f"{ytid}.wav", start, end - start)
+
+
+# ---------------------------------------------------------------- the audit
+
+
+@pytest.mark.parametrize("shift_s", [0.0, 0.2])
+def test_the_audit_measures_each_copy_against_youtube_and_drops_a_mirror_off_its_windows(
+        tmp_path: Path, lab: Mirror, sources: Path, shift_s: float) -> None:
+    setup_list(tmp_path)
+    files_copy(tmp_path / "copies", {f"{y}.flac": flac(sources, s + shift_s) for y, s, _ in HELD})
+    configure(tmp_path, lab, [str(tmp_path / "copies")], MIRROR_AUDIT=2)
+    done = run_script("--config", "cfg.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "out" / "eval_segments.summary.json").read_text())
+    [audit] = summary["mirror_audit"]
+    assert audit["measured"] == 2 and abs(audit["offset_ms"] - shift_s * 1000) < 25 and audit["agreement"] > 0.9
+    manifest = rows_of(tmp_path / "out" / "eval_segments.split-pos.csv")
+    backends = {y: r["backend"] for y, r in manifest.items() if y != "youtubeOnly"}
+    card = (tmp_path / "out" / "eval_segments.README.md").read_text()
+    if shift_s:
+        assert audit["kept"] is False and set(backends.values()) == {"direct"}
+        assert done.stderr.count("dropped for this run") == 1 and "over 50 ms away from their window" in done.stderr
+    else:
+        assert audit["kept"] is True and set(backends.values()) == {"mirror"}
+        assert f"| {audit['offset_ms']:+.1f} ms | {audit['agreement']:.3f} |" in card
+        for ytid, start, end in HELD:
+            assert_the_window(tmp_path / "out" / "eval_segments" / f"{ytid}.wav", start, end - start)
+    # Measured once: a rerun's audit asks YouTube nothing again.
+    lab.server.reset_counts()
+    assert run_script("--config", "cfg.py", cwd=tmp_path).returncode == 0
+    assert youtube_requests(lab) == {}
+
+
+# ---------------------------------------------------------------- a kill, then a rerun
+
+
+def test_sigkill_mid_run_then_a_rerun_reads_no_copy_twice_and_asks_youtube_for_no_held_window(
+        tmp_path: Path, lab: Mirror, sources: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    held = [(f"heldVideo{n:02d}", 10.0 + n, 20.0 + n) for n in range(12)]
+    setup_list(tmp_path, held)
+    with FakeHub(bandwidth_bps=400_000) as slow:  # slow enough that the kill lands mid-run
+        monkeypatch.setenv("HF_ENDPOINT", slow.endpoint)
+        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+        slow.add("agkphysics/AudioSet", agkphysics_like(tmp_path / "repo", sources, held))
+        configure(tmp_path, lab, ["hf://datasets/agkphysics/AudioSet"], MIRROR_WORKERS=2)
+        manifest = tmp_path / "out" / "eval_segments.split-pos.csv"
+        process = subprocess.Popen([sys.executable, str(REPO / "AudioDownloader.py"), "--config", "cfg.py"],
+                                   cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   start_new_session=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (not manifest.exists() or len(rows_of(manifest)) < 3):
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        first = len(rows_of(manifest))
+        assert 3 <= first < len(held), "the kill came too late to test anything"
+        again = run_script("--config", "cfg.py", cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        written = rows_of(manifest)
+        assert len(written) == len(held) and {r["backend"] for r in written.values()} == {"mirror"}
+        assert youtube_requests(lab) == {}
+        # Each row group (one clip each) read once, but for the ones in flight at the kill (at most MIRROR_WORKERS).
+        ranges = [read for read in slow.reads if read[1]]
+        repeated = len(ranges) - len(set(ranges))
+        assert repeated <= 2, ranges
+        for ytid, start, end in held:
+            assert_the_window(tmp_path / "out" / "eval_segments" / f"{ytid}.wav", start, end - start)
+
+
+# ---------------------------------------------------------------- bad input, secrets
+
+
+@pytest.mark.parametrize(("url", "said"), [
+    ("hf://datasets/nobody/NoSuchSet", "MIRRORS[0] hf://datasets/nobody/NoSuchSet: no such dataset repo"),
+    ("hf://datasets/agkphysics/AudioSet@v9", "the repo has no revision 'v9'"),
+    ("hf://datasets/gated/AudioSet", "the repo is gated; accept its terms on the Hub, then set HF_TOKEN"),
+    ("{folder}", "holds no file of a known layout"),
+    ("hf://datasets/x", "MIRRORS entry 0: must be hf://datasets/owner/name"),
+])
+def test_a_bad_mirror_is_one_line_and_exit_2_before_any_clip(tmp_path: Path, lab: Mirror, sources: Path, hub: FakeHub,
+                                                            url: str, said: str) -> None:
+    setup_list(tmp_path)
+    hub.add("agkphysics/AudioSet", agkphysics_like(tmp_path / "repo", sources, HELD[:1]))
+    hub.add("gated/AudioSet", tmp_path / "repo", gated=True)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "README.txt").write_text("no audio here")
+    configure(tmp_path, lab, [url.format(folder=tmp_path / "notes")])
+    done = run_script("--config", "cfg.py", cwd=tmp_path)
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and said in errors[0], done.stderr
+    assert youtube_requests(lab) == {} and not (tmp_path / "out" / "eval_segments.split-pos.csv").exists()
+
+
+def test_hf_token_reads_a_gated_copy_and_appears_in_no_output(tmp_path: Path, lab: Mirror, sources: Path,
+                                                              hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "hf_SeCrEtToKeN0123456789abcdef"
+    monkeypatch.setenv("HF_TOKEN", secret)
+    setup_list(tmp_path)
+    hub.add("gated/AudioSet", agkphysics_like(tmp_path / "repo", sources, HELD), gated=True)
+    configure(tmp_path, lab, ["hf://datasets/gated/AudioSet"])
+    done = run_script("--config", "cfg.py", "--dry-run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "3 held by mirrors" in done.stdout and "1 windows not on a mirror" in done.stdout
+    run = run_script("--config", "cfg.py", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert f"Bearer {secret}" in hub.tokens_seen  # the token went where it belongs
+    assert {r["backend"] for r in rows_of(tmp_path / "out" / "eval_segments.split-pos.csv").values()} == {
+        "mirror", "direct"}
+    for text in (done.stdout, done.stderr, run.stdout, run.stderr,
+                 *(path.read_text(errors="replace") for path in (tmp_path / "out").glob("*") if path.is_file()),
+                 *(path.read_text(errors="replace") for path in (tmp_path / "cache").rglob("*.json"))):
+        assert secret not in text
+    status = run_script("--config", "cfg.py", "--status", cwd=tmp_path)
+    assert "4 written (3 from mirrors)" in status.stdout, status.stdout
+    # The bandwidth measured is the next plan's: its time for the mirrors' windows.
+    (tmp_path / "out" / "eval_segments" / "mirrorClip1.wav").unlink()
+    replan = run_script("--config", "cfg.py", "--dry-run", cwd=tmp_path)
+    assert "MB/s last measured" in replan.stdout, replan.stdout
+
+
+def test_dask_workers_read_the_copies_their_shards_need(tmp_path: Path, lab: Mirror, sources: Path) -> None:
+    pytest.importorskip("distributed")
+    setup_list(tmp_path)
+    files_copy(tmp_path / "copies", {f"{y}.flac": flac(sources, s) for y, s, _ in HELD})
+    configure(tmp_path, lab, [str(tmp_path / "copies")], ENGINE="dask", DASK_WORKERS=2, SHARD_SIZE=2)
+    done = run_script("--config", "cfg.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    manifest = rows_of(tmp_path / "out" / "eval_segments.split-pos.csv")
+    assert {y: r["backend"] for y, r in manifest.items()} == {**{y: "mirror" for y, _, _ in HELD},
+                                                              "youtubeOnly": "direct"}
+    assert set(youtube_requests(lab)) == {"youtubeOnly"}
+    for ytid, start, end in HELD:
         assert_the_window(tmp_path / "out" / "eval_segments" / f"{ytid}.wav", start, end - start)

@@ -104,3 +104,38 @@ def test_ctrl_c_just_after_a_result_is_taken_still_records_it_and_never_hangs(mo
     # The result in hand at the moment of Ctrl-C is recorded, and nothing twice.
     assert _InterruptedAfterTaking.dropped in results
     assert len(results) == len(set(results)) >= 3
+
+
+def test_items_beside_never_wait_behind_the_main_pools_and_the_ones_it_leaves_go_there() -> None:
+    """A list where every other window is on a mirror: the main pool's items block (a paced identity) until
+    every mirror item is done; the mirror items finish meanwhile, and the one it declines runs in the main pool."""
+    release = threading.Event()
+    order: list[str] = []
+    lock = threading.Lock()
+
+    def paced(item: int, stop: threading.Event) -> str:
+        assert release.wait(10), "the main pool's items were never released"
+        with lock:
+            order.append(f"main {item}")
+        return f"main {item}"
+
+    def mirrored(item: int, stop: threading.Event) -> str | None:
+        if item == 7:
+            return None  # a copy that failed its check: to the main pool
+        with lock:
+            order.append(f"mirror {item}")
+        return f"mirror {item}"
+
+    results: list[str] = []
+
+    def on_result(result: str) -> None:
+        results.append(result)
+        if sum(r.startswith("mirror") for r in results) == 49:
+            release.set()
+
+    beside = pool_module.Beside(lambda item: item % 2 == 1, mirrored, workers=3)
+    run_bounded(paced, range(100), 2, on_result, threading.Event(), beside)
+    assert sorted(results) == sorted([f"mirror {i}" for i in range(1, 100, 2) if i != 7] +
+                                     [f"main {i}" for i in range(0, 100, 2)] + ["main 7"])
+    first_main = next(i for i, entry in enumerate(order) if entry.startswith("main"))
+    assert first_main == 49  # every mirror item ran while the main pool's first two still waited
