@@ -365,3 +365,50 @@ def test_dask_workers_read_the_copies_their_shards_need(tmp_path: Path, lab: Mir
     assert set(youtube_requests(lab)) == {"youtubeOnly"}
     for ytid, start, end in HELD:
         assert_the_window(tmp_path / "out" / "eval_segments" / f"{ytid}.wav", start, end - start)
+
+
+# ---------------------------------------------------------------- into either layout, local or on object storage
+
+
+def test_mirror_clips_go_into_webdataset_shards_and_onto_object_storage(tmp_path: Path, lab: Mirror, sources: Path,
+                                                                        s3: Any, bucket: str) -> None:
+    setup_list(tmp_path)
+    files_copy(tmp_path / "copies", {f"{y}.flac": flac(sources, s) for y, s, _ in HELD})
+    configure(tmp_path, lab, [str(tmp_path / "copies")], OUTPUT_LAYOUT="webdataset", CLIPS_PER_TAR=2,
+              OUTPUT_DIR=f"s3://{bucket}/out", SHARD_SIZE=2, WORKERS=2)
+    done = run_script("--config", "cfg.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    local = tmp_path / "fetched"
+    s3.get(f"{bucket}/out", str(local), recursive=True)
+    manifest = rows_of(local / "eval_segments.split-pos.csv")
+    assert {y: r["backend"] for y, r in manifest.items()} == {**{y: "mirror" for y, _, _ in HELD},
+                                                              "youtubeOnly": "direct"}
+    import tarfile
+
+    for ytid, start, end in HELD:
+        row = manifest[ytid]
+        with tarfile.open(local / row["file"]) as tar:
+            member = tar.extractfile(row["member"])
+            assert member is not None
+            clip = tmp_path / f"{ytid}.wav"
+            clip.write_bytes(member.read())
+        assert_the_window(clip, start, end - start)
+
+
+def test_a_webdataset_copy_is_indexed_from_its_headers_and_json_alone(tmp_path: Path, sources: Path) -> None:
+    from audioset_downloader.fetch.mirrors.access import MirrorAccess
+    from audioset_downloader.fetch.mirrors.webdataset import WebDatasetLayout
+    from audioset_downloader.inputs.settings import MirrorSpec
+
+    clips = {ytid: flac(sources, start, codec="wav", rate=16000, channels=1) for ytid, start, _ in ROWS}
+    shards = webdataset_copy(tmp_path / "wds", [({"id": f"Y{y}"}, data, "wav") for y, data in clips.items()],
+                             per_shard=2)
+    access = MirrorAccess(MirrorSpec(str(tmp_path / "wds")), "MIRRORS[0]", {})
+    layout = WebDatasetLayout()
+    entries = access.listing()
+    copies = [copy for number, entry in enumerate(entries) for copy in layout.copies_in(access, entry, number)]
+    assert sorted(copy.ytid for copy in copies) == sorted(clips)
+    total = sum(path.stat().st_size for path in shards)
+    assert access.bytes_read < 0.02 * total  # headers and JSON: no audio read to find them
+    for copy in copies:
+        assert layout.read(access, entries[copy.file], copy) == clips[copy.ytid]

@@ -314,6 +314,8 @@ class CsvRun:
         worker = ClipWorker(self.settings, self.outputs, self.book, self.reuse, self.shared, self.mirrors)
         self.book = worker.book
         self.summary.provenance = provenance.collect(worker.chain.backends, find_ffmpeg(self.settings.ffmpeg_binary))
+        if self.mirrors is not None:  # each copy read, at the revision read
+            self.summary.provenance["mirrors"] = [mirror.label for mirror in self.mirrors.mirrors]
         try:
             self.ledger.open()
         except LayoutMismatch as exc:
