@@ -29,6 +29,16 @@ OUTPUT_DIR = "downloads"
 # another list) is taken from disk, hard-linked, instead of fetched again, e.g. ["/data/audioset"].
 REUSE_FROM = []
 
+# Public copies of the audio, taken before YouTube (see Mirrors in README.md): Hub repos
+# ("hf://datasets/agkphysics/AudioSet"), buckets ("s3://..."), folders, or dicts
+# {"url": ..., "layout": "parquet" | "webdataset" | "files", "revision": ...}. [] : YouTube only.
+# Needs: pip install -e ".[mirrors]". Each copy is a third party's, under its own terms.
+MIRRORS = []
+# Windows of each mirror also fetched from YouTube to measure its copies against (0: no audit).
+MIRROR_AUDIT = 3
+# Threads reading and converting mirrors' copies, beside WORKERS (which wait for YouTube's pace).
+MIRROR_WORKERS = 8
+
 # A window its list gives no end for (AudioCaps, VGGSound, AudioSet strong labels) lasts this many
 # seconds from its start; a video that ends sooner gives a shorter clip.
 CLIP_SECONDS = 10

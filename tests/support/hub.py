@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote
 
-from tests.support.server import HANDLED, Handler, MediaServer, Reply
+from tests.support.server import CHUNK, HANDLED, Handler, MediaServer, Reply
 
 _API = re.compile(r"^/api/datasets/([^/]+/[^/]+)(?:/(revision|tree|paths-info)/([^/]+)(/.*)?)?$")
 _RESOLVE = re.compile(r"^/datasets/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
@@ -31,9 +33,29 @@ class _Repo:
     gated: bool = False
 
 
+class Wire:
+    """One link's bandwidth, shared by every connection (MediaServer's own limit is per connection)."""
+
+    def __init__(self, bytes_per_s: float) -> None:
+        self.bytes_per_s = bytes_per_s
+        self._lock = threading.Lock()
+        self._free = time.monotonic()
+
+    def take(self, size: int) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._free = max(now, self._free) + size / self.bytes_per_s
+            wait = self._free - now - size / self.bytes_per_s  # this chunk goes once the ones before it have
+        if wait > 0:
+            time.sleep(wait)
+
+
 class FakeHub:
-    def __init__(self, bandwidth_bps: float | None = None, latency_s: float = 0.0) -> None:
+    def __init__(self, bandwidth_bps: float | None = None, latency_s: float = 0.0,
+                 wire_bps: float | None = None) -> None:
+        """``bandwidth_bps``: each connection's limit; ``wire_bps``: the whole link's, shared (bytes a second)."""
         self.server = MediaServer(Path("/nonexistent"), latency_s=latency_s, bandwidth_bps=bandwidth_bps)
+        self.wire = Wire(wire_bps) if wire_bps else None
         self.server.routes.append(self._route)
         self.repos: dict[str, _Repo] = {}
         self.tokens_seen: list[str] = []
@@ -102,7 +124,7 @@ class FakeHub:
                 return _error(404, "EntryNotFound", "Entry not found")
             with self.server._lock:
                 self.reads.append((resolve.group(3), handler.headers.get("Range", "")))
-            send_ranged(handler, target)
+            send_ranged(handler, target, self.wire)
             return HANDLED
         kind, revision, rest = api.group(2), api.group(3) or "main", (api.group(4) or "").lstrip("/")  # type: ignore
         folder = self._folder(repo, revision)
@@ -133,7 +155,7 @@ class FakeHub:
         return repo.revisions.get(repo.branches.get(revision, revision))
 
 
-def send_ranged(handler: Handler, target: Path) -> None:
+def send_ranged(handler: Handler, target: Path, wire: Wire | None = None) -> None:
     """``target``'s bytes, honouring Range, through the handler's throttled writer."""
     data = target.read_bytes()
     start, end = 0, len(data) - 1
@@ -158,8 +180,19 @@ def send_ranged(handler: Handler, target: Path) -> None:
     handler.send_header("ETag", f'"{hashlib.sha1(data).hexdigest()}"')
     handler.send_header("Content-Length", str(len(body)))
     handler.end_headers()
-    if send_body:
+    if not send_body:
+        return
+    if wire is None:
         handler.write_throttled(body)
+        return
+    try:
+        for offset in range(0, len(body), CHUNK):
+            chunk = body[offset: offset + CHUNK]
+            wire.take(len(chunk))
+            handler.wfile.write(chunk)
+            handler.media.count(handler.url_path, sent=len(chunk))
+    except (BrokenPipeError, ConnectionResetError):
+        handler.close_connection = True
 
 
 def _entry(root: Path, path: Path) -> dict:
