@@ -156,43 +156,23 @@ class FakeHub:
 
 
 def send_ranged(handler: Handler, target: Path, wire: Wire | None = None) -> None:
-    """``target``'s bytes, honouring Range, through the handler's throttled writer."""
+    """``target``'s bytes, honouring Range, through the link's shared limit (or the connection's own)."""
     data = target.read_bytes()
-    start, end = 0, len(data) - 1
-    match = re.match(r"bytes=(\d*)-(\d*)$", handler.headers.get("Range", ""))
-    send_body = handler.command != "HEAD"
-    if match and (match.group(1) or match.group(2)):
-        if match.group(1):
-            start = int(match.group(1))
-            end = min(int(match.group(2)) if match.group(2) else end, len(data) - 1)
-        else:
-            start = max(0, len(data) - int(match.group(2)))
-        if start >= len(data):
-            handler.send_reply(Reply(416, b"", (("Content-Range", f"bytes */{len(data)}"),)), send_body)
-            return
-        handler.send_response(206)
-        handler.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
-    else:
-        handler.send_response(200)
-    body = data[start : end + 1]
-    handler.send_header("Accept-Ranges", "bytes")
-    handler.send_header("Content-Type", "application/octet-stream")
-    handler.send_header("ETag", f'"{hashlib.sha1(data).hexdigest()}"')
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    if not send_body:
-        return
-    if wire is None:
-        handler.write_throttled(body)
-        return
-    try:
-        for offset in range(0, len(body), CHUNK):
-            chunk = body[offset: offset + CHUNK]
-            wire.take(len(chunk))
-            handler.wfile.write(chunk)
-            handler.media.count(handler.url_path, sent=len(chunk))
-    except (BrokenPipeError, ConnectionResetError):
-        handler.close_connection = True
+
+    def on_the_wire(body: bytes) -> None:
+        assert wire is not None
+        try:
+            for offset in range(0, len(body), CHUNK):
+                chunk = body[offset: offset + CHUNK]
+                wire.take(len(chunk))
+                handler.wfile.write(chunk)
+                handler.media.count(handler.url_path, sent=len(chunk))
+        except (BrokenPipeError, ConnectionResetError):
+            handler.close_connection = True
+
+    handler.send_bytes(data, "application/octet-stream", handler.command != "HEAD",
+                       headers=(("ETag", f'"{hashlib.sha1(data).hexdigest()}"'),),
+                       write=on_the_wire if wire is not None else None)
 
 
 def _entry(root: Path, path: Path) -> dict:

@@ -137,7 +137,11 @@ class Handler(BaseHTTPRequestHandler):
         if self.media.root.resolve() not in path.parents or not path.is_file():
             self.send_reply(Reply(404, b"not found"), send_body)
             return
-        data = path.read_bytes()
+        self.send_bytes(path.read_bytes(), _content_type(path), send_body, limit)
+
+    def send_bytes(self, data: bytes, content_type: str, send_body: bool, limit: int | None = None,
+                   headers: tuple[tuple[str, str], ...] = (), write: Callable[[bytes], None] | None = None) -> None:
+        """``data`` honouring Range (206, Content-Range; 416 past its end); ``write`` sends the body (throttled)."""
         start, end = 0, len(data) - 1
         match = _RANGE.match(self.headers.get("Range", ""))
         if match and (match.group(1) or match.group(2)):
@@ -159,11 +163,13 @@ class Handler(BaseHTTPRequestHandler):
             self.send_response(200)
         body = data[start : end + 1]
         self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Type", _content_type(path))
+        self.send_header("Content-Type", content_type)
+        for name, value in headers:
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if send_body:
-            self.write_throttled(body if limit is None else body[:limit])
+            (write or self.write_throttled)(body if limit is None else body[:limit])
 
     def write_throttled(self, body: bytes) -> None:
         bandwidth = self.media.bandwidth_bps
