@@ -412,3 +412,27 @@ def test_a_webdataset_copy_is_indexed_from_its_headers_and_json_alone(tmp_path: 
     assert access.bytes_read < 0.02 * total  # headers and JSON: no audio read to find them
     for copy in copies:
         assert layout.read(access, entries[copy.file], copy) == clips[copy.ytid]
+
+
+def test_a_shorter_copy_keeps_its_real_end_as_a_video_cut_short_does(tmp_path: Path, lab: Mirror, sources: Path,
+                                                                      hub: FakeHub) -> None:
+    setup_list(tmp_path, [("mirrorClip1", 30.0, 40.0)])
+    (tmp_path / "audiocaps_val.csv").write_text("audiocap_id,youtube_id,start_time,caption\n1,mirrorClip2,100,rain\n")
+    files_copy(tmp_path / "panns", {"YmirrorClip1.wav": flac(sources, 30.0, 7.0, codec="wav")})
+    parquet_copy(tmp_path / "repo" / "data" / "val.parquet",
+                 [{"audio": flac(sources, 100.0, 6.0), "youtube_id": "mirrorClip2", "start_time": 100}])
+    hub.add("jp1924/AudioCaps", tmp_path / "repo")
+    configure(tmp_path, lab, [str(tmp_path / "panns"), "hf://datasets/jp1924/AudioCaps"],
+              CSV_FILE_NAMES=[str(tmp_path / "eval_segments.csv"), str(tmp_path / "audiocaps_val.csv")])
+    done = run_script("--config", "cfg.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    audioset = rows_of(tmp_path / "out" / "eval_segments.split-pos.csv")["mirrorClip1"]
+    # AudioSet's window is its list's: the row keeps it (a rerun finds it done), and says how long the clip is.
+    assert (audioset["backend"], audioset["end_seconds"], audioset["duration_seconds"]) == ("mirror", "40.000", "7.000")
+    assert_the_window(tmp_path / "out" / "eval_segments" / "mirrorClip1.wav", 30.0, 7.0)
+    caps = rows_of(tmp_path / "out" / "audiocaps_val.split-pos.csv")["mirrorClip2"]
+    assert (caps["backend"], caps["end_seconds"]) == ("mirror", "106.000")  # a list with no end: the real one
+    assert_the_window(tmp_path / "out" / "audiocaps_val" / "mirrorClip2.wav", 100.0, 6.0)
+    lab.server.reset_counts()
+    assert run_script("--config", "cfg.py", cwd=tmp_path).returncode == 0
+    assert youtube_requests(lab) == {} and len(rows_of(tmp_path / "out" / "eval_segments.split-pos.csv")) == 1
