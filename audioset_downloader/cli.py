@@ -43,6 +43,7 @@ from audioset_downloader.inputs.cookies import load_cookies
 from audioset_downloader.inputs.files import input_file_problem
 from audioset_downloader.inputs.lists import count_labels, label_filter, list_format
 from audioset_downloader.inputs.settings import AUDIO_FORMATS, BACKEND_NAMES, ENGINES, LAYOUTS, Settings, load_settings
+from audioset_downloader.outputs import parquet_files
 from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.reuse import SharedWindows
 from audioset_downloader.outputs.storage import Store
@@ -143,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     out = parser.add_argument_group("what to write")
     out.add_argument("--output-dir", metavar="DIR", help="where clips and manifests go (OUTPUT_DIR)")
     out.add_argument("--layout", choices=LAYOUTS,
-                     help="a file per clip, or tar shards of CLIPS_PER_TAR clips (OUTPUT_LAYOUT)")
+                     help="a file per clip, tar shards of CLIPS_PER_TAR clips, or parquet files of CLIPS_PER_FILE "
+                          "(OUTPUT_LAYOUT)")
     out.add_argument("--format", dest="audio_format", choices=AUDIO_FORMATS, help="audio format (AUDIO_FORMAT)")
     out.add_argument("--sample-rate", type=int, metavar="HZ", help="resample to HZ (SAMPLE_RATE)")
     out.add_argument("--channels", type=int, metavar="N", help="mix to N channels (CHANNELS)")
@@ -180,6 +182,8 @@ def preflight(settings: Settings, dry_run: bool = False) -> None:
         if problem is not None:
             raise ConfigError(f"CSV_FILE_NAMES[{index}]: {path} {problem}; name a segment CSV file")
         list_format(path, settings)  # a list of no known shape is refused before any work
+    if settings.output_layout == "parquet":
+        parquet_files.pyarrow()  # the layout's library, before any clip
     if settings.mirrors:  # a library missing, a repo gone, a gated repo, a folder of no known layout: said now
         open_mirrors(settings)  # indexed once here, so that each CSV's process finds the index cached
         if settings.mirror_audit:

@@ -146,7 +146,7 @@ def _merge_all(settings: Settings, sources: list[Path], reopen: bool = True) -> 
             notes = ListNotes(list_format(lists[name], settings).NOTE_COLUMNS, NotesOf(lists[name], settings))
         with exclusive(target):
             print(merge_csv(name, [s for s in sources if name in held[s]], target, ontology,
-                            settings.tar_size, notes, reopen).line())
+                            settings.tar_size, notes, reopen, settings.shard_suffix or "tar").line())
     return EXIT_OK
 
 

@@ -93,7 +93,7 @@ def test_the_dataset_card_says_what_was_downloaded_and_how_to_cite_it(finished_r
     assert "| `unavailable` | permanent | 2 |" in card and "| `server_error` | transient | 1 |" in card
     assert "Rows in the CSV that are not valid segments: 1. Classes present: 4." in card
     assert "Backends (in the order tried): direct" in card and "Format: wav" in card
-    assert 'datasets.load_dataset("audiofolder", data_dir="eval_segments", split="train")' in card
+    assert 'datasets.load_dataset("csv", data_files="eval_segments/metadata.csv", split="train")' in card
     assert "CC BY 4.0" in card and "gemmeke2017audioset" in card
 
     # A later run that writes the rest rewrites the card from the manifests: every run so far.

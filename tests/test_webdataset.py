@@ -200,14 +200,11 @@ def test_the_shards_load_with_webdataset_and_with_datasets(site: Site, monkeypat
     # The dataset card's own loading code runs as written, beside the data.
     card = (out / f"{NAME}.README.md").read_text()
     blocks = [block.split("\n", 1)[1] for block in card.split("```")[1::2] if block.startswith("python")]
-    assert len(blocks) == 2
+    assert len(blocks) == 1  # every layout's card lines run here and in a fresh venv: tests/test_loading.py
     monkeypatch.chdir(out)
     namespace: dict = {}
-    exec(blocks[0], namespace)  # the webdataset loop: its last sample
-    assert namespace["rate"] == 16000 and namespace["labels"] in [labels for labels in site.written.values()]
-    exec(blocks[1].replace('split="train")', f'split="train", cache_dir={str(site.root / "hf-cache2")!r})'),
-         namespace)
-    assert len(namespace["clips"]) == len(on_disk)
+    exec(blocks[0], namespace)  # the webdataset loop: its first sample
+    assert namespace["rate"] == 16000 and namespace["audio"].shape == (160000,)
 
 
 def _rows_now(path: Path) -> int:

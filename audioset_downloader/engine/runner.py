@@ -110,7 +110,8 @@ class CsvRun:
         self.list_format = list_format(csv_path, settings)
         self.ledger = Ledger(self.outputs, ontology.names if ontology else no_label_names, settings.tar_size,
                              self.list_format.NOTE_COLUMNS, NotesOf(csv_path, settings),
-                             staged.present if staged is not None else None, packs=staged is None)
+                             staged.present if staged is not None else None, packs=staged is None,
+                             suffix=settings.shard_suffix or "tar")
         self.summary = CsvSummary(csv=str(csv_path))
         self._failed = Counter[str]()
         self._by_backend = Counter[str]()
@@ -385,7 +386,7 @@ class CsvRun:
             log.info("%s: %d attempts of an earlier run are still putting shards up; their objects are kept, and "
                      "their rows joined as they arrive", self.csv_path, len(live))
         self.staged.remove_orphans(self.ledger, live)
-        plan = WorkPlan(self.staged.store, self.outputs.name, self.settings.tar_size is not None, self.ledger.rows)
+        plan = WorkPlan(self.staged.store, self.outputs.name, self.settings.shard_suffix, self.ledger.rows)
         worker.plans = (plan.numbered(index) for index in itertools.count(self.staged.next_index()))
 
 

@@ -34,11 +34,14 @@ BACKEND_NAMES = ("pytube", "yt-dlp", "pytubefix", "direct")
 YOUTUBE_BACKENDS = ("pytube", "yt-dlp", "pytubefix")
 YOUTUBE_HOSTS = ("youtube.com", "youtu.be", "youtube-nocookie.com")
 ENGINES = ("local", "dask")
-LAYOUTS = ("files", "webdataset")
+LAYOUTS = ("files", "webdataset", "parquet")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 STORE_SCHEMES = ("s3", "s3a", "gs", "gcs")  # object storage an OUTPUT_DIR or REUSE_FROM may name (outputs/storage.py)
-MIRROR_LAYOUTS = ("parquet", "webdataset", "files")  # how a mirror holds its copies (fetch/mirrors/)
+MIRROR_LAYOUTS = ("parquet", "webdataset", "files")
+# A parquet output file's size CLIPS_PER_FILE aims at by default: big enough that a 2 M-clip list is a few thousand
+# files (the Hub and the viewer are at ease with that), small enough to go up and be read back whole in seconds.
+FILE_BYTES = 256 << 20  # how a mirror holds its copies (fetch/mirrors/)
 _HUB_REPO = re.compile(r"hf://datasets/([A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*)(?:@([^/@]+))?(/.*)?")
 
 
@@ -76,8 +79,9 @@ class Settings:
     output_dir: Path = Path("downloads")  # with an OUTPUT_DIR URL: the local stage folder (outputs/storage.py)
     output_url: str | None = None  # OUTPUT_DIR when it is object storage: s3://bucket/prefix, gs://...
     storage_options: dict[str, Any] = field(default_factory=dict)  # passed to fsspec with OUTPUT_DIR's URL
-    output_layout: str = "files"  # or "webdataset": tar shards (shards.py)
+    output_layout: str = "files"  # or "webdataset": tar shards (shards.py); or "parquet" (parquet_files.py)
     clips_per_tar: int = 1000
+    clips_per_file: int | None = None  # parquet: clips per file; None: as many as make about FILE_BYTES
     backend: str = "pytube"
     # Tried in turn when BACKEND fails for reasons of its own (not the video's); see failover.py.
     fallback_backends: tuple[str, ...] = ("yt-dlp", "pytubefix")
@@ -151,8 +155,26 @@ class Settings:
 
     @property
     def tar_size(self) -> int | None:
-        """Clips per tar shard in the webdataset layout; None in the files layout."""
-        return self.clips_per_tar if self.output_layout == "webdataset" else None
+        """Clips per shard in a packed layout (a tar in webdataset's, a file in parquet's); None in the files layout."""
+        if self.output_layout == "webdataset":
+            return self.clips_per_tar
+        if self.output_layout == "parquet":
+            return self.clips_per_file or max(10, min(10_000, round(FILE_BYTES / self.clip_bytes)))
+        return None
+
+    @property
+    def shard_suffix(self) -> str:
+        """What a shard of clips is: "tar", "parquet"; "" in the files layout."""
+        return {"webdataset": "tar", "parquet": "parquet"}.get(self.output_layout, "")
+
+    @property
+    def clip_bytes(self) -> float:
+        """A clip's size as its format makes it, for a window of CLIP_SECONDS: what a parquet file's clips are
+        counted from. PCM for WAV; FLAC about 60 % of it; Opus and AAC at their bitrates (fetch/cutter.py)."""
+        pcm = (self.sample_rate or 48000) * (self.channels or 2) * 2 * self.clip_seconds
+        rates = {"wav": pcm, "flac": 0.6 * pcm, "opus": 128_000 / 8 * self.clip_seconds,
+                 "m4a": 192_000 / 8 * self.clip_seconds}
+        return rates.get(self.clip_format, 192_000 / 8 * self.clip_seconds)
 
     @property
     def identity_list(self) -> tuple[Identity, ...]:
@@ -459,6 +481,7 @@ CONSTANTS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "COLUMNS": ("columns", _optional(_columns)),
     "OUTPUT_LAYOUT": ("output_layout", _choice(LAYOUTS)),
     "CLIPS_PER_TAR": ("clips_per_tar", _whole(1, 1_000_000)),
+    "CLIPS_PER_FILE": ("clips_per_file", _optional(_whole(1, 100_000))),
     "BACKEND": ("backend", _choice(BACKEND_NAMES)),
     "FALLBACK_BACKENDS": ("fallback_backends", _fallbacks),
     "AUDIO_FORMAT": ("audio_format", _choice(AUDIO_FORMATS)),

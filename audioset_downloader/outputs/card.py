@@ -130,7 +130,9 @@ def render(report: CsvReport, summary: CsvSummary, settings: Settings, outputs: 
         "audio of videos with a copyright claim; some are silent at the source). Every manifest flags them "
         "(`silent`, with `peak_dbfs`, `rms_dbfs`, `silent_share` and `duration_seconds`); to leave them out, "
         + ("`clips.filter(lambda clip: str(clip[\"silent\"]).lower() != \"true\")`."
-           if settings.output_layout == "files" else "skip the samples whose json has `\"silent\": true`."),
+           if settings.output_layout == "files" else
+           "skip the rows whose `silent` is true." if settings.output_layout == "parquet" else
+           "skip the samples whose json has `\"silent\": true`."),
         "",
         f"Rows in the CSV that are not valid segments: {report.invalid_rows}. Classes present: "
         f"{len(report.classes)}. `python AudioDownloader.py --report` writes the same counts class by class "
@@ -196,33 +198,81 @@ def _layout(settings: Settings, outputs: CsvOutputs) -> str:
     if settings.output_layout == "webdataset":
         return (f"WebDataset tar shards of {settings.clips_per_tar} clips (`{outputs.name}/{outputs.name}-000000.tar`, "
                 f"...; the last may hold fewer), each sample a `.{settings.clip_format}` and its `.json`")
+    if settings.output_layout == "parquet":
+        return (f"parquet files of {settings.tar_size} clips (`{outputs.name}/{outputs.name}-000000.parquet`, ...; "
+                "the last may hold fewer), a row per clip and a row group per row")
     return f"one file per segment (`{outputs.name}/`)"
+
+
+# Decoding a clip's bytes to an array with nothing pip cannot bring: soundfile (libsndfile, in its wheels) reads
+# WAV, FLAC and Ogg Opus; PyAV (FFmpeg, in its wheels) reads AAC in m4a or mp4.
+_DECODERS = {"wav": "soundfile", "flac": "soundfile", "opus": "soundfile", "m4a": "av", "mp4": "av"}
+
+
+def _decode(ext: str, data: str, indent: str = "") -> list[str]:
+    """Lines that set ``audio`` (an array) and ``rate`` from the expression ``data`` (a clip's bytes)."""
+    if _DECODERS[ext] == "soundfile":
+        return [f"{indent}audio, rate = soundfile.read(io.BytesIO({data}))"]
+    return [f"{indent}with av.open(io.BytesIO({data})) as media:  # AAC: FFmpeg, as PyAV's wheels bring it",
+            f"{indent}    audio = numpy.concatenate([frame.to_ndarray() for frame in media.decode(audio=0)], axis=1)",
+            f"{indent}    rate = media.streams.audio[0].rate"]
+
+
+def loading_packages(settings: Settings) -> list[str]:
+    """What the card's loading lines need, as its pip line names them: the newest releases do."""
+    decoder = ["av", "numpy"] if _DECODERS[settings.clip_format] == "av" else ["soundfile"]
+    reader = ["webdataset"] if settings.output_layout == "webdataset" else ["datasets"]
+    return reader + decoder
 
 
 def _loading(settings: Settings, outputs: CsvOutputs) -> list[str]:
     name, ext = outputs.name, settings.clip_format
     listed = (f"`{name}.split-pos.csv` lists every clip written: `file` (relative to this folder), `YTID`, "
               "`start_seconds`, `end_seconds`, `positive_labels` (MIDs), `label_names`, `backend`")
+    imports = "import io" + (", numpy" if _DECODERS[ext] == "av" else "")
+    decoder = "av" if _DECODERS[ext] == "av" else "soundfile"
+    pip = f"pip install {' '.join(loading_packages(settings))}"
+    lines = ["Run these in this folder, after installing what they use (the newest releases; datasets 3.x works "
+             "the same):", "", "```bash", pip, "```", ""]
+    torchcodec = ("With `torchcodec` and FFmpeg's shared libraries installed (pip brings torch and torchcodec, "
+                  "not those libraries: they come from the system, e.g. `apt install ffmpeg`), datasets 4 and later "
+                  "also decode the audio column on access, as an `AudioDecoder`; the lines above need neither.")
     if settings.output_layout == "files":
-        return [f"{listed}. The clip folder is a Hugging Face `audiofolder`:", "",
-                "```python", "import datasets",
-                f'clips = datasets.load_dataset("audiofolder", data_dir="{name}", split="train")',
-                'clips[0]["audio"]["array"], clips[0]["labels"], clips[0]["label_names"]', "```"]
-    decodes = ext in ("wav", "flac", "opus")  # datasets 3's Audio extensions among ours
-    array = '["array"]' if decodes else ""
-    decoded = "" if decodes else f" (it does not decode `.{ext}`: it gives the bytes, for ffmpeg or torchaudio)"
-    return [
+        return lines + [
+            f"{listed}. The clip folder's `metadata.csv` has a row per clip (`file_name`, `YTID`, `start_seconds`, "
+            "`end_seconds`, `labels`, `label_names` and the measures):", "",
+            "```python", imports, f"import datasets, {decoder}", "",
+            f'clips = datasets.load_dataset("csv", data_files="{name}/metadata.csv", split="train")',
+            f'with open("{name}/" + clips[0]["file_name"], "rb") as clip:',
+            *_decode(ext, "clip.read()", "    "),
+            'print(audio.shape, rate, clips[0]["labels"], clips[0]["label_names"])', "```", "",
+            f'The folder is also a Hugging Face `audiofolder`: `datasets.load_dataset("audiofolder", '
+            f'data_dir="{name}")`. datasets 3.x decodes it with soundfile (WAV, FLAC, Ogg); from datasets 4 on, '
+            "loading it needs torchcodec. " + torchcodec]
+    if settings.output_layout == "parquet":
+        return lines + [
+            f"{listed}, with `file` the parquet file and `member` the clip's row in it (its `audio.path`). Each "
+            "row holds the clip in `audio` (`{bytes, path}`, declared an Audio feature for the Hub's viewer), "
+            "then `YTID`, `start_seconds`, `end_seconds`, `labels`, `label_names`, the measures and the list's "
+            "annotations:", "",
+            "```python", imports, f"import datasets, {decoder}", "",
+            f'clips = datasets.load_dataset("parquet", data_files="{name}/{name}-*.parquet", split="train")',
+            'clips = clips.cast_column("audio", datasets.Audio(decode=False))  # the bytes, decoded below',
+            *_decode(ext, 'clips[0]["audio"]["bytes"]'),
+            'print(audio.shape, rate, clips[0]["YTID"], clips[0]["labels"], clips[0]["label_names"])', "```", "",
+            torchcodec]
+    return lines + [
         f"{listed}, with `file` the shard and `member` the clip in it. Each sample's key is the clip's name "
         f"without its extension; its `.json` holds `YTID`, `start_seconds`, `end_seconds`, `labels` (MIDs) "
-        "and `label_names`. With the `webdataset` package:", "",
-        "```python", "import glob, io, json", "import soundfile, webdataset",
-        f'for sample in webdataset.WebDataset(sorted(glob.glob("{name}/{name}-*.tar")), shardshuffle=False):',
-        f'    audio, rate = soundfile.read(io.BytesIO(sample["{ext}"]))  # wav or flac; else decode with ffmpeg',
-        '    labels = json.loads(sample["json"])["labels"]', "```", "",
-        f"With Hugging Face `datasets`{decoded}:", "",
-        "```python", "import datasets",
-        f'clips = datasets.load_dataset("webdataset", data_files={{"train": "{name}/{name}-*.tar"}}, split="train")',
-        f'clips[0]["{ext}"]{array}, clips[0]["json"]["labels"], clips[0]["json"]["label_names"]', "```"]
+        "and `label_names`:", "",
+        "```python", f"{imports}, glob, json", f"import webdataset, {decoder}", "",
+        f'shards = sorted(glob.glob("{name}/{name}-*.tar"))',
+        "for sample in webdataset.WebDataset(shards, shardshuffle=False):",
+        *_decode(ext, f'sample["{ext}"]', "    "),
+        '    print(audio.shape, rate, json.loads(sample["json"])["labels"])', "    break", "```", "",
+        "datasets' own `webdataset` builder reads the shards too (`datasets.load_dataset(\"webdataset\", "
+        f'data_files={{"train": "{name}/{name}-*.tar"}})`): datasets 3.x decodes WAV, FLAC and Ogg samples with '
+        "soundfile; from datasets 4 on, loading them needs torchcodec. " + torchcodec]
 
 
 def write_card(report: CsvReport, summary: CsvSummary, settings: Settings, outputs: CsvOutputs) -> Path:

@@ -74,16 +74,18 @@ class CsvOutputs:
         """The clip's path relative to OUTPUT_DIR, as split-pos.csv records it."""
         return f"{self.name}/{stem}.{extension}"
 
-    def shard_name(self, index: int, attempt: str = "") -> str:
-        """``X-000012.tar``; on object storage ``X-000012-<attempt>.tar``, a name no other attempt can take."""
-        return f"{self.name}-{index:06d}{'-' + attempt if attempt else ''}.tar"
+    def shard_name(self, index: int, attempt: str = "", suffix: str = "tar") -> str:
+        """``X-000012.tar`` (or ``.parquet``); on object storage ``X-000012-<attempt>.tar``, a name no other
+        attempt can take."""
+        return f"{self.name}-{index:06d}{'-' + attempt if attempt else ''}.{suffix}"
 
-    def relative_shard(self, index: int, attempt: str = "") -> str:
+    def relative_shard(self, index: int, attempt: str = "", suffix: str = "tar") -> str:
         """A shard's path relative to OUTPUT_DIR, as split-pos.csv records it."""
-        return f"{self.name}/{self.shard_name(index, attempt)}"
+        return f"{self.name}/{self.shard_name(index, attempt, suffix)}"
 
     def shard_index(self, file_name: str) -> int | None:
-        """The index of a shard file named ``X-000012.tar`` (or ``X-000012-<attempt>.tar``); None for any other."""
+        """The index of a shard file named ``X-000012.tar`` or ``.parquet`` (or ``X-000012-<attempt>.tar``); None
+        for any other."""
         match = self._shard_name.fullmatch(file_name)
         return int(match.group(1)) if match else None
 
@@ -94,7 +96,7 @@ class CsvOutputs:
 
     @functools.cached_property
     def _shard_name(self) -> re.Pattern[str]:  # asked once per row of a 2 M-row manifest: compiled once
-        return re.compile(rf"{re.escape(self.name)}-(\d{{6,}})(?:-({ATTEMPT}))?\.tar")
+        return re.compile(rf"{re.escape(self.name)}-(\d{{6,}})(?:-({ATTEMPT}))?\.(?:tar|parquet)")
 
     def clip_path(self, stem: str, extension: str) -> Path:
         # Stems come from validated YTIDs; this guards the invariant all the same.

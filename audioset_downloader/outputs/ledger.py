@@ -26,6 +26,7 @@ from audioset_downloader.fetch.measure import ClipMeasures
 from audioset_downloader.inputs.segments import Segment, parse_ms, row_key
 from audioset_downloader.outputs.appendonly import AppendOnlyCsv
 from audioset_downloader.outputs.layout import CLIP_NAME, CsvOutputs
+from audioset_downloader.outputs.parquet_files import schema_problem
 from audioset_downloader.outputs.shards import Sample, ShardPacker, sample_json
 from audioset_downloader.redact import redact
 
@@ -87,26 +88,29 @@ def no_label_names(labels: str) -> str:
 class Ledger:
     """What is done and what failed, for one CSV; the only writer of its manifests.
 
-    ``tar_size``: the webdataset layout, this many clips per shard; None: the files layout.
+    ``tar_size``: a packed layout, this many clips per shard, each a ``suffix`` file ("tar": webdataset's,
+    "parquet"); None: the files layout.
     """
 
     def __init__(self, outputs: CsvOutputs, label_names: Callable[[str], str] = no_label_names,
                  tar_size: int | None = None, note_columns: tuple[str, ...] = (),
                  notes_of: Callable[[str, int], str] = lambda ytid, start_ms: "",
-                 present: Callable[[], set[str]] | None = None, packs: bool = True, reopen: bool = True) -> None:
+                 present: Callable[[], set[str]] | None = None, packs: bool = True, reopen: bool = True,
+                 suffix: str = "tar") -> None:
         self.outputs = outputs
         self.rows = RowMaker(label_names)
         self._label_names = label_names  # "/m/0bt9lr,/m/05tny_" -> "Dog;Bark"
         # What the clip folder holds; on object storage, its listing (outputs/storage.py).
         self._present = present or outputs.existing_clips
-        self._webdataset = tar_size is not None
+        self._webdataset = tar_size is not None  # a packed layout: no metadata.csv, samples' json instead
+        self._layout = {"tar": "webdataset", "parquet": "parquet"}[suffix] if tar_size is not None else "files"
         # The list's own annotations (captions, events...): columns of metadata.csv and keys of a sample's
         # json. split-pos.csv does not hold them, so a metadata.csv rebuilt after a kill asks the list.
         self._note_columns = note_columns
         self._notes_of = notes_of
         # packs=False: each shard is packed whole where its clips are, by a shard of work (outputs/work.py).
         # reopen=False: a short shard of an earlier run is never rewritten (on object storage it is whole or absent).
-        self._packer = ShardPacker(outputs, tar_size, reopen) if tar_size is not None and packs else None
+        self._packer = ShardPacker(outputs, tar_size, reopen, suffix) if tar_size is not None and packs else None
         self._layouts: set[str] = set()  # the layouts the rows read were written in
         self._staged: dict[int, list[Sample]] = {}  # clips recorded for a shard not packed yet
         self._leftovers: list[str] = []  # loose copies of clips whose shard exists
@@ -144,14 +148,19 @@ class Ledger:
             self._metadata.open()
 
     def _check_layout(self) -> None:
-        """One OUTPUT_DIR holds one layout: refuse to add clips in the other."""
-        wanted = "webdataset" if self._webdataset else "files"
-        other = ({"files", "webdataset"} - {wanted}).pop()
-        if other in self._layouts:
+        """One OUTPUT_DIR holds one layout: refuse to add clips in another, or to write among files not ours."""
+        wanted = self._layout
+        for other in sorted(self._layouts - {wanted}):
             raise LayoutMismatch(
                 f"{self.outputs.split_pos}: its clips are in the {other} layout, but OUTPUT_LAYOUT is {wanted!r}; "
                 f"set OUTPUT_LAYOUT = {other!r} (--layout {other}) to go on with it, or convert it with "
                 f"--layout {wanted} --output-dir NEW_DIR --merge {self.outputs.root}")
+        if wanted != "parquet" or not self.outputs.clip_dir.is_dir():
+            return
+        for name in sorted(self._present()):
+            if name.endswith(".parquet") and (problem := schema_problem(self.outputs.clip_dir / name)) is not None:
+                raise LayoutMismatch(f"{self.outputs.clip_dir / name}: {problem}; nothing was written: move it out "
+                                     "of the folder, or choose another OUTPUT_DIR")
 
     def _load(self, repair: bool) -> tuple[bool, bool]:
         """Fill ``done`` and ``failed``; say which file holds rows to drop."""
@@ -164,7 +173,7 @@ class Ledger:
                 continue
             self.done.add(key)
             member = member_of(row)
-            self._layouts.add("webdataset" if member else "files")
+            self._layouts.add(("parquet" if row[0].endswith(".parquet") else "webdataset") if member else "files")
             if not member:
                 continue
             shard = row[0].rpartition("/")[2]

@@ -14,11 +14,11 @@ does, the merge asks the list for them (``notes``), when CSV_FILE_NAMES names it
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
 import shutil
-import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +31,7 @@ from audioset_downloader.inputs.segments import new_segment, parse_ms
 from audioset_downloader.inputs.settings import CLIP_EXTENSIONS
 from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.ledger import MEASURES, FailedRow, Ledger, loose_clip
+from audioset_downloader.outputs.shards import SHARD_ERRORS, shard_clip
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +67,15 @@ class ListNotes:
 
 
 def merge_csv(name: str, sources: list[Path], target: CsvOutputs, ontology: Ontology | None,
-              tar_size: int | None = None, notes: ListNotes = ListNotes(), reopen: bool = True) -> MergeReport:
+              tar_size: int | None = None, notes: ListNotes = ListNotes(), reopen: bool = True,
+              suffix: str = "tar") -> MergeReport:
     """Merge CSV ``name``'s outputs from ``sources`` into ``target`` (held exclusively by the caller),
-    in the files layout, or with ``tar_size`` clips per shard in the webdataset layout (``reopen``: the
+    in the files layout, or with ``tar_size`` clips per ``suffix`` shard in a packed layout (``reopen``: the
     target's last short shard filled up, rewritten; else new shards only)."""
     report = MergeReport(name)
     target.prepare()
     ledger = Ledger(target, ontology.names if ontology else lambda labels: "", tar_size, notes.columns, notes.of,
-                    reopen=reopen)
+                    reopen=reopen, suffix=suffix)
     ledger.open()
     try:
         taken = {loose_clip(row, name) for row in ledger.written_rows()}
@@ -102,7 +104,7 @@ def merge_csv(name: str, sources: list[Path], target: CsvOutputs, ontology: Onto
                         stem = f"{ytid}_{start_ms}"
                     try:
                         clips.place(shard, clip_name, target.clip_path(stem, extension))
-                    except (KeyError, FileNotFoundError, tarfile.TarError) as exc:
+                    except (KeyError, *SHARD_ERRORS) as exc:
                         log.warning("%s: %s: the clip cannot be read (%s); not merged", origin.split_pos, ytid, exc)
                         report.refused += 1
                         continue
@@ -125,38 +127,26 @@ def merge_csv(name: str, sources: list[Path], target: CsvOutputs, ontology: Onto
 
 
 class _ClipReader:
-    """A source's clips: loose files, or members of its shards (one shard open at a time:
-    rows come shard by shard)."""
+    """A source's clips: loose files, or members of its shards (tars or parquet files)."""
 
     def __init__(self, origin: CsvOutputs) -> None:
         self.origin = origin
-        self._shard: str | None = None
-        self._tar: tarfile.TarFile | None = None
 
     def __enter__(self) -> _ClipReader:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._close()
-
-    def _close(self) -> None:
-        if self._tar is not None:
-            self._tar.close()
-            self._tar = None
+        pass
 
     def place(self, shard: str | None, clip_name: str, final: Path) -> None:
         loose = self.origin.clip_dir / clip_name
         if shard is None or not (self.origin.clip_dir / shard).exists():  # a clip, or one not packed yet
             _place(loose, final)
             return
-        if shard != self._shard or self._tar is None:
-            self._close()
-            self._tar, self._shard = tarfile.open(self.origin.clip_dir / shard, mode="r:"), shard
-        assert self._tar is not None
-        content = self._tar.extractfile(clip_name)  # KeyError when the shard lacks it
+        content = shard_clip(self.origin.clip_dir / shard, clip_name)
         if content is None:
-            raise KeyError(f"{self.origin.clip_dir / shard}: {clip_name} is not a file")
-        _copy_in(content, final)
+            raise KeyError(f"{self.origin.clip_dir / shard} has no clip {clip_name}")
+        _copy_in(io.BytesIO(content), final)
 
 
 def _place(source: Path, final: Path) -> None:

@@ -26,7 +26,6 @@ import os
 import re
 import shutil
 import stat
-import tarfile
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from audioset_downloader.inputs.segments import OneLine, Segment, parse_ms
 from audioset_downloader.inputs.settings import Settings, stage_folder
 from audioset_downloader.outputs.layout import CLIP_NAME, CsvOutputs
 from audioset_downloader.outputs.ledger import MEASURES, loose_clip, member_of
+from audioset_downloader.outputs.shards import SHARD_ERRORS, shard_clip
 from audioset_downloader.outputs.storage import Store
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class ReuseIndex:
             try:
                 if self._place(candidate, target, ffmpeg, (candidate.end_ms - segment.start_ms) / 1000):
                     return candidate
-            except (OSError, tarfile.TarError) as exc:  # a damaged shard is no reason to stop: the clip is fetched
+            except SHARD_ERRORS as exc:  # a damaged shard is no reason to stop: the clip is fetched
                 log.info("%s: cannot reuse %s (%s); fetching it", segment.ytid, candidate.file,
                          getattr(exc, "strerror", None) or exc)
         return None
@@ -329,15 +329,11 @@ def _put(candidate: Candidate, temp: Path) -> bool:
         shard = _regular_file(outputs.listed_clip(candidate.file))
         if shard is None or outputs.shard_index(shard.name) is None or not CLIP_NAME.fullmatch(candidate.member):
             return False
-        with tarfile.open(shard, mode="r:") as tar:
-            with contextlib.suppress(KeyError):
-                info = tar.getmember(candidate.member)
-                content = tar.extractfile(info) if info.isfile() else None
-                if content is not None:
-                    with open(temp, "wb") as handle:
-                        shutil.copyfileobj(content, handle)
-                    return True
-        return False
+        content = shard_clip(shard, candidate.member)
+        if content is None:
+            return False
+        temp.write_bytes(content)
+        return True
     if loose is None or (candidate.member and not CLIP_NAME.fullmatch(loose.name)):
         return False
     temp.unlink()

@@ -1,5 +1,8 @@
 """OUTPUT_LAYOUT = "webdataset": a CSV's clips packed into tar shards X/X-000000.tar, X-000001.tar, ...
 
+(OUTPUT_LAYOUT = "parquet" packs the same samples the same way into X/X-000000.parquet, ...: a shard's
+container follows its name's suffix, here and in outputs/parquet_files.py.)
+
 Each sample is two members in a row: ``<key>.<ext>``, the clip, and ``<key>.json``, its
 segment (``YTID``, ``start_seconds``, ``end_seconds``, ``labels``, ``label_names``), the
 key being the clip's file stem in the files layout. That is the WebDataset convention (a
@@ -35,6 +38,7 @@ from typing import IO
 
 from audioset_downloader.atomic import atomic_binary
 from audioset_downloader.outputs.layout import CsvOutputs
+from audioset_downloader.outputs.parquet_files import parquet_clip, parquet_members, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +65,17 @@ def json_member(member: str) -> str:
 
 
 def write_shard(final: Path, members: Iterable[tuple[tarfile.TarInfo, IO[bytes]]]) -> int:
-    """Write a tar of ``members`` at ``final``, complete before it has its name; returns how many."""
+    """Write a shard of ``members`` at ``final`` (a tar, or a parquet file by its suffix), complete before it has
+    its name; returns how many members (a parquet file: how many clips)."""
     with atomic_binary(final) as raw:
-        count = write_tar(raw, members)
+        count = write_container(raw, members, final.suffix.lstrip("."))
     _sync_folder(final.parent)  # the rename reaches the disk before the loose files go
     return count
+
+
+def write_container(raw: IO[bytes], members: Iterable[tuple[tarfile.TarInfo, IO[bytes]]], suffix: str) -> int:
+    """``members`` into the stream ``raw`` as a ``suffix`` shard ("tar" or "parquet")."""
+    return write_parquet(raw, members) if suffix == "parquet" else write_tar(raw, members)
 
 
 def write_tar(raw: IO[bytes], members: Iterable[tuple[tarfile.TarInfo, IO[bytes]]]) -> int:
@@ -86,12 +96,33 @@ def member_info(name: str, size: int, mtime: float) -> tarfile.TarInfo:
 
 
 def read_members(path: Path) -> Iterator[tuple[tarfile.TarInfo, IO[bytes]]]:
-    """A shard's regular members in order, each readable until the next is asked for."""
+    """A shard's regular members in order, each readable until the next is asked for (a parquet shard's rows as
+    the clip and JSON members a tar would hold)."""
+    if path.suffix == ".parquet":
+        yield from parquet_members(path)
+        return
     with tarfile.open(path, mode="r:") as tar:
         for info in tar:
             content = tar.extractfile(info) if info.isfile() else None
             if content is not None:
                 yield info, content
+
+
+def shard_clip(path: Path, member: str) -> bytes | None:
+    """One clip of a shard, by its member name; None when the shard has no such clip."""
+    if path.suffix == ".parquet":
+        return parquet_clip(path, member)
+    with tarfile.open(path, mode="r:") as tar:
+        try:
+            info = tar.getmember(member)
+        except KeyError:
+            return None
+        content = tar.extractfile(info) if info.isfile() else None
+        return content.read() if content is not None else None
+
+
+# What a damaged shard raises as it is read: a tar's errors; pyarrow's (ArrowInvalid is a ValueError).
+SHARD_ERRORS = (tarfile.TarError, OSError, ValueError)
 
 
 def repack(path: Path, keep: set[str]) -> int:
@@ -141,9 +172,10 @@ def _sync_folder(folder: Path) -> None:
 class ShardPacker:
     """The shards of one CSV's run: which one the next clip goes into, and packing it once full."""
 
-    def __init__(self, outputs: CsvOutputs, clips_per_tar: int, reopen: bool = True) -> None:
+    def __init__(self, outputs: CsvOutputs, clips_per_tar: int, reopen: bool = True, suffix: str = "tar") -> None:
         self.outputs = outputs
         self.clips_per_tar = clips_per_tar
+        self.suffix = suffix  # "tar", or "parquet": what the shards are
         self._reopens = reopen  # False: an earlier run's short shard is left as it is (object storage: no rewrite)
         self._open: int | None = None  # the shard being filled
         self._samples: list[Sample] = []  # its samples so far, loose in the clip folder
@@ -173,11 +205,11 @@ class ShardPacker:
             self._tail = None
         if self._open is None:
             self._open, self._next = self._next, self._next + 1
-        return self.outputs.relative_shard(self._open)
+        return self.outputs.relative_shard(self._open, suffix=self.suffix)
 
     def _reopen(self, index: int) -> None:
         """Unpack an earlier run's last shard, if short, to go on filling it."""
-        path = self.outputs.clip_dir / self.outputs.shard_name(index)
+        path = self.outputs.clip_dir / self.outputs.shard_name(index, suffix=self.suffix)
         names = [info.name for info, _ in read_members(path)] if path.is_file() else []
         clip_names = [name for name in names if not name.endswith(".json")]
         paired = len(names) == 2 * len(clip_names) and set(names) == {*clip_names, *map(json_member, clip_names)}
@@ -211,7 +243,7 @@ class ShardPacker:
     def pack(self) -> None:
         assert self._open is not None
         folder = self.outputs.clip_dir
-        final = folder / self.outputs.shard_name(self._open)
+        final = folder / self.outputs.shard_name(self._open, suffix=self.suffix)
         write_shard(final, sample_members(folder, self._samples))
         for member, _ in self._samples:
             (folder / member).unlink(missing_ok=True)

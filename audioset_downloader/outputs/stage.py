@@ -237,4 +237,5 @@ class StoreCopy:
 def _is_clip_object(relative: str) -> bool:
     """A clip or a shard in a CSV's clip folder (``X/...``), as opposed to a manifest."""
     folder, _, name = relative.rpartition("/")
-    return bool(folder) and "/" not in folder and (CLIP_NAME.fullmatch(name) is not None or name.endswith(".tar"))
+    return bool(folder) and "/" not in folder and (CLIP_NAME.fullmatch(name) is not None
+                                                   or name.endswith((".tar", ".parquet")))

@@ -16,7 +16,6 @@ import io
 import json
 import os
 import shutil
-import tarfile
 import tempfile
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +40,14 @@ from audioset_downloader.outputs.ledger import (
     member_of,
     split_pos_csv,
 )
-from audioset_downloader.outputs.shards import add_to_jsons, json_member, read_members, repack, sample_json
+from audioset_downloader.outputs.shards import (
+    SHARD_ERRORS,
+    add_to_jsons,
+    json_member,
+    read_members,
+    repack,
+    sample_json,
+)
 
 DURATION_TOLERANCE_S = 0.05
 CLIP_SUFFIXES = tuple(f".{ext}" for ext in CLIP_EXTENSIONS)
@@ -191,7 +197,7 @@ class _Checker:
                     metas[info.name] = content.read()
                 else:
                     unlisted.add(key)
-        except (tarfile.TarError, OSError) as exc:  # not a tar, or cut short: none of its samples counts
+        except SHARD_ERRORS as exc:  # not a tar (or parquet), or cut short: none of its samples counts
             return {id(row): f"{shard} does not read ({exc})" for row in rows}, set()
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -258,13 +264,15 @@ def _repair(outputs: CsvOutputs, split_pos: AppendOnlyCsv, rows: list[list[str]]
     for shard in sorted(to_repack):
         try:
             repack(shard, keep[shard])
-        except (tarfile.TarError, OSError):
+        except SHARD_ERRORS:
             shard.unlink(missing_ok=True)  # unreadable: every row of it was broken
     for path in report.unlisted:
         path.unlink(missing_ok=True)
     # Opening the ledger brings metadata.csv back in step with split-pos.csv (files layout), or packs
     # what is loose (webdataset layout), in the layout the rows are in.
-    webdataset = any(member_of(row) for row in rows)
-    ledger = Ledger(outputs, tar_size=settings.clips_per_tar if webdataset else None)
+    packed = [row[0] for row in rows if member_of(row)]
+    suffix = "parquet" if packed and packed[0].endswith(".parquet") else "tar"
+    ledger = Ledger(outputs, tar_size=(settings.tar_size or settings.clips_per_tar) if packed else None,
+                    suffix=suffix)
     ledger.open()
     ledger.close()

@@ -32,7 +32,7 @@ from audioset_downloader.fetch.measure import ClipMeasures
 from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.outputs.layout import ATTEMPT, CsvOutputs
 from audioset_downloader.outputs.ledger import RowMaker, failed_row
-from audioset_downloader.outputs.shards import Sample, sample_members, write_tar
+from audioset_downloader.outputs.shards import Sample, sample_members, write_container
 from audioset_downloader.outputs.storage import Store
 from audioset_downloader.processes import gone_here, this_process
 
@@ -94,7 +94,7 @@ class WorkPlan:
 
     store: Store
     name: str  # the CSV's
-    webdataset: bool
+    suffix: str  # what its clips are packed in: "tar", "parquet"; "": the files layout, a clip each
     rows: RowMaker
     index: int = -1  # this shard's number: its tar's and its manifest's
 
@@ -111,7 +111,7 @@ class WorkShard:
         self._uploads = uploads  # where the files layout's clips go up from, while the pool cuts the next ones
         self.outputs = CsvOutputs(scratch, plan.name)  # where the task's clips are cut
         self.outputs.prepare()
-        self._shard = self.outputs.relative_shard(plan.index, self.attempt)
+        self._shard = self.outputs.relative_shard(plan.index, self.attempt, plan.suffix or "tar")
         self._live = live_marker(plan.name, plan.index, self.attempt)
         self._samples: list[Sample] = []
         self._written: list[tuple[str, ...]] = []
@@ -131,7 +131,7 @@ class WorkShard:
         """A clip now complete in the scratch folder: put up (files layout) or kept for the tar.
         Returns where its row says it is, (file, member), and what is done once it is up there."""
         local = self.outputs.root / relative_file
-        if self.plan.webdataset:
+        if self.plan.suffix:
             file, member, up = self._shard, local.name, self.up
         else:
             up = self._uploads.submit(self._put_clip, local, relative_file)
@@ -164,7 +164,7 @@ class WorkShard:
                 raise failures[0]
             if self._samples:  # streamed up as it is packed: no second copy on the scratch disk
                 with self.plan.store.writer(self._shard) as raw:
-                    write_tar(raw, sample_members(self.outputs.clip_dir, self._samples))
+                    write_container(raw, sample_members(self.outputs.clip_dir, self._samples), self.plan.suffix)
                 log.info("put %d clips up in %s", len(self._samples), self._shard)
             self.plan.store.put_text(work_manifest(self.plan.name, self.plan.index, self.attempt),
                                      json.dumps({"split_pos": self._written, "failed": self._failed}) + "\n")
