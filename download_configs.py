@@ -49,10 +49,15 @@ COLUMNS = None
 
 # "files": one file per clip. "webdataset": tar shards OUTPUT_DIR/<csv name>/<csv name>-000000.tar, ...
 # of CLIPS_PER_TAR clips, each clip with its .json, instead of millions of small files (see README.md).
+# "parquet": files <csv name>-000000.parquet, ... of CLIPS_PER_FILE clips, a row each, as the Hub holds
+# audio sets (pip install -e ".[parquet]").
 OUTPUT_LAYOUT = "files"
 
 # With OUTPUT_LAYOUT = "webdataset": clips per shard (1000 ten-second wavs are about 1.7 GB).
 CLIPS_PER_TAR = 1000
+
+# With OUTPUT_LAYOUT = "parquet": clips per file; None: about 256 MB of clips in the run's format.
+CLIPS_PER_FILE = None
 
 # What turns a YTID into media, tried first: "pytube" (the original's), "yt-dlp", "pytubefix"
 # (pip install -e ".[pytubefix]"), or "direct" (YTB_URL_FORMAT is the media URL itself).
