@@ -328,6 +328,7 @@ class CsvRun:
             self._go_on_from_store(worker)
         heartbeat = HeartbeatWriter(self.outputs, lambda: self.summary.written + sum(self._failed.values()),
                                     self.book.stats, self.staged.put_up if self.staged is not None else None)
+        through = False  # the whole plan done, no error: objects of attempts killed during it can go now
         try:
             with heartbeat:
                 if self.mirrors is not None:
@@ -338,6 +339,7 @@ class CsvRun:
                 raise worker.reachability.down_error()  # fewer clips than it takes to say so mid-run
             if not self.stop.is_set():
                 self.ledger.finish()  # through the whole plan: its last clips are packed too
+                through = True
         except KeyboardInterrupt:
             self.summary.interrupted = True
             raise
@@ -362,7 +364,10 @@ class CsvRun:
             self.summary.clip_settings = clip_settings(self.settings)
             self.summary.wall_seconds = round(time.monotonic() - started, 3)
             if self.staged is not None:  # what shards of work put up that no result brought back
+                live = self.staged.live_attempts() if through else None  # listed before the manifests are read
                 self.staged.join(self.ledger)
+                if live is not None:  # a Dask worker killed mid-shard may have put its tar up, not its rows
+                    self.staged.remove_orphans(self.ledger, live, refresh=True)
             self.ledger.close()
             write_atomically(self.outputs.summary, self.summary.to_json())
         return self.summary

@@ -111,10 +111,13 @@ class StagedCsv:
             if text is not None:
                 yield name, *read_manifest(text)
 
-    def remove_orphans(self, ledger: Ledger, live: set[str]) -> int:
+    def remove_orphans(self, ledger: Ledger, live: set[str], refresh: bool = False) -> int:
         """Remove the objects no row names (a task put them up and was killed before its manifest), unless an
         attempt that is ``live`` may still name them: a tar by its own attempt's marker, a clip (named by its
-        window alone) while any attempt of the CSV is alive. Dead attempts' markers go too."""
+        window alone) while any attempt of the CSV is alive. Dead attempts' markers go too. ``refresh``: list the
+        store's objects again first (at a run's end: its own attempts put up more since)."""
+        if refresh:
+            self._present = self.store.names(self.outputs.name)
         named = {row[0].rpartition("/")[2] for row in ledger.written_rows()}
         outputs = self.outputs
         orphans = []
