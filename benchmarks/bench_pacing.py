@@ -41,7 +41,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from audioset_downloader.pacing.book import AutoPace, FixedPace, PacingBook  # noqa: E402
+from audioset_downloader.pacing.book import PacingBook  # noqa: E402
+from audioset_downloader.pacing.policy import AutoPace, FixedPace  # noqa: E402
 from benchmarks.bench import machine  # noqa: E402
 from tests.support.limiters import Clock, Limiter, Run, SlidingWindow, TokenBucket, simulate  # noqa: E402
 
