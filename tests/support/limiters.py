@@ -98,6 +98,20 @@ class SlidingWindow(_Refusing):
         return False
 
 
+@dataclass(kw_only=True)
+class MovingBucket(TokenBucket):
+    """A token bucket whose rate moves: at each time of ``moves`` (the fake clock's), to that many requests a second,
+    as YouTube's limit for an address is said to tighten or loosen."""
+
+    moves: list[tuple[float, float]] = field(default_factory=list)
+
+    def ask(self, now: float) -> bool:
+        while self.moves and self.moves[0][0] <= now:
+            self.tokens = min(self.burst, self.tokens + (self.moves[0][0] - self.last) * self.per_second)
+            self.last, self.per_second = self.moves[0][0], self.moves.pop(0)[1]
+        return super().ask(now)
+
+
 def book_from_settings(clock: Clock, **constants: object) -> PacingBook:
     """The book a run builds from download_configs.py constants (load_settings -> book_arguments), on ``clock``."""
     settings = load_settings(None, {"OUTPUT_DIR": "/nonexistent/audioset-downloader", **constants})
