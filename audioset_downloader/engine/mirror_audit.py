@@ -41,24 +41,34 @@ def audit_mirrors(worker: ClipWorker, mirrors: Mirrors, segments: Iterable[Segme
         return []
     store = worker.settings.cache_folder / "mirrors" / "audits.json"
     measured = _load(store)
-    candidates = list(segments)
-    accounts = []
-    for mirror in mirrors.mirrors:
-        mine = [segment for segment in candidates if any(m is mirror for m, _ in mirrors.held(segment))]
-        if not mine:
-            continue
-        known = measured.setdefault(mirror.label, {})
-        tries = 0
-        for segment in mine:
-            if len(known) >= wanted or tries >= wanted * TRIES_PER_WINDOW or stop.is_set():
-                break
-            if segment.ytid in known:
+    tries = {mirror.number: 0 for mirror in mirrors.mirrors}
+    held_any: set[int] = set()
+
+    def wanting() -> list[Mirror]:
+        return [mirror for mirror in mirrors.mirrors if len(measured.get(mirror.label, {})) < wanted
+                and tries[mirror.number] < wanted * TRIES_PER_WINDOW]
+
+    # One pass over the list, stopped as soon as no mirror wants a measurement more (at once, when the cache
+    # has them all): a list of two million windows is not held in memory for it.
+    for segment in segments if wanting() else ():
+        if stop.is_set() or not wanting():
+            break
+        for mirror, _ in mirrors.held(segment):
+            held_any.add(mirror.number)
+            known = measured.setdefault(mirror.label, {})
+            if mirror not in wanting() or segment.ytid in known:
                 continue
-            tries += 1
+            tries[mirror.number] += 1
             agreement = _measure(worker, mirrors, mirror, segment, stop)
             if agreement is not None:
                 known[segment.ytid] = asdict(agreement)
+                store.parent.mkdir(parents=True, exist_ok=True)
                 write_atomically(store, json.dumps(measured, indent=1) + "\n")
+    accounts = []
+    for mirror in mirrors.mirrors:
+        known = measured.get(mirror.label, {})
+        if not known and mirror.number not in held_any:
+            continue  # it holds none of this list's windows
         agreements = [Agreement(**entry) for entry in known.values()]
         keep = verdict(agreements)
         accounts.append(_account(mirror, agreements, keep))

@@ -12,7 +12,7 @@ AUDIO_SUFFIXES = ("flac", "wav", "mp3", "ogg", "opus", "m4a", "webm", "mp4", "aa
 _YTID = re.compile(r"[A-Za-z0-9_-]{11}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a list's worth of them is held at once: millions for the unbalanced list
 class Copy:
     """One clip in a mirror: whose window it is, and where its bytes are."""
 
