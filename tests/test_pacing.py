@@ -505,3 +505,51 @@ def test_each_machine_gets_an_identity_of_its_own_and_never_another_machine_s() 
     # Each machine: its own address and the proxy every machine shares, never the other machine's address.
     assert seen == {"10.0.0.2": {"lab", "10.0.0.2"}, "10.0.0.3": {"lab", "10.0.0.3"}}, seen
     assert [entry.name for entry in pacing.stats()] == ["lab", "10.0.0.2", "10.0.0.3"]
+
+
+# ---------------------------------------------------------------- limits that move (long blocks)
+
+
+def moving_limit(per_hour: float, moves: list[tuple[float, float]], block_h: float = 1.0) -> limiters.MovingBucket:
+    """A guest's bucket of one clip whose limit moves to ``per_hour`` at each ``hour`` of ``moves``."""
+    start = Clock().now  # run_for_hours' clock starts there
+    return limiters.MovingBucket(per_second=per_hour * PER_CLIP / HOUR, burst=PER_CLIP, penalty_s=block_h * HOUR,
+                                 moves=[(start + at * HOUR, rate * PER_CLIP / HOUR) for at, rate in moves])
+
+
+def blocks_between(limit: limiters.Limiter, run: limiters.Run, start_h: float, end_h: float) -> int:
+    return sum(1 for t in limit.blocked_at if start_h * HOUR <= t - run.started < end_h * HOUR)
+
+
+def test_a_limit_that_falls_is_learnt_in_two_blocks_and_held_under() -> None:
+    limit = moving_limit(300.0, [(12.0, 180.0)])
+    run, _ = run_for_hours(limit, 22.0, BACKEND="pytube")
+    assert blocks_between(limit, run, 12, 22) <= 2, limit.blocked_at
+    assert clips_between(run, 14, 22) >= 0.85 * 180 * 8, clips_between(run, 14, 22)
+
+
+def test_a_limit_that_rises_is_found_by_the_ladder_within_hours() -> None:
+    limit = moving_limit(300.0, [(8.0, 450.0)])
+    run, pacing = run_for_hours(limit, 30.0, BACKEND="pytube")
+    # Settled under 300 by hour 8, its first rung comes twelve blocks later, then one an hour while they hold.
+    assert clips_between(run, 24, 30) >= 0.8 * 450 * 6, clips_between(run, 24, 30)
+    assert limit.blocks <= 3, limit.blocked_at
+
+
+def test_a_guest_limit_below_the_published_one_costs_one_block() -> None:
+    limit = youtube_limit(180.0)
+    run, pacing = run_for_hours(limit, 6.0, BACKEND="pytube")
+    assert limit.blocks == 1, limit.blocked_at
+    assert clips_between(run, 0, 6) >= 0.75 * 180 * 6, clips_between(run, 0, 6)
+    [stats] = pacing.stats()
+    assert stats.per_minute is not None and 0.9 * 3 < stats.per_minute < 3  # settled just under 180 an hour
+
+
+def test_a_settled_pace_is_not_felt_above_for_many_blocks_when_blocks_are_dear() -> None:
+    pace = AutoPace.youtube_guest()
+    pace.block_s = 2.5 * HOUR
+    pace.probe_wait = AutoPace.PROBE_WAIT_BLOCKS
+    # Sixteen blocks of 2.5 hours, and 2.5 times as many again: 100 hours before the first rung.
+    assert pace._wait_s() == pytest.approx(16 * 2.5 * HOUR * 2.5)
+    pace.block_s = HOUR
+    assert pace._wait_s() == pytest.approx(16 * HOUR)

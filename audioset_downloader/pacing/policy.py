@@ -96,9 +96,26 @@ class AutoPace:
       clips at the pace (at least SETTLED_PROBE_AFTER_S worth; MIN_PROBE_AFTER_S for a pace
       an earlier run learnt, not yet searched): blocks then cost about 1 / COST_FACTOR of the
       time, whether they last 2 s (a probe every few minutes) or an hour (every two days).
+    * Long blocks (over LONG_BLOCK_S: YouTube's, an hour or more), where the limit itself
+      moves. A refusal costs a block's worth of clips, so after one the pace is what will
+      hold, not a step of a search (_limited_long):
+      - a step up refused (exploring): back to EXPLORE_BACK of it, at least the pace held;
+      - refused at the very start, with nothing held: START_CUT of it; refused again soon
+        after a block (within RECENT_BLOCKS of its end) with nothing held: SOON_CUT;
+      - a pace that had held (for LONG_HELD_BLOCKS, or as the pace settled on), refused:
+        BELOW it, as before; refused again soon after that block: the limit fell, and the
+        pace is cut to FALL_CUT of the pace refused (a fall of 40 % is learnt in two blocks).
+      Settled, the identity climbs a ladder (_ladder): after a wait, a rung LONG_STEP above
+      the pace, and one more each time a rung holds a block's worth, so a limit that rose
+      is found within hours of the first rung; a rung refused sends it back to the rung
+      below. The wait is a number of blocks' worth (EXPLORED_WAIT_BLOCKS after a step up
+      refused, PROBE_WAIT_BLOCKS otherwise, FALL_WAIT_BLOCKS after a fall, at least
+      REFUSED_WAIT_BLOCKS and twice the last after a rung refused), each priced by its
+      length and again by how much longer than an hour it is: a probe is rare where it is
+      dear.
 
     benchmarks/README.md ("Pacing") measures all of this against simulated limiters,
-    with blocks of seconds and of an hour.
+    with blocks of seconds and of an hour, and limits that move.
     """
 
     per_minute: float | None = None  # None: unpaced, until the first 429 (or a pace an earlier run learnt)
@@ -118,6 +135,13 @@ class AutoPace:
     burst_s: float = 0.0  # how long the pace the last block refused was answered before it, and how many clips
     burst_clips: int = 0
     hold_s: float = 30.0  # a pace counts as held after this long at least: doubled each time a hold proves false
+    # Long blocks (LONG_BLOCK_S and more: YouTube's), where a refusal costs an hour of clips:
+    recovered_at: float | None = None  # the first clip answered after the last block
+    recovering: bool = False  # a block just ended: the next answer says when
+    long_held: bool = False  # the last block refused a pace that had held for LONG_HELD_BLOCKS blocks' worth
+    settled_from: float | None = None  # when the pace settled: the probe above it waits from there
+    probe_wait: float = 0.0  # that many blocks' worth, each priced by its length (_wait_s)
+    ladder: bool = False  # probing above the settled pace, a rung at a time
     DECREASE = 0.9
     BELOW = 0.97  # the pace after a 429 is at most this share of the pace refused
     HALVE = 0.5  # nothing known to pass: the pace after a 429 is this share of the pace refused
@@ -134,6 +158,18 @@ class AutoPace:
     # time: an hour lost for each 20 h gained; one of 10 % after it, far likelier)
     CONFIRM = 3  # clips, at least, a pace lasts before it counts as held
     BURST_FACTOR = 2.0  # and at least twice as long and as many clips as the pace the last block refused
+    # With long blocks, a limit that moves (issue 37): refused soon after a block, the pace was not a burst's
+    # but the limit's own, and it moved.
+    RECENT_BLOCKS = 2.0  # a refusal within this many blocks' worth of the last block's end is "soon after"
+    LONG_HELD_BLOCKS = 4.0  # a pace that held this long, refused, then refused again soon: the limit fell
+    FALL_CUT = 0.6  # and the pace is cut to this share of the pace refused the second time
+    SOON_CUT = 0.8  # refused again soon with no pace held to go back to: this share of the pace refused
+    START_CUT = 0.65  # refused at the very start (nothing held yet): this share of it, not half
+    EXPLORE_BACK = 0.88  # refused on a step up from a pace held: back to this share of it (at least what held)
+    EXPLORED_WAIT_BLOCKS = 12.0  # settled below a step up refused, a rung above is tried after this many blocks
+    PROBE_WAIT_BLOCKS = 16.0  # settled otherwise (cut from the start, or soon again): this many
+    FALL_WAIT_BLOCKS = 24.0  # after a fall: the limit that came down is not tried again soon
+    REFUSED_WAIT_BLOCKS = 40.0  # after a rung refused: at least this many (and twice the last wait)
 
     @classmethod
     def youtube_guest(cls) -> AutoPace:
@@ -147,8 +183,12 @@ class AutoPace:
         level_from = self.level_from if self.level_from is not None else self.open_from
         self.burst_s = now - level_from if level_from is not None else 0.0
         self.burst_clips = self.level_clips if self.level_from is not None else self.open_clips
+        held_for = now - self.open_from if self.open_from is not None else 0.0
         self.open_from, self.open_clips, self.level_from, self.level_clips, self.since = None, 0, None, 0, 0
-        self.exploring = False
+        exploring, self.exploring = self.exploring, False
+        if self.per_minute is not None and self.block_s > LONG_BLOCK_S:
+            self._limited_long(now, held_for, exploring, sustained_per_minute)
+            return
         if self.per_minute is None:
             if not self.slow_start or sustained_per_minute is None:  # a burst's 429, or nothing answered yet
                 self.slow_start = True
@@ -165,8 +205,69 @@ class AutoPace:
         self.high, self.measured = refused, False
         self.ceiling = self.per_minute = max(MIN_PER_MINUTE, min(passes, refused * self.BELOW))
 
+    def _limited_long(self, now: float, held_for: float, exploring: bool, sustained: float | None) -> None:
+        """A paced refusal with long blocks: each costs a block's worth of clips, so the pace after it is what will
+        hold, not the next step of a search, and a limit that fell is learnt in two blocks at most."""
+        assert self.per_minute is not None
+        refused = self.per_minute
+        soon = self.recovered_at is not None and now - self.recovered_at < self.RECENT_BLOCKS * self.block_s
+        fell, self.long_held = soon and self.long_held, False
+        self.measured = False
+        if self.ladder:  # a rung above the settled pace refused: back to the rung below, the next try later
+            self.ladder, self.high = False, None
+            self.per_minute = self.ceiling = self.low or refused / self.LONG_STEP
+            self.settled_from, self.probe_wait = now, max(2 * self.probe_wait, self.REFUSED_WAIT_BLOCKS)
+            return
+        if fell:  # the second block soon after a pace long held: the limit came down, and well below it
+            self.per_minute = self.ceiling = self.low = max(MIN_PER_MINUTE, refused * self.FALL_CUT)
+            self.high, self.settled_from, self.probe_wait = None, now, self.FALL_WAIT_BLOCKS
+            return
+        # The pace refused had itself held (for hours, or as the pace settled on): if the next one is refused
+        # soon too, the limit fell.
+        self.long_held = self.burst_s >= self.LONG_HELD_BLOCKS * self.block_s or (
+            self.low is not None and self.low >= refused * self.BELOW)
+        self.high = refused
+        self.probe_wait = self.PROBE_WAIT_BLOCKS
+        if exploring and self.low is not None:  # a step up refused: the limit lies below it; settle there
+            passes, self.high = max(self.low, refused * self.EXPLORE_BACK), None
+            self.probe_wait = self.EXPLORED_WAIT_BLOCKS
+        elif self.low is not None and self.low < refused * self.BELOW:
+            passes = max(self.low, sustained or 0.0)
+        else:  # nothing held below it (a pace long held is the limit's old self, or nothing held at all)
+            passes = refused * (self.SOON_CUT if soon else self.BELOW if self.long_held else self.START_CUT)
+            self.low = None
+            if not self.long_held:  # cut from the start, or soon again: settle there, no search (each costs a block)
+                self.high = None
+        self.ceiling = self.per_minute = max(MIN_PER_MINUTE, min(passes, refused * self.BELOW))
+        self.settled_from = None
+
+    def _ladder(self, now: float) -> None:
+        """Settled with long blocks: after probe_wait_s, a rung LONG_STEP above the pace, then the next each time
+        one holds a block's worth; a rung refused sends it back a rung, and doubles the wait."""
+        assert self.per_minute is not None and self.ceiling is not None
+        if self.settled_from is None:
+            self.settled_from = now
+            self.probe_wait = self.probe_wait or self.PROBE_WAIT_BLOCKS
+        if self.ladder:
+            if self.level_from is not None and now - self.level_from >= self.block_s and \
+                    self.level_clips >= self.CONFIRM:
+                self.low = self.ceiling = self.per_minute
+                self.per_minute *= self.LONG_STEP
+                self.level_from, self.level_clips = None, 0
+            return
+        if now - self.settled_from >= self._wait_s():
+            self.ladder, self.low = True, self.ceiling
+            self.per_minute = self.ceiling * self.LONG_STEP
+            self.level_from, self.level_clips = None, 0
+
+    def _wait_s(self) -> float:
+        """The wait before a rung above a settled pace: ``probe_wait`` blocks' worth, and longer again with blocks
+        longer than YouTube's hour, since a rung refused costs one (2.5 h blocks: 2.5 times as many)."""
+        return self.probe_wait * self.block_s * max(1.0, self.block_s / YOUTUBE_BLOCK_S)
+
     def recovered(self, blocked_s: float) -> None:
         """Answered again after a block that lasted ``blocked_s``: the price of the next refusal."""
+        self.recovering = True
         self.block_s = blocked_s
         if self.ceiling is None or self.per_minute is None:
             return
@@ -176,6 +277,8 @@ class AutoPace:
         """A clip answered; ``held_back``: its turn waited for the pace, so the pace is what binds."""
         if self.open_from is None:
             self.open_from = now
+        if self.recovering:
+            self.recovered_at, self.recovering = now, False
         self.open_clips += 1
         if self.ceiling is None or self.per_minute is None or not held_back:
             return
@@ -187,6 +290,9 @@ class AutoPace:
         self.level_clips += 1
         if self.exploring or (self.high is not None and (self.low is None or self.high > self.low * (1 + self._gap()))):
             self._search(now)
+            return
+        if self.block_s > LONG_BLOCK_S:
+            self._ladder(now)
             return
         self.since += 1
         least_s = self.SETTLED_PROBE_AFTER_S if self.low is not None else self.MIN_PROBE_AFTER_S
