@@ -553,3 +553,14 @@ def test_a_settled_pace_is_not_felt_above_for_many_blocks_when_blocks_are_dear()
     assert pace._wait_s() == pytest.approx(16 * 2.5 * HOUR * 2.5)
     pace.block_s = HOUR
     assert pace._wait_s() == pytest.approx(16 * HOUR)
+
+
+def test_blocks_longer_than_max_backoff_are_waited_out_while_a_probe_can_still_answer() -> None:
+    # Blocks of 2.5 hours, MAX_BACKOFF_MINUTES at its default 90: the first probe (an hour in) is refused, the
+    # second (two hours later) answered; the run goes on instead of giving up at 90 minutes.
+    limit = moving_limit(300.0, [], block_h=2.5)
+    run, pacing = run_for_hours(limit, 14.0, BACKEND="pytube")
+    assert run.ended - run.started >= 14 * HOUR - 60, "the run gave up"
+    assert limit.blocks == 1 and clips_between(run, 10, 14) >= 0.85 * 300 * 4, clips_between(run, 10, 14)
+    [stats] = pacing.stats()
+    assert stats.block_s is not None and stats.block_s >= 2.5 * HOUR

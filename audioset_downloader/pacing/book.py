@@ -57,6 +57,7 @@ from audioset_downloader.pacing.policy import (
 
 log = logging.getLogger(__name__)
 
+GIVE_UP_PROBES = 2  # probes refused in a block, each identity, before the run may give up on them all
 HORIZON_S = 1.0  # turns are handed out at most this far ahead, so no turn outlives news of a 429
 MAX_LEARNT_COOL_S = 3600.0  # YouTube's longest blocks, by every report: a first probe never waits longer
 MAX_PROBE_WAIT_S = 8 * 3600.0  # the doubling of waits after refused probes stops here
@@ -91,7 +92,7 @@ class Turn:
 
     index: int
     wait_s: float
-    given_up: bool = False  # every identity has been cooling for MAX_BACKOFF_MINUTES
+    given_up: bool = False  # every identity has been cooling for MAX_BACKOFF_MINUTES, its probes refused
     blocks: int = 0  # the identity's blocks when the turn was given: ``confirm`` checks none came since
     name: str = ""  # the identity's name (a machine's own identity exists only in the book)
 
@@ -241,7 +242,10 @@ class PacingBook:
             if all(self._identities[i].cooling(now) for i in usable):
                 if self._all_cooling_since is None:
                     self._all_cooling_since = now
-                if now - self._all_cooling_since > self._max_cooling_s:
+                # Given up only once each is known to be shut, not just blocked longer than the limit expected:
+                # two probes refused in its block (a block of 2.5 hours answers the second), or a bot check.
+                if now - self._all_cooling_since > self._max_cooling_s and all(
+                        self._identities[i].bot_block or self._identities[i].strikes > GIVE_UP_PROBES for i in usable):
                     return Turn(-1, 0.0, given_up=True)
             index = min(usable, key=lambda i: (self._identities[i].ready_at(now), self._identities[i].turns))
             identity = self._identities[index]
