@@ -167,6 +167,8 @@ class AutoPace:
     START_CUT = 0.65  # refused at the very start (nothing held yet): this share of it, not half
     EXPLORE_BACK = 0.88  # refused on a step up from a pace held: back to this share of it (at least what held)
     EXPLORED_WAIT_BLOCKS = 12.0  # settled below a step up refused, a rung above is tried after this many blocks
+    CLOSE_SHARE = 0.1  # a step up answered for this share of a block before its refusal went only just past the limit
+    CLOSE_WAIT_BLOCKS = 2.0  # and the rung above the pace settled below it is tried sooner
     PROBE_WAIT_BLOCKS = 16.0  # settled otherwise (cut from the start, or soon again): this many
     FALL_WAIT_BLOCKS = 24.0  # after a fall: the limit that came down is not tried again soon
     REFUSED_WAIT_BLOCKS = 40.0  # after a rung refused: at least this many (and twice the last wait)
@@ -230,11 +232,13 @@ class AutoPace:
         self.probe_wait = self.PROBE_WAIT_BLOCKS
         if exploring and self.low is not None:  # a step up refused: the limit lies below it; settle there
             passes, self.high = max(self.low, refused * self.EXPLORE_BACK), None
-            self.probe_wait = self.EXPLORED_WAIT_BLOCKS
+            # A bucket's slack drains at the pace's excess over the limit: answered for minutes, it was just over.
+            close = self.burst_s >= self.CLOSE_SHARE * self.block_s
+            self.probe_wait = self.CLOSE_WAIT_BLOCKS if close else self.EXPLORED_WAIT_BLOCKS
         elif self.low is not None and self.low < refused * self.BELOW:
             passes = max(self.low, sustained or 0.0)
         else:  # nothing held below it (a pace long held is the limit's old self, or nothing held at all)
-            passes = refused * (self.SOON_CUT if soon else self.BELOW if self.long_held else self.START_CUT)
+            passes = refused * (self.BELOW if self.long_held else self.SOON_CUT if soon else self.START_CUT)
             self.low = None
             if not self.long_held:  # cut from the start, or soon again: settle there, no search (each costs a block)
                 self.high = None
