@@ -109,7 +109,8 @@ class AutoPace:
       the pace, and one more each time a rung holds a block's worth, so a limit that rose
       is found within hours of the first rung; a rung refused sends it back to the rung
       below. The wait is a number of blocks' worth (EXPLORED_WAIT_BLOCKS after a step up
-      refused, PROBE_WAIT_BLOCKS otherwise, FALL_WAIT_BLOCKS after a fall, at least
+      refused; CLOSE_WAIT_BLOCKS when that step was answered for CLOSE_SHARE of a block
+      first, so went only just past the limit; PROBE_WAIT_BLOCKS otherwise, FALL_WAIT_BLOCKS after a fall, at least
       REFUSED_WAIT_BLOCKS and twice the last after a rung refused), each priced by its
       length and again by how much longer than an hour it is: a probe is rare where it is
       dear.
