@@ -16,7 +16,7 @@ and limits that are not the published guest figure, or that move (issue 37's goa
 
 * falling: 300 an hour, 180 from hour 24 (share and blocks counted over hours 26-48)
 * rising: 300 an hour, 450 from hour 12 (share over hours 24-48)
-* 2.5 h blocks: a guest's bucket whose refusals block for 2.5 hours
+* 2, 2.5, 3 and 4 h blocks: a guest's bucket whose refusals block that long
 * 180/h, 420/h: a guest limit below and above the published one
 
 Reported per scenario, for "auto" and for REQUESTS_PER_MINUTE fixed at 90 % of the
@@ -66,7 +66,10 @@ SCENARIOS: dict[str, tuple[float, str, float, tuple[float, float] | None]] = {
     "restarting": (300.0, "restart", 1.0, None),
     "falling 300 -> 180/h at 24 h": (300.0, "bucket", 1.0, (24.0, 180.0)),
     "rising 300 -> 450/h at 12 h": (300.0, "bucket", 1.0, (12.0, 450.0)),
+    "2 h blocks": (300.0, "bucket", 2.0, None),
     "2.5 h blocks": (300.0, "bucket", 2.5, None),
+    "3 h blocks": (300.0, "bucket", 3.0, None),
+    "4 h blocks": (300.0, "bucket", 4.0, None),
     "2.5 h blocks, MAX_BACKOFF_MINUTES = 240": (300.0, "bucket", 2.5, None),
     "180/h": (180.0, "bucket", 1.0, None),
     "420/h": (420.0, "bucket", 1.0, None),

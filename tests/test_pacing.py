@@ -555,12 +555,28 @@ def test_a_settled_pace_is_not_felt_above_for_many_blocks_when_blocks_are_dear()
     assert pace._wait_s() == pytest.approx(16 * HOUR)
 
 
-def test_blocks_longer_than_max_backoff_are_waited_out_while_a_probe_can_still_answer() -> None:
-    # Blocks of 2.5 hours, MAX_BACKOFF_MINUTES at its default 90: the first probe (an hour in) is refused, the
-    # second (two hours later) answered; the run goes on instead of giving up at 90 minutes.
-    limit = moving_limit(300.0, [], block_h=2.5)
-    run, pacing = run_for_hours(limit, 14.0, BACKEND="pytube")
-    assert run.ended - run.started >= 14 * HOUR - 60, "the run gave up"
-    assert limit.blocks == 1 and clips_between(run, 10, 14) >= 0.85 * 300 * 4, clips_between(run, 10, 14)
+@pytest.mark.parametrize("block_h", [2.5, 4.0])
+def test_blocks_longer_than_max_backoff_are_waited_out_and_found_within_the_hour(block_h: float) -> None:
+    # MAX_BACKOFF_MINUTES at its default 90: probes go about 1, 2, 3, 4.5 hours into the block (each wait up to a
+    # tenth longer, so that identities do not probe together); the run goes on past 90 minutes instead of giving
+    # up, and is back within the hour after the block's end (with doubling waits a 4 h block cost 7 h).
+    limit = moving_limit(300.0, [], block_h=block_h)
+    run, pacing = run_for_hours(limit, 16.0, BACKEND="pytube")
+    assert run.ended - run.started >= 16 * HOUR - 60, "the run gave up"
+    assert limit.blocks == 1, limit.blocked_at
     [stats] = pacing.stats()
-    assert stats.block_s is not None and stats.block_s >= 2.5 * HOUR
+    assert stats.block_s is not None and block_h * HOUR <= stats.block_s <= (block_h + 1.0) * HOUR, stats.block_s
+    assert clips_between(run, 12, 16) >= 0.85 * 300 * 4, clips_between(run, 12, 16)
+
+
+def test_an_identity_refused_at_every_probe_is_given_up_on_after_four_probes() -> None:
+    clock = Clock()
+    pacing = limiters.book_from_settings(clock, BACKEND="pytube")
+    pacing.limited(pacing.take().index)
+    probes = 0
+    while not (turn := pacing.take()).given_up:
+        clock.now += max(turn.wait_s, 1.0)
+        if turn.index >= 0:
+            probes += 1
+            pacing.limited(turn.index)
+    assert probes == 4 and 4.5 * HOUR <= clock.now - 100.0 <= 5.5 * HOUR, (probes, clock.now)

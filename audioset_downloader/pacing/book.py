@@ -7,13 +7,14 @@ every identity of the run, its pace (clip attempts per minute) and whether it is
 blocked. Before each attempt a worker takes a turn: the identity free soonest, and how
 long to wait for it. A refusal blocks only the identity that got it; the clip goes on
 through another. Only when every identity is blocked does the run wait, and after
-MAX_BACKOFF_MINUTES of that it gives up.
+MAX_BACKOFF_MINUTES of that, once each has had GIVE_UP_PROBES probes refused (or a bot check), it gives up.
 
 After a block, one clip goes first (the probe); the others follow at the pace once it is
 answered. The first probe waits about as long as the identity's blocks have been lasting,
 learnt from the probes refused and answered before; from the second probe refused on,
-each doubles the wait (past an hour where it must), so a limiter that starts its penalty again at every request
-refused still lets the identity back. A bot check ("confirm you're not a bot") is the
+each doubles the wait (past an hour where it must; an hour-long prior not yet measured grows by half from the
+fourth probe: about 1, 2, 3, 4.5 h), so a limiter that starts its penalty again at every request refused still
+lets the identity back. A bot check ("confirm you're not a bot") is the
 address's reputation, not its pace: it stops the identity, and its probes start at
 BOT_CHECK_WAIT_S. A turn is handed out up to HORIZON_S ahead; when its wait is over the
 worker confirms it, and a turn whose identity was blocked meanwhile is given back.
@@ -57,7 +58,8 @@ from audioset_downloader.pacing.policy import (
 
 log = logging.getLogger(__name__)
 
-GIVE_UP_PROBES = 2  # probes refused in a block, each identity, before the run may give up on them all
+GIVE_UP_PROBES = 4  # probes refused in a block, each identity, before the run may give up on them all
+LONG_PROBE_GROWTH = 1.5  # long blocks, nothing learnt: each probe refused makes the next wait this much longer
 HORIZON_S = 1.0  # turns are handed out at most this far ahead, so no turn outlives news of a 429
 MAX_LEARNT_COOL_S = 3600.0  # YouTube's longest blocks, by every report: a first probe never waits longer
 MAX_PROBE_WAIT_S = 8 * 3600.0  # the doubling of waits after refused probes stops here
@@ -243,7 +245,7 @@ class PacingBook:
                 if self._all_cooling_since is None:
                     self._all_cooling_since = now
                 # Given up only once each is known to be shut, not just blocked longer than the limit expected:
-                # two probes refused in its block (a block of 2.5 hours answers the second), or a bot check.
+                # GIVE_UP_PROBES refused in its block (a block of 4 hours answers the fifth), or a bot check.
                 if now - self._all_cooling_since > self._max_cooling_s and all(
                         self._identities[i].bot_block or self._identities[i].strikes > GIVE_UP_PROBES for i in usable):
                     return Turn(-1, 0.0, given_up=True)
@@ -344,7 +346,15 @@ class PacingBook:
         if not identity.block_upper:
             prior = identity.pace.block_s
             if prior:  # the backend's prior, or a length an earlier run measured
-                wait = prior * 2 ** identity.strikes * random.uniform(1.0, 1.1)
+                # An hour-long prior: a probe an hour for three hours, then each half as long again (about 1, 2, 3,
+                # 4.5, 6.75 h...), so blocks of 2-4 hours are found within the hour after their end (doubling found
+                # a 4 h one at 7 h), and a block that restarts at each refusal is still left behind (the next probe
+                # waits out the block it restarted).
+                if prior > LONG_BLOCK_S:
+                    steps = prior * LONG_PROBE_GROWTH ** max(0, identity.strikes - 2)
+                else:
+                    steps = prior * 2 ** identity.strikes
+                wait = steps * random.uniform(1.0, 1.1)
                 return min(MAX_PROBE_WAIT_S, wait), why or f"blocks are taken to last {duration_words(prior)}"
             wait = self._first_cool_s * 2 ** identity.strikes * random.uniform(0.75, 1.25)
             return min(MAX_PROBE_WAIT_S, wait), why or "RETRY_BACKOFF: nothing learnt of its blocks yet"
