@@ -49,14 +49,8 @@ from audioset_downloader.outputs.reuse import SharedWindows
 from audioset_downloader.outputs.storage import Store
 from audioset_downloader.outputs.store_lock import holding
 from audioset_downloader.outputs.summary import CsvSummary
-from audioset_downloader.pacing.book import (
-    LEARNED_FILE,
-    Book,
-    learned_lines,
-    new_book,
-    planned_per_minute,
-    save_learned,
-)
+from audioset_downloader.pacing.book import Book
+from audioset_downloader.pacing.learned import LEARNED_FILE, learned_lines, new_book, planned_per_minute, save_learned
 from audioset_downloader.redact import redact
 
 CONFIG_FILE_NAME = "download_configs.py"

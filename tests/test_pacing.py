@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from audioset_downloader.pacing.book import PacingBook, load_learned, save_learned
+from audioset_downloader.pacing.book import PacingBook
+from audioset_downloader.pacing.learned import load_learned, save_learned
 from audioset_downloader.pacing.policy import AutoPace, FixedPace
 from tests.support import limiters
 from tests.support.limiters import Clock

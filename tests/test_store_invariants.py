@@ -395,7 +395,7 @@ def test_the_stage_is_the_store_s_and_reuse_from_s_cache_follows_the_object(
 def test_a_stale_identities_file_in_the_stage_never_goes_up(tmp_path: Path, mirror: Mirror, s3: Any,
                                                              bucket: str) -> None:
     from audioset_downloader.inputs.settings import load_settings
-    from audioset_downloader.pacing.book import LEARNED_FILE
+    from audioset_downloader.pacing.learned import LEARNED_FILE
 
     url = f"s3://{bucket}/learned"
     config = configure(tmp_path, mirror, url, REQUESTS_PER_MINUTE=None)

@@ -18,7 +18,8 @@ from pathlib import Path
 from audioset_downloader.inputs.lists import listed_videos
 from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs.reuse import SharedWindows, WindowClaims
-from audioset_downloader.pacing.book import Book, new_book
+from audioset_downloader.pacing.book import Book
+from audioset_downloader.pacing.learned import new_book
 
 
 class _RunManager(BaseManager):

@@ -37,7 +37,8 @@ from audioset_downloader.outputs.reuse import BACKEND as REUSED
 from audioset_downloader.outputs.reuse import ReuseIndex, SharedWindows, WindowClaims
 from audioset_downloader.outputs.storage import Store
 from audioset_downloader.outputs.work import WorkPlan
-from audioset_downloader.pacing.book import Book, duration_words, new_book
+from audioset_downloader.pacing.book import Book, duration_words
+from audioset_downloader.pacing.learned import new_book
 from audioset_downloader.processes import process_running
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ from audioset_downloader.outputs.work import (
     work_folder,
     work_index,
 )
-from audioset_downloader.pacing.book import LEARNED_FILE
+from audioset_downloader.pacing.learned import LEARNED_FILE
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,8 @@ from audioset_downloader.errors import FailureReason
 from audioset_downloader.fetch.mirrors.source import BACKEND as MIRRORED
 from audioset_downloader.outputs.layout import CsvOutputs
 from audioset_downloader.outputs.ledger import BACKEND
-from audioset_downloader.pacing.book import IdentityStats, duration_words, load_learned
+from audioset_downloader.pacing.book import IdentityStats, duration_words
+from audioset_downloader.pacing.learned import load_learned
 
 HEARTBEAT_S = 10.0  # a small file: cheap enough to keep a watcher within seconds of the run
 SAMPLE_EVERY_S = 60.0

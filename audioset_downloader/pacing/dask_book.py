@@ -16,16 +16,8 @@ from typing import Any
 from distributed import SchedulerPlugin, get_client
 
 from audioset_downloader.inputs.settings import Settings
-from audioset_downloader.pacing.book import (
-    Cooling,
-    IdentityStats,
-    Learned,
-    PacingBook,
-    Turn,
-    book_arguments,
-    load_learned,
-    pace_for,
-)
+from audioset_downloader.pacing.book import Cooling, IdentityStats, PacingBook, Turn
+from audioset_downloader.pacing.learned import Learned, book_arguments, load_learned, pace_for
 
 PLUGIN_NAME = "audioset-downloader-pacing"
 

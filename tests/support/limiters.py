@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from audioset_downloader.inputs.settings import load_settings
-from audioset_downloader.pacing.book import PacingBook, book_arguments
+from audioset_downloader.pacing.book import PacingBook
+from audioset_downloader.pacing.learned import book_arguments
 
 
 class Limiter(Protocol):
