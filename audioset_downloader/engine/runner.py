@@ -36,7 +36,7 @@ from audioset_downloader.errors import (
 from audioset_downloader.fetch.cutter import find_ffmpeg
 from audioset_downloader.fetch.mirrors import open_mirrors
 from audioset_downloader.fetch.mirrors.source import BACKEND as MIRRORED
-from audioset_downloader.fetch.mirrors.source import Mirror, Mirrors, remember_throughput
+from audioset_downloader.fetch.mirrors.source import Mirrors, remember_throughput
 from audioset_downloader.inputs.labels import Ontology, ontology_path
 from audioset_downloader.inputs.lists import AUDIOSET, NotesOf, audioset_windows, label_filter, list_format, read_list
 from audioset_downloader.inputs.segments import InvalidRow, Segment, shard_of
@@ -135,18 +135,14 @@ class CsvRun:
             self._listed = {row.ytid for row in read_list(self.csv_path, self.settings) if type(row) is Segment}
         return self._listed
 
-    def build_mirrors(self, opened: list[Mirror] | None = None) -> None:
-        """The copies MIRRORS hold of this list's videos (``opened``: the mirrors, already opened)."""
+    def build_mirrors(self) -> None:
+        """The copies MIRRORS hold of this list's videos."""
         if not self.settings.mirrors:
             return
-        opened = opened if opened is not None else open_mirrors(self.settings)
-        copies: dict[str, list] = {}
-        for mirror in opened:
-            for ytid, found in mirror.index.copies(self.listed).items():
-                copies.setdefault(ytid, []).extend((mirror.number, copy) for copy in found)
-        audioset = None if self.list_format.NAME == AUDIOSET else audioset_windows(self.settings, set(copies))
-        self.mirrors = Mirrors(opened, copies, audioset)
-        log.info("%s: the mirrors hold copies of %d of its %d videos", self.csv_path, len(copies), len(self.listed))
+        windows = None if self.list_format.NAME == AUDIOSET else lambda ytids: audioset_windows(self.settings, ytids)
+        self.mirrors = Mirrors.for_list(open_mirrors(self.settings), self.listed, windows)
+        log.info("%s: the mirrors hold copies of %d of its %d videos", self.csv_path, len(self.mirrors.copies),
+                 len(self.listed))
 
     def build_reuse_index(self) -> None:
         """Index the clips on disk this list's windows could take: only when other manifests exist to read."""

@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +95,17 @@ class Mirrors:
     # None: the list is AudioSet's own, whose every window is the one a YTID names.
     audioset: dict[str, tuple[int, int]] | None = None
     dropped: set[int] = field(default_factory=set)  # mirrors the audit found are not the windows
+
+    @classmethod
+    def for_list(cls, mirrors: list[Mirror], ytids: set[str],
+                 audioset_windows: Callable[[set[str]], dict[str, tuple[int, int]]] | None) -> Mirrors:
+        """The copies ``mirrors`` hold of these videos; ``audioset_windows``: for a list that is not AudioSet's, what
+        gives AudioSet's window of each video held (None: the list is AudioSet's own)."""
+        copies: dict[str, list[tuple[int, Copy]]] = {}
+        for mirror in mirrors:
+            for ytid, found in mirror.index.copies(ytids).items():
+                copies.setdefault(ytid, []).extend((mirror.number, copy) for copy in found)
+        return cls(mirrors, copies, None if audioset_windows is None else audioset_windows(set(copies)))
 
     def held(self, segment: Segment) -> list[tuple[Mirror, Copy]]:
         """The copies of this window, in MIRRORS' order."""
