@@ -33,6 +33,7 @@ from audioset_downloader.inputs.cookies import load_cookies
 from audioset_downloader.inputs.segments import Segment
 from audioset_downloader.inputs.settings import Settings
 from audioset_downloader.outputs import provenance
+from audioset_downloader.outputs.summary import size_words
 
 OK, WARN, FAIL, SKIPPED = "ok", "warn", "FAIL", "skipped"
 
@@ -173,10 +174,6 @@ def _writable(folder: Path) -> str | None:
     return None
 
 
-def _size(count: float) -> str:
-    return f"{count / 1e9:.1f} GB" if count >= 1e9 else f"{count / 1e6:.0f} MB"
-
-
 def _cache(settings: Settings) -> Check:
     folder = settings.cache_folder
     problem = _writable(folder)
@@ -239,7 +236,7 @@ def _output(settings: Settings) -> Check:
     planned = sum(count_planned(path, settings) for path in settings.csv_file_names if path.is_file())
     needed = planned * clip_bytes(settings)
     free = shutil.disk_usage(_existing(folder.absolute())).free
-    detail = f"{folder}: {_size(free)} free, about {_size(needed)} for {planned} planned clips"
+    detail = f"{folder}: {size_words(free)} free, about {size_words(needed)} for {planned} planned clips"
     if needed > free:
         return Check("OUTPUT_DIR", WARN, detail + "; free space or choose another folder")
     return Check("OUTPUT_DIR", OK, detail)

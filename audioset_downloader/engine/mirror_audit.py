@@ -111,7 +111,7 @@ def _measure(worker: ClipWorker, mirrors: Mirrors, mirror: Mirror, segment: Segm
         if fetched.file is None:
             log.info("%s: not measurable against YouTube: %s", segment.ytid, fetched.detail or "not fetched")
             return None
-        alone = Mirrors([mirror if m is mirror else m for m in mirrors.mirrors],
+        alone = Mirrors(mirrors.mirrors,
                         {segment.ytid: [(n, c) for n, c in mirrors.copies.get(segment.ytid, []) if n == mirror.number]},
                         mirrors.audioset)
         copy = Path(folder) / f"copy-{Path(fetched.file).name}"

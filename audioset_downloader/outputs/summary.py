@@ -63,8 +63,8 @@ class CsvSummary:
             f"{self.invalid_rows} invalid rows"
         )
         if self.mirrored:
-            text += (f", {self.mirrored} of the written from mirrors ({_size(self.mirror_bytes)} read"
-                     + (f", {_size(self.mirror_bytes / self.mirror_seconds)}/s" if self.mirror_seconds else "") + ")")
+            rate = f", {size_words(self.mirror_bytes / self.mirror_seconds)}/s" if self.mirror_seconds else ""
+            text += f", {self.mirrored} of the written from mirrors ({size_words(self.mirror_bytes)} read{rate})"
         if self.silent:
             text += f", {self.silent} of the written silent (flagged in the manifests)"
         if self.filtered_out:
@@ -105,7 +105,8 @@ class CsvSummary:
         return cls(**{key: value for key, value in json.loads(text).items() if key in known})
 
 
-def _size(size: float) -> str:
+def size_words(size: float) -> str:
+    """A byte count as people read it: 345 B, 12.3 MB, 2.4 TB."""
     for unit in ("B", "KB", "MB", "GB"):
         if size < 1000:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"

@@ -10,6 +10,7 @@ summary's bandwidth and the benchmark's bytes per clip.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import threading
@@ -123,8 +124,6 @@ class MirrorAccess:
         """What names this copy's contents for the index cache: the commit, else its files and sizes."""
         if self.commit is not None:
             return self.commit
-        import hashlib
-
         digest = hashlib.sha256("\n".join(f"{e.path} {e.size}" for e in entries).encode()).hexdigest()
         return f"listing-{digest[:20]}"
 
